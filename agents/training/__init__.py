@@ -1,0 +1,1 @@
+"""Training tool-use policies with GRPO and Reinforce++ on ftrl-gym environments."""
