@@ -146,3 +146,64 @@ def scatter_scores(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def mean_score(scores: torch.Tensor) -> float:
     """Mean of a batch of scores as a Python float (for logging)."""
     return float(masked_mean(scores.float(), torch.ones_like(scores, dtype=torch.float32)))
+
+
+def turn_returns(turn_rewards: Sequence[float], gamma: float) -> list[float]:
+    """Discounted return of each assistant turn of one episode, ``G_k = r_k + gamma * G_{k+1}``.
+
+    Args:
+        turn_rewards: The env's reward for each assistant turn, in order.
+        gamma: Discount per turn, in ``[0, 1]``.
+
+    Returns:
+        One return per turn.
+    """
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must lie in [0, 1]; got {gamma}")
+    returns: list[float] = []
+    running = 0.0
+    for reward in reversed(turn_rewards):
+        running = float(reward) + gamma * running
+        returns.append(running)
+    return returns[::-1]
+
+
+def turn_level_advantages(
+    episodes_turn_rewards: Sequence[Sequence[float]],
+    group_ids: Sequence[object],
+    gamma: float = 1.0,
+    normalize_by_std: bool = True,
+    eps: float = 1e-6,
+) -> list[list[float]]:
+    """Turn-level advantages for online multi-turn episodes (sample scheme b).
+
+    Each turn's discounted return is compared with the returns of every turn of the episodes that
+    started from the same task (the group): ``A = (G - mean(G_group)) / (std(G_group) + eps)``. The
+    tokens of a turn all take that turn's advantage. A group with fewer than two returns gets 0.
+
+    Args:
+        episodes_turn_rewards: Per episode, the reward of each assistant turn.
+        group_ids: One task id per episode.
+        gamma: Discount per turn.
+        normalize_by_std: Divide by the group's (unbiased) standard deviation.
+        eps: Added to the std.
+
+    Returns:
+        Per episode, the advantage of each turn.
+    """
+    if len(episodes_turn_rewards) != len(group_ids):
+        raise ValueError(
+            f"need one group id per episode: {len(episodes_turn_rewards)} episodes, "
+            f"{len(group_ids)} ids"
+        )
+    returns = [turn_returns(rewards, gamma) for rewards in episodes_turn_rewards]
+    advantages = [[0.0] * len(r) for r in returns]
+    for members in group_indices(group_ids):
+        pooled = torch.tensor([g for m in members for g in returns[m]], dtype=torch.float64)
+        if pooled.numel() < 2:
+            continue
+        scale = float(pooled.std()) + eps if normalize_by_std else 1.0
+        mean = float(pooled.mean())
+        for m in members:
+            advantages[m] = [(g - mean) / scale for g in returns[m]]
+    return advantages

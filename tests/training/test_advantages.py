@@ -74,3 +74,20 @@ def test_scatter_scores_puts_the_score_on_the_last_generated_token():
 def test_scatter_scores_rejects_an_empty_response():
     with pytest.raises(ValueError, match="at least one generated token"):
         scatter_scores(torch.tensor([1.0]), torch.zeros(1, 3))
+
+
+def test_turn_returns_discount_later_turns():
+    from agents.training.advantages import turn_returns
+
+    assert turn_returns([0.5, 0.0, 1.0], gamma=0.5) == [0.75, 0.5, 1.0]
+
+
+def test_turn_level_advantages_pool_turns_of_the_same_task():
+    from agents.training.advantages import turn_level_advantages
+
+    # task a returns (gamma 1): episode 1 -> [2, 1], episode 2 -> [0]; pooled mean 1, std 1
+    # task b has one turn in all: no baseline, advantage 0
+    advantages = turn_level_advantages([[1.0, 1.0], [0.0], [0.7]], ["a", "a", "b"], gamma=1.0)
+    assert advantages[0] == pytest.approx([1.0, 0.0], abs=1e-5)
+    assert advantages[1] == pytest.approx([-1.0], abs=1e-5)
+    assert advantages[2] == [0.0]
