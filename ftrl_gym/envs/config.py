@@ -1,0 +1,111 @@
+"""The env's keyword arguments as a validated dataclass, and where the built-in datasets live."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ftrl_gym.errors import EnvConfigError
+from ftrl_gym.reward import REWARD_VARIANTS
+from ftrl_gym.tasks import SCENARIOS, TaskRecord, load_tasks
+
+SPLITS: tuple[str, ...] = ("train", "test")
+"""Dataset splits of the built-in ids."""
+
+MIXED = "mixed"
+"""Pseudo-scenario of ``FTRL-Mixed-v0``: the four scenarios together."""
+
+DATA_DIR_ENV = "FTRL_GYM_DATA_DIR"
+"""Environment variable that overrides the directory of the built-in datasets."""
+
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "envs_generated"
+"""The repository's ``envs_generated/`` (``<scenario>/<split>.jsonl``)."""
+
+
+@dataclass(frozen=True)
+class ToolUseEnvConfig:
+    """Episode settings shared by every env id (the ``gym.make`` keyword arguments of SPEC 5)."""
+
+    max_turns: int = 20
+    """Assistant turns before the episode is truncated."""
+    reward: str = "solve_f1"
+    """Reward variant: a key of ``ftrl_gym.reward.REWARD_VARIANTS``."""
+    tool_timeout: float = 10.0
+    """Wall-clock seconds one tool call may run."""
+    tool_memory_mb: int = 1024
+    """Memory limit of each sandbox worker process, in MiB."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_turns, bool) or not isinstance(self.max_turns, int) or self.max_turns < 1:
+            raise EnvConfigError(
+                f"max_turns must be a positive int, got {self.max_turns!r}; e.g. gym.make(id, max_turns=20)"
+            )
+        if self.reward not in REWARD_VARIANTS:
+            raise EnvConfigError(
+                f"unknown reward {self.reward!r}{_did_you_mean(self.reward, REWARD_VARIANTS)}; "
+                f"choose one of {', '.join(REWARD_VARIANTS)}"
+            )
+        timeout = self.tool_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
+            math.isfinite(timeout) and timeout > 0
+        ):
+            raise EnvConfigError(f"tool_timeout must be a positive number of seconds, got {timeout!r}")
+        memory = self.tool_memory_mb
+        if isinstance(memory, bool) or not isinstance(memory, int) or memory < 64:
+            raise EnvConfigError(
+                f"tool_memory_mb must be an int of at least 64 (MiB), got {memory!r}; the default is 1024"
+            )
+
+
+def _did_you_mean(value: object, choices: object) -> str:
+    """`` (did you mean 'x'?)`` when a close match exists."""
+    matches = difflib.get_close_matches(str(value), list(choices), n=1)  # type: ignore[call-overload]
+    return f" (did you mean {matches[0]!r}?)" if matches else ""
+
+
+def builtin_task_files(scenario: str, split: str, data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
+    """The dataset files behind a built-in id.
+
+    Args:
+        scenario: One of ``ftrl_gym.tasks.SCENARIOS`` or ``"mixed"``.
+        split: ``"train"`` or ``"test"``.
+        data_dir: Dataset root; default ``$FTRL_GYM_DATA_DIR`` or the repository's ``envs_generated/``.
+
+    Returns:
+        One path per scenario, in ``SCENARIOS`` order.
+
+    Raises:
+        EnvConfigError: Unknown split or scenario, or a missing file.
+    """
+    if split not in SPLITS:
+        raise EnvConfigError(
+            f"unknown split {split!r}{_did_you_mean(split, SPLITS)}; use split='train' or split='test'"
+        )
+    if scenario != MIXED and scenario not in SCENARIOS:
+        raise EnvConfigError(f"unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)} or {MIXED!r}")
+    root = Path(data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+    files = [root / name / f"{split}.jsonl" for name in (SCENARIOS if scenario == MIXED else (scenario,))]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise EnvConfigError(
+            f"dataset file(s) not found: {', '.join(missing)}; generate them with `ftrl-gym generate`, "
+            f"or point data_dir= (or ${DATA_DIR_ENV}) at a directory of <scenario>/<split>.jsonl files"
+        )
+    return files
+
+
+def load_builtin_tasks(scenario: str, split: str, data_dir: str | os.PathLike[str] | None = None) -> list[TaskRecord]:
+    """Load the tasks behind a built-in id (all scenarios in order for ``"mixed"``).
+
+    Args:
+        scenario: One of ``ftrl_gym.tasks.SCENARIOS`` or ``"mixed"``.
+        split: ``"train"`` or ``"test"``.
+        data_dir: See :func:`builtin_task_files`.
+
+    Returns:
+        The task records.
+    """
+    return [task for path in builtin_task_files(scenario, split, data_dir) for task in load_tasks(path)]

@@ -1,0 +1,32 @@
+"""Registration of the ``FTRL-*-v0`` ids with Gymnasium (idempotent, no env is built at import)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+ENTRY_POINT = "ftrl_gym.envs.tool_use_env:ToolUseEnv"
+"""What every id builds."""
+
+BUILTIN_IDS: dict[str, str] = {
+    "FTRL-SingleHop-v0": "single_hop",
+    "FTRL-ParallelSingleHop-v0": "parallel_single_hop",
+    "FTRL-MultiHop-v0": "multi_hop",
+    "FTRL-ParallelMultiHop-v0": "parallel_multi_hop",
+    "FTRL-Mixed-v0": "mixed",
+}
+"""Built-in ids and the scenario of ``envs_generated/`` each one serves."""
+
+CUSTOM_ID = "FTRL-Custom-v0"
+"""The id that takes ``tasks=`` (a JSONL path or a list of records)."""
+
+ENV_IDS: tuple[str, ...] = (*BUILTIN_IDS, CUSTOM_ID)
+"""Every id this package registers."""
+
+
+def register_envs() -> None:
+    """Register every id that is not registered yet (safe to call many times)."""
+    for env_id, scenario in BUILTIN_IDS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=ENTRY_POINT, kwargs={"scenario": scenario})
+    if CUSTOM_ID not in gym.registry:
+        gym.register(id=CUSTOM_ID, entry_point=ENTRY_POINT)

@@ -1,0 +1,345 @@
+"""``ToolUseEnv``: one tool-use task per episode, the agent's text stepped through the sandbox (SPEC 5)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+from gymnasium.error import ResetNeeded
+
+from ftrl_gym.envs.config import ToolUseEnvConfig, load_builtin_tasks
+from ftrl_gym.envs.rendering import explain_outcome, fit, render_messages, render_transcript, tool_response_block
+from ftrl_gym.envs.spaces import LLMText
+from ftrl_gym.errors import EnvConfigError, EpisodeStateLostError
+from ftrl_gym.parsing import ParsedCall, parse_response
+from ftrl_gym.reward import count_answers, episode_metrics, turn_reward
+from ftrl_gym.sandbox import Sandbox, SandboxConfig, SandboxSession, ToolCall, ToolResult
+from ftrl_gym.tasks import TaskRecord, load_tasks
+
+OBSERVATION_MAX_LENGTH = 2**18
+"""Characters of the observation space (longer observations are cut with a marker)."""
+ACTION_MAX_LENGTH = 2**18
+"""Characters of the action space; longer responses are still accepted by ``step``."""
+
+
+class ToolUseEnv(gym.Env[str, Any]):
+    """A multi-turn tool-use episode scored with the Solve-F1 reward.
+
+    One episode is one task (:class:`~ftrl_gym.tasks.TaskRecord`). ``reset`` opens the task's tools in
+    a sandbox session; each ``step`` takes one assistant turn, runs its tool calls, and scores the turn
+    with ``ftrl_gym.reward.turn_reward`` (SPEC 3). A turn without a parsed call ends the episode
+    (``terminated``); ``max_turns`` turns, or a lost world state, truncate it (``truncated``).
+
+    **Action**: the assistant's response — text with Hermes ``<tool_call>`` blocks (or Llama
+    ``<|python_tag|>`` JSON), or an OpenAI assistant message dict with ``tool_calls``. The action space
+    (:class:`LLMText`) describes the text form. Malformed actions are scored, never raised.
+
+    **Observation** (:class:`LLMText`): after ``reset``, the opening messages' text; after a turn with
+    calls, each tool result as ``<tool_response>\\n…\\n</tool_response>`` joined by newlines (what a
+    Hermes/Qwen model reads next); after the final turn, a sentence explaining how it was scored.
+
+    **info** (after ``reset`` and every ``step``):
+
+    - ``messages``: the whole conversation in OpenAI format (a fresh list; do not mutate its dicts).
+      Assistant turns carry ``tool_calls`` with ids ``call_<turn>_<i>``; tool messages carry
+      ``tool_call_id``, ``name`` and ``content``.
+    - ``tools``: the task's OpenAI function schemas.
+    - ``metrics``: episode so far: ``solve_p``, ``solve_r``, ``solve_f1`` (``episode_metrics``),
+      ``calls`` (C), ``solved`` (S), ``total_answers`` (T).
+    - ``tool_calls``: this turn's parsed calls, ``{"id", "name", "arguments"}`` each.
+    - ``tool_results``: their results, ``{"id", "name", "ok", "text", "error"}`` each.
+    - ``parse_errors``: one line per call attempt that did not parse (skipped).
+    - ``reward_breakdown``: ``{"variant", "branch", "num_calls", "num_solved",
+      "answers_left_before", "solved": [[tool, answer], ...]}``; None after ``reset``.
+    - ``task_index``: index of the episode's task in ``env.unwrapped.tasks``.
+    - ``turn``: assistant turns taken so far.
+    - ``answers_left``: expected answers not yet obtained.
+    - ``truncation_reason``: None, ``"max_turns"`` or ``"state_lost"`` (the sandbox worker holding a
+      stateful episode's world state died).
+
+    Attributes:
+        tasks: The task records episodes are drawn from.
+        task: The current episode's record (None before the first ``reset``).
+        config: The validated episode settings.
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(
+        self,
+        tasks: str | os.PathLike[str] | Iterable[TaskRecord | Mapping[str, Any]] | None = None,
+        *,
+        scenario: str | None = None,
+        split: str = "train",
+        data_dir: str | os.PathLike[str] | None = None,
+        max_turns: int = 20,
+        reward: str = "solve_f1",
+        tool_timeout: float = 10.0,
+        tool_memory_mb: int = 1024,
+        sandbox: Sandbox | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        """Create the env.
+
+        Args:
+            tasks: A JSONL path or a list of records (``FTRL-Custom-v0``); exclusive with ``scenario``.
+            scenario: Built-in dataset: a scenario name or ``"mixed"`` (set by the registered ids).
+            split: ``"train"`` or ``"test"`` for built-in datasets.
+            data_dir: Root of the built-in datasets (default: ``envs_generated/``).
+            max_turns: Assistant turns before truncation.
+            reward: ``"solve_f1"``, ``"solve_p"``, ``"solve_r"`` or ``"solve_pr"``.
+            tool_timeout: Wall-clock seconds per tool call.
+            tool_memory_mb: Memory limit of a sandbox worker, in MiB.
+            sandbox: An existing sandbox to share (not closed by this env, not pickled); by default
+                the env starts its own on first ``reset``.
+            render_mode: None or ``"ansi"`` (``render()`` returns the transcript).
+
+        Raises:
+            EnvConfigError: Invalid arguments; the message says how to fix them.
+            TaskFormatError: The task file or records are malformed.
+        """
+        self.config = ToolUseEnvConfig(max_turns, reward, tool_timeout, tool_memory_mb)
+        self.tasks: list[TaskRecord] = _resolve_tasks(tasks, scenario, split, data_dir)
+        if render_mode not in (None, "ansi"):
+            raise EnvConfigError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        if sandbox is not None and not isinstance(sandbox, Sandbox):
+            raise EnvConfigError(f"sandbox= must be an ftrl_gym.sandbox.Sandbox, got {type(sandbox).__name__}")
+        self.render_mode = render_mode
+        self.observation_space = LLMText(OBSERVATION_MAX_LENGTH)
+        self.action_space = LLMText(ACTION_MAX_LENGTH)
+        self._sandbox = sandbox
+        self._owns_sandbox = sandbox is None
+        self._session: SandboxSession | None = None
+        self._pending_state: Any = None
+        self.task: TaskRecord | None = None
+        self._task_index = -1
+        self._done = True
+
+    # ---- episode -------------------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """Start an episode: task ``options["task_index"]``, or one drawn with ``self.np_random``.
+
+        Args:
+            seed: Seeds ``self.np_random`` (the only randomness of the env).
+            options: ``{"task_index": i}`` to choose the task.
+
+        Returns:
+            The opening messages' text and the info dict (see the class docstring).
+        """
+        super().reset(seed=seed)
+        self._task_index = self._choose_task(options)
+        self.task = self.tasks[self._task_index]
+        self._close_session()
+        self._pending_state = copy.deepcopy(self.task.state)
+        self._unsolved = {name: list(answers) for name, answers in self.task.unsolved_set.items()}
+        self._messages: list[dict[str, Any]] = copy.deepcopy(self.task.messages)
+        self._turn = self._calls = self._solved = 0
+        self._done = False
+        self._ensure_session()
+        info = self._info([], [], [], None, None)
+        return fit(render_messages(self._messages), OBSERVATION_MAX_LENGTH), info
+
+    def step(self, action: Any) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Take one assistant turn.
+
+        Args:
+            action: Response text, or an OpenAI assistant message dict.
+
+        Returns:
+            ``(observation, reward, terminated, truncated, info)`` as the class docstring describes.
+
+        Raises:
+            ResetNeeded: The episode is over (or never started); call ``reset``.
+            SandboxError: The sandbox infrastructure failed (never for anything the agent did).
+        """
+        if self._done or self.task is None:
+            raise ResetNeeded("the episode is over: call env.reset() before env.step()")
+        self._turn += 1
+        parsed = parse_response(action, id_prefix=f"call_{self._turn}")
+        results, state_lost = self._run_calls(parsed.calls)
+        outcome = turn_reward(
+            parsed.content,
+            [(call.name, result.text if result.ok else None) for call, result in zip(parsed.calls, results)],
+            self._unsolved,
+            self.task.answer,
+            self._solve_rate(),
+            self.config.reward,
+            parsed.num_unparsable,
+        )
+        self._unsolved = outcome.unsolved_after
+        self._calls += outcome.num_calls
+        self._solved += outcome.num_solved
+        self._messages.append(parsed.message)
+        self._messages.extend(
+            {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result.text}
+            for call, result in zip(parsed.calls, results)
+        )
+        terminated = not parsed.calls
+        reason = None if terminated else ("state_lost" if state_lost else None)
+        if not terminated and reason is None and self._turn >= self.config.max_turns:
+            reason = "max_turns"
+        self._done = terminated or reason is not None
+        if terminated:
+            observation = explain_outcome(parsed, outcome)
+        else:
+            observation = "\n".join(tool_response_block(result.text) for result in results)
+        breakdown = {
+            "variant": self.config.reward,
+            "branch": outcome.branch,
+            "num_calls": outcome.num_calls,
+            "num_solved": outcome.num_solved,
+            "answers_left_before": outcome.answers_left_before,
+            "solved": [list(pair) for pair in outcome.solved],
+        }
+        info = self._info(parsed.calls, results, list(parsed.errors), breakdown, reason)
+        return fit(observation, OBSERVATION_MAX_LENGTH), float(outcome.reward), terminated, reason is not None, info
+
+    def get_state(self) -> Any:
+        """A copy of the episode's world state (stateful tasks), else None.
+
+        Returns:
+            The state after the calls so far, as the tools see it in ``data``.
+        """
+        if self.task is None or self.task.state is None:
+            return None
+        if self._session is None:
+            return copy.deepcopy(self._pending_state)
+        return self._session.get_state()
+
+    def render(self) -> str | None:
+        """The conversation as a transcript with role headers (``render_mode="ansi"``)."""
+        if self.render_mode != "ansi" or self.task is None:
+            return None
+        return render_transcript(self._messages)
+
+    def close(self) -> None:
+        """Close the episode's session and, unless it was shared, the sandbox's worker processes."""
+        self._close_session()
+        if self._owns_sandbox and self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
+        super().close()
+
+    # ---- pickling ------------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Drop the sandbox and session; keep a stateful episode's world state to reopen it lazily."""
+        state = self.__dict__.copy()
+        if self._session is not None and self.task is not None and self.task.state is not None:
+            state["_pending_state"] = self._session.get_state()
+        state["_sandbox"] = state["_session"] = None
+        state["_owns_sandbox"] = True
+        spec = state.get("spec")
+        if spec is not None and "sandbox" in spec.kwargs:
+            kwargs = {k: v for k, v in spec.kwargs.items() if k != "sandbox"}
+            state["spec"] = dataclasses.replace(spec, kwargs=kwargs)
+        return state
+
+    # ---- internals -----------------------------------------------------------------------------
+
+    def _choose_task(self, options: dict[str, Any] | None) -> int:
+        if options and options.get("task_index") is not None:
+            index = options["task_index"]
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self.tasks):
+                raise EnvConfigError(
+                    f"options['task_index'] must be an int in 0..{len(self.tasks) - 1} "
+                    f"(this env has {len(self.tasks)} tasks), got {index!r}"
+                )
+            return index
+        return int(self.np_random.integers(len(self.tasks)))
+
+    def _ensure_session(self) -> SandboxSession:
+        if self._session is None:
+            if self._sandbox is None:
+                self._sandbox = Sandbox(
+                    SandboxConfig(timeout_s=self.config.tool_timeout, memory_mb=self.config.tool_memory_mb)
+                )
+                self._owns_sandbox = True
+            assert self.task is not None
+            self._session = self._sandbox.open_session(self.task.codes, self._pending_state)
+        return self._session
+
+    def _close_session(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _run_calls(self, calls: tuple[ParsedCall, ...]) -> tuple[list[ToolResult], bool]:
+        """Run the calls in one sandbox round trip; returns the results and whether state was lost."""
+        if not calls:
+            return [], False
+        session = self._ensure_session()
+        try:
+            results = session.call([ToolCall(call.name, call.arguments) for call in calls])
+        except EpisodeStateLostError as exc:
+            line = f"error: the episode's world state was lost ({exc}); the episode is truncated"
+            return [ToolResult(False, line, None, line, 0.0) for _ in calls], True
+        return results, session.state_lost
+
+    def _solve_rate(self) -> float:
+        """Fraction of sub-problems solved: the record's ``solve_rate`` plus this episode's share."""
+        assert self.task is not None
+        total, left = self.task.total_answers, count_answers(self._unsolved)
+        if total == 0:
+            return self.task.solve_rate
+        if left == 0:
+            return 1.0
+        return self.task.solve_rate + (1.0 - self.task.solve_rate) * (total - left) / total
+
+    def _info(
+        self,
+        calls: Iterable[ParsedCall],
+        results: list[ToolResult],
+        parse_errors: list[str],
+        breakdown: dict[str, Any] | None,
+        truncation_reason: str | None,
+    ) -> dict[str, Any]:
+        assert self.task is not None
+        metrics: dict[str, Any] = episode_metrics(self.task.total_answers, self._calls, self._solved)
+        metrics.update(calls=self._calls, solved=self._solved, total_answers=self.task.total_answers)
+        return {
+            "messages": list(self._messages),
+            "tools": self.task.tools,
+            "metrics": metrics,
+            "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls],
+            "tool_results": [
+                {"id": c.id, "name": c.name, "ok": r.ok, "text": r.text, "error": r.error}
+                for c, r in zip(calls, results)
+            ],
+            "parse_errors": parse_errors,
+            "reward_breakdown": breakdown,
+            "task_index": self._task_index,
+            "turn": self._turn,
+            "answers_left": count_answers(self._unsolved),
+            "truncation_reason": truncation_reason,
+        }
+
+
+def _resolve_tasks(
+    tasks: str | os.PathLike[str] | Iterable[TaskRecord | Mapping[str, Any]] | None,
+    scenario: str | None,
+    split: str,
+    data_dir: str | os.PathLike[str] | None,
+) -> list[TaskRecord]:
+    """Load the env's tasks from ``tasks=`` or from the built-in dataset of ``scenario``/``split``."""
+    if tasks is not None and scenario is not None:
+        raise EnvConfigError("pass either tasks= (FTRL-Custom-v0) or a built-in scenario, not both")
+    if tasks is None and scenario is None:
+        raise EnvConfigError(
+            "FTRL-Custom-v0 needs tasks=: a path to a JSONL file of task records or a list of records, "
+            "e.g. gym.make('FTRL-Custom-v0', tasks='my_tasks.jsonl')"
+        )
+    if tasks is None:
+        loaded = load_builtin_tasks(scenario, split, data_dir)  # type: ignore[arg-type]
+    elif isinstance(tasks, (str, os.PathLike)) and not os.path.isfile(tasks):
+        raise EnvConfigError(f"tasks={str(tasks)!r} is not a file; pass a JSONL path or a list of records")
+    else:
+        loaded = load_tasks(tasks)
+    if not loaded:
+        raise EnvConfigError("the task list is empty; an env needs at least one task record")
+    return loaded
