@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -27,8 +29,39 @@ def render_chat_prompt(
         The prompt text, ending with the generation prompt of the assistant turn.
     """
     return tokenizer.apply_chat_template(
-        messages, tools=tools, add_generation_prompt=True, tokenize=False, **template_kwargs
+        template_messages(messages), tools=tools, add_generation_prompt=True, tokenize=False, **template_kwargs
     )
+
+
+def template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copy OpenAI messages into the shape chat templates expect.
+
+    Templates such as Qwen's write ``arguments | tojson``, which would double-encode the JSON string
+    of OpenAI messages; here arguments become dicts and a None content becomes ``""``.
+
+    Args:
+        messages: OpenAI chat messages.
+
+    Returns:
+        New message dicts (the input is not modified).
+    """
+    out = []
+    for message in messages:
+        copy = {**message, "content": message.get("content") or ""}
+        if message.get("tool_calls"):
+            copy["tool_calls"] = [_decoded(call) for call in message["tool_calls"]]
+        out.append(copy)
+    return out
+
+
+def _decoded(call: dict[str, Any]) -> dict[str, Any]:
+    function = dict(call.get("function") or {})
+    if isinstance(function.get("arguments"), str):
+        try:
+            function["arguments"] = json.loads(function["arguments"])
+        except json.JSONDecodeError:
+            pass
+    return {**call, "function": function}
 
 
 def load_tokenizer(name_or_path: str) -> Any:
@@ -64,22 +97,31 @@ class ChatTemplateObservation(gym.Wrapper):
         >>> env = ChatTemplateObservation(gym.make("FTRL-MultiHop-v0"), "Qwen/Qwen2.5-7B-Instruct")
     """
 
-    def __init__(self, env: gym.Env, tokenizer: Any, **template_kwargs: Any) -> None:
+    def __init__(
+        self,
+        env: gym.Env,
+        tokenizer: Any,
+        render: Callable[..., str] = render_chat_prompt,
+        **template_kwargs: Any,
+    ) -> None:
         """Wrap an env.
 
         Args:
             env: A ``ToolUseEnv`` (possibly wrapped).
             tokenizer: A tokenizer with ``apply_chat_template``, or a model name/path to load one.
-            **template_kwargs: Passed to every ``apply_chat_template`` call.
+            render: ``render(tokenizer, messages, tools, **template_kwargs) -> str``; the default
+                passes ``tools=`` to the template. Pass another for templates that ignore tools.
+            **template_kwargs: Passed to every ``render`` call.
         """
         super().__init__(env)
         self.tokenizer = load_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
+        self.render_prompt = render
         self.template_kwargs = template_kwargs
         self.observation_space = LLMText(PROMPT_MAX_LENGTH)
 
     def _render(self, observation: str, info: dict[str, Any]) -> str:
         info["text_observation"] = observation
-        return render_chat_prompt(self.tokenizer, info["messages"], info["tools"], **self.template_kwargs)
+        return self.render_prompt(self.tokenizer, info["messages"], info["tools"], **self.template_kwargs)
 
     def reset(self, **kwargs: Any) -> tuple[str, dict[str, Any]]:
         """Reset and render the opening prompt."""

@@ -6,7 +6,8 @@ import string
 from ctypes import c_int32
 from multiprocessing.sharedctypes import SynchronizedArray
 from types import ModuleType
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, overload
 
 import multiprocessing as mp
 import numpy as np
@@ -107,9 +108,41 @@ def _write_shared_memory(
     row[1 : 1 + len(codes)] = codes
 
 
+class SharedTextBatch(Sequence[str]):
+    """A live view of the texts an async vector env's workers wrote to shared memory.
+
+    Gymnasium reads the observation buffer once and relies on array views staying current, which plain
+    strings cannot do; this view decodes on access instead. ``deepcopy`` (what ``AsyncVectorEnv`` does
+    with ``copy=True``, the default) turns it into a plain tuple of strings.
+    """
+
+    def __init__(self, shared_memory: SynchronizedArray[c_int32], n: int, row_size: int) -> None:
+        self._rows = np.frombuffer(shared_memory.get_obj(), dtype=np.int32).reshape((n, row_size))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[str, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> str | tuple[str, ...]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        row = self._rows[index]
+        return row[1 : 1 + row[0]].tobytes().decode("utf-32-le", errors="surrogatepass")
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> tuple[str, ...]:
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        return f"SharedTextBatch({tuple(self)!r})"
+
+
 @read_from_shared_memory.register(LLMText)
 def _read_shared_memory(
     space: LLMText, shared_memory: SynchronizedArray[c_int32], n: int = 1
-) -> tuple[str, ...]:
-    rows = np.frombuffer(shared_memory.get_obj(), dtype=np.int32).reshape((n, space.max_length + 1))
-    return tuple(row[1 : 1 + row[0]].tobytes().decode("utf-32-le", errors="surrogatepass") for row in rows)
+) -> SharedTextBatch:
+    return SharedTextBatch(shared_memory, n, space.max_length + 1)

@@ -67,7 +67,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         config: The validated episode settings.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
 
     def __init__(
         self,
