@@ -1,0 +1,229 @@
+"""Run-time guards the restricted bytecode calls (``_getattr_``, ``_write_``, ...) and the safe builtins."""
+
+from __future__ import annotations
+
+import builtins
+import collections
+import operator
+import string
+import types
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence, safe_builtins
+from RestrictedPython.transformer import INSPECT_ATTRIBUTES
+
+TOOL_FILENAME_PREFIX = "<tool "
+"""Code compiled from tool sources carries a file name starting with this (see ``policy``)."""
+
+PRINT_LIMIT = 65536
+"""Characters of ``print`` output a call keeps (readable through RestrictedPython's ``printed``)."""
+
+_SANDBOX_CLASSES: weakref.WeakSet[type] = weakref.WeakSet()
+_WRITABLE_TYPES = (dict, list, set, bytearray, collections.deque)
+_FORMATTER = string.Formatter()
+
+
+def is_sandbox_class(obj: Any) -> bool:
+    """Whether ``obj`` is a class created by tool code."""
+    return isinstance(obj, type) and obj in _SANDBOX_CLASSES
+
+
+def is_sandbox_function(obj: Any) -> bool:
+    """Whether ``obj`` is a function defined by tool code."""
+    return isinstance(obj, types.FunctionType) and obj.__code__.co_filename.startswith(TOOL_FILENAME_PREFIX)
+
+
+def build_class(name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwds: Any) -> type:
+    """The ``__metaclass__`` of every ``class`` statement: create the class with the metaclass its bases
+    call for, and remember it as tool-made so that its attributes may be written."""
+    meta: type = type
+    for base in bases:
+        base_meta = type(base)
+        if issubclass(base_meta, meta):
+            meta = base_meta
+        elif not issubclass(meta, base_meta):
+            raise TypeError("metaclass conflict: the metaclasses of the bases are unrelated")
+    cls = meta(name, bases, namespace, **kwds)
+    _SANDBOX_CLASSES.add(cls)
+    return cls
+
+
+def _check_format_fields(fmt: str, depth: int = 0) -> None:
+    """Reject format strings whose fields traverse attributes or items (``{0.__class__}``, ``{x[k]}``)."""
+    if depth > 2:
+        raise ValueError("format specification nested too deeply")
+    for _literal, field, spec, _conversion in _FORMATTER.parse(fmt):
+        if field and ("." in field or "[" in field):
+            raise ValueError(f"format field {field!r} is not allowed in the sandbox: only plain names "
+                             "and positions ({0}, {name}) are")
+        if spec and "{" in spec:
+            _check_format_fields(spec, depth + 1)
+
+
+def _safe_format(fmt: str, /, *args: Any, **kwargs: Any) -> str:
+    _check_format_fields(fmt)
+    return str.format(fmt, *args, **kwargs)
+
+
+def _safe_format_map(fmt: str, mapping: Any, /) -> str:
+    _check_format_fields(fmt)
+    return str.format_map(fmt, mapping)
+
+
+def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
+    """``_getattr_`` and the ``getattr`` builtin: no private or frame-walking names, no modules, and
+    ``str.format`` only with plain fields."""
+    if type(name) is not str:
+        raise TypeError("attribute name must be a string")
+    if name.startswith("_") or name in INSPECT_ATTRIBUTES:
+        if default:
+            return default[0]
+        raise AttributeError(f"attribute {name!r} is not accessible in the sandbox")
+    if name in ("format", "format_map") and (isinstance(obj, str) or obj is str):
+        if obj is str:
+            return _safe_format if name == "format" else _safe_format_map
+        return types.MethodType(_safe_format if name == "format" else _safe_format_map, obj)
+    value = getattr(obj, name, *default)
+    if isinstance(value, types.ModuleType):
+        raise AttributeError(f"attribute {name!r} is a module, which is not accessible in the sandbox")
+    return value
+
+
+def guarded_hasattr(obj: Any, name: str) -> bool:
+    """``hasattr`` through :func:`guarded_getattr`."""
+    try:
+        guarded_getattr(obj, name)
+    except AttributeError:
+        return False
+    return True
+
+
+def _is_writable(obj: Any) -> bool:
+    cls = type(obj)
+    return (cls in _SANDBOX_CLASSES or isinstance(obj, _WRITABLE_TYPES)
+            or (isinstance(obj, type) and obj in _SANDBOX_CLASSES))
+
+
+class _ReadOnly:
+    """What ``_write_`` hands back for objects tool code may not modify: every write fails."""
+
+    __slots__ = ("_target",)
+
+    def __init__(self, target: Any) -> None:
+        object.__setattr__(self, "_target", type(target).__name__)
+
+    def _deny(self, *args: Any) -> None:
+        raise TypeError(f"objects of type {self._target!r} cannot be modified in the sandbox")
+
+    __setattr__ = __delattr__ = __setitem__ = __delitem__ = _deny
+
+
+def guarded_write(obj: Any) -> Any:
+    """``_write_``: the object itself when tool code may modify it, else a proxy that refuses."""
+    return obj if _is_writable(obj) else _ReadOnly(obj)
+
+
+def guarded_setattr(obj: Any, name: str, value: Any) -> None:
+    """The ``setattr`` builtin."""
+    if type(name) is not str or name.startswith("_"):
+        raise AttributeError(f"attribute {name!r} cannot be set in the sandbox")
+    setattr(guarded_write(obj), name, value)
+
+
+def guarded_delattr(obj: Any, name: str) -> None:
+    """The ``delattr`` builtin."""
+    if type(name) is not str or name.startswith("_"):
+        raise AttributeError(f"attribute {name!r} cannot be deleted in the sandbox")
+    delattr(guarded_write(obj), name)
+
+
+_INPLACE: dict[str, Callable[[Any, Any], Any]] = {
+    "+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv,
+    "//=": operator.ifloordiv, "%=": operator.imod, "**=": operator.ipow, "<<=": operator.ilshift,
+    ">>=": operator.irshift, "|=": operator.ior, "^=": operator.ixor, "&=": operator.iand,
+    "@=": operator.imatmul,
+}
+
+
+def inplace_var(op: str, target: Any, value: Any) -> Any:
+    """``_inplacevar_``: the result of ``target <op>= value``."""
+    return _INPLACE[op](target, value)
+
+
+def augmented_setitem(obj: Any, key: Any, op: str, value: Any) -> None:
+    """``obj[key] <op>= value`` for the policy's rewrite of augmented item assignment."""
+    guarded_write(obj)[key] = _INPLACE[op](obj[key], value)
+
+
+def augmented_setattr(obj: Any, name: str, op: str, value: Any) -> None:
+    """``obj.name <op>= value`` for the policy's rewrite of augmented attribute assignment."""
+    setattr(guarded_write(obj), name, _INPLACE[op](guarded_getattr(obj, name), value))
+
+
+def guarded_getitem(obj: Any, key: Any) -> Any:
+    """``_getitem_``: plain subscription (containers are guarded by what they can hold)."""
+    return obj[key]
+
+
+def guarded_apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``_apply_``: a call with ``*args``/``**kwargs``."""
+    return func(*args, **kwargs)
+
+
+def guarded_iter(obj: Iterable[Any]) -> Iterator[Any]:
+    """``_getiter_``."""
+    return iter(obj)
+
+
+class PrintCollector:
+    """``_print_``: collects what ``print`` writes, up to :data:`PRINT_LIMIT` characters, never to a file."""
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self, _getattr_: Any = None) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+
+    def __call__(self) -> str:
+        return "".join(self.parts)
+
+    def _call_print(self, *objects: Any, sep: str | None = " ", end: str | None = "\n",
+                    file: Any = None, flush: bool = False) -> None:
+        text = (" " if sep is None else str(sep)).join(str(o) for o in objects) + ("\n" if end is None else str(end))
+        room = PRINT_LIMIT - self.size
+        if room > 0:
+            self.parts.append(text[:room])
+            self.size += min(len(text), room)
+
+
+def safe_type(obj: Any) -> type:
+    """``type`` with one argument only (three-argument ``type`` would bypass ``build_class``)."""
+    return type(obj)
+
+
+_EXTRA_BUILTINS = (
+    "all", "any", "ascii", "bin", "bytearray", "bytes", "classmethod", "dict", "enumerate", "filter",
+    "format", "frozenset", "iter", "list", "map", "max", "min", "next", "object", "property", "reversed",
+    "set", "sorted", "staticmethod", "sum", "super", "tuple", "zip", "NotImplemented",
+    "StopAsyncIteration", "RecursionError", "TimeoutError", "ConnectionError", "FileNotFoundError",
+    "PermissionError",
+)
+
+
+def make_builtins() -> dict[str, Any]:
+    """The builtins every tool module sees (the session adds ``__import__``)."""
+    table: dict[str, Any] = dict(safe_builtins)
+    table.update({name: getattr(builtins, name) for name in _EXTRA_BUILTINS})
+    table.update({
+        "__metaclass__": build_class,
+        "_getattr_": guarded_getattr, "_getitem_": guarded_getitem, "_write_": guarded_write,
+        "_getiter_": guarded_iter, "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+        "_unpack_sequence_": guarded_unpack_sequence, "_apply_": guarded_apply,
+        "_inplacevar_": inplace_var, "_print_": PrintCollector,
+        "_aug_setitem_": augmented_setitem, "_aug_setattr_": augmented_setattr,
+        "getattr": guarded_getattr, "hasattr": guarded_hasattr, "setattr": guarded_setattr,
+        "delattr": guarded_delattr, "type": safe_type, "range": range,
+    })
+    return table

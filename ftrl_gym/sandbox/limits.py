@@ -1,0 +1,80 @@
+"""Operating-system limits a worker process puts on itself before it runs any tool code."""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import resource
+import signal
+import tempfile
+import time
+
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
+_CPU_HARD = resource.getrlimit(resource.RLIMIT_CPU)[1]
+MAX_OPEN_FILES = 16
+"""``RLIMIT_NOFILE`` of a worker: its two pipes and the standard streams, nothing to spare."""
+
+
+def _unshare_network() -> bool:
+    """Move into an empty network namespace if the OS lets this process do it; report success."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return False
+    for flags in (CLONE_NEWNET, CLONE_NEWUSER | CLONE_NEWNET):
+        if libc.unshare(flags) == 0:
+            return True
+    return False
+
+
+def _enter_empty_directory() -> None:
+    """Make the working directory an empty directory that no longer exists (nothing to read or write)."""
+    path = tempfile.mkdtemp(prefix="ftrl-sandbox-")
+    os.chdir(path)
+    os.rmdir(path)
+
+
+def _set_limit(kind: int, soft: int, hard: int | None = None) -> None:
+    """Lower one rlimit; a limit the OS refuses to lower is left as it was."""
+    current_soft, current_hard = resource.getrlimit(kind)
+    hard = current_hard if hard is None else hard
+    if current_hard != resource.RLIM_INFINITY:
+        hard = min(hard, current_hard) if hard != resource.RLIM_INFINITY else current_hard
+        soft = min(soft, hard)
+    try:
+        resource.setrlimit(kind, (soft, hard))
+    except (ValueError, OSError):
+        pass
+
+
+def harden(memory_mb: int, isolate_network: bool) -> bool:
+    """Apply the worker's limits: no files written, few descriptors, no children, bounded memory.
+
+    Args:
+        memory_mb: the address-space limit.
+        isolate_network: also try an empty network namespace (works as root or with user namespaces).
+
+    Returns:
+        Whether the network namespace was entered.
+    """
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past RLIMIT_FSIZE fails instead of killing
+    isolated = _unshare_network() if isolate_network else False
+    _enter_empty_directory()
+    os.environ.clear()
+    _set_limit(resource.RLIMIT_CORE, 0, 0)
+    _set_limit(resource.RLIMIT_FSIZE, 0, 0)
+    _set_limit(resource.RLIMIT_NOFILE, MAX_OPEN_FILES, MAX_OPEN_FILES)
+    _set_limit(resource.RLIMIT_NPROC, 0, 0)
+    memory = memory_mb * 1024 * 1024
+    _set_limit(resource.RLIMIT_AS, memory, memory)
+    return isolated
+
+
+def allow_cpu(seconds: float) -> None:
+    """Let the process use ``seconds`` more CPU time before the kernel stops it (``RLIMIT_CPU``)."""
+    soft = math.ceil(time.process_time() + seconds) + 1
+    if _CPU_HARD != resource.RLIM_INFINITY:
+        soft = min(soft, _CPU_HARD)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, _CPU_HARD))

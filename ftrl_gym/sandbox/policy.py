@@ -1,0 +1,87 @@
+"""Restricted compilation of tool sources: the RestrictedPython policy and a per-process code cache."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import types
+
+from RestrictedPython import RestrictingNodeTransformer, compile_restricted_exec
+from RestrictedPython.transformer import IOPERATOR_TO_STR, copy_locations
+
+from ftrl_gym.sandbox.guards import TOOL_FILENAME_PREFIX
+
+EXTRA_MAGIC_METHODS = frozenset({"__str__", "__repr__", "__len__", "__hash__", "__bool__", "__iter__",
+                                 "__next__", "__getitem__"})
+"""Dunder methods a tool's class may define besides RestrictedPython's own list (``__init__``, ``__eq__``,
+comparisons, ``__contains__``): they run as restricted code like any other method."""
+
+CACHE_SIZE = 4096
+"""Compiled tool sources kept per process."""
+
+
+class ToolPolicy(RestrictingNodeTransformer):
+    """RestrictedPython's policy plus augmented assignment of items and attributes.
+
+    ``obj[key] += v`` becomes ``_aug_setitem_(obj, key, "+=", v)`` and ``obj.name += v`` becomes
+    ``_aug_setattr_(obj, "name", "+=", v)``; both write through the ``_write_`` guard.
+    """
+
+    def check_name(self, node: ast.AST, name: str | None, allow_magic_methods: bool = False) -> None:
+        """Also allow the :data:`EXTRA_MAGIC_METHODS` as method names inside a class body."""
+        if allow_magic_methods and name in EXTRA_MAGIC_METHODS and getattr(node, "col_offset", 0) != 0:
+            return
+        super().check_name(node, name, allow_magic_methods)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        """Rewrite augmented assignment of items and attributes into guarded helper calls."""
+        target = node.target
+        if isinstance(target, ast.Name):
+            return super().visit_AugAssign(node)
+        op = ast.Constant(IOPERATOR_TO_STR[type(node.op)])
+        value = self.visit(node.value)
+        if isinstance(target, ast.Subscript):
+            args = [self.visit(target.value), self.visit(target.slice), op, value]
+            helper = "_aug_setitem_"
+        elif isinstance(target, ast.Attribute):
+            if target.attr.startswith("_"):
+                self.error(node, f'"{target.attr}" is an invalid attribute name because it starts with "_".')
+                return node
+            args = [self.visit(target.value), ast.Constant(target.attr), op, value]
+            helper = "_aug_setattr_"
+        else:
+            self.error(node, "Unsupported augmented assignment target.")
+            return node
+        call = ast.Expr(ast.Call(func=ast.Name(helper, ast.Load()), args=args, keywords=[]))
+        copy_locations(call, node)
+        return call
+
+
+_cache: dict[str, tuple[types.CodeType | None, str | None]] = {}
+
+
+def compile_tool(name: str, source: str) -> tuple[types.CodeType | None, str | None]:
+    """Compile one tool's source under :class:`ToolPolicy`, cached by a hash of name and source.
+
+    Returns:
+        ``(code, None)`` on success, ``(None, first error message)`` otherwise.
+    """
+    key = hashlib.blake2b(f"{name}\0{source}".encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    result = _compile(name, source)
+    if len(_cache) >= CACHE_SIZE:
+        _cache.clear()
+    _cache[key] = result
+    return result
+
+
+def _compile(name: str, source: str) -> tuple[types.CodeType | None, str | None]:
+    try:
+        compiled = compile_restricted_exec(source, filename=f"{TOOL_FILENAME_PREFIX}{name}>", policy=ToolPolicy)
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    if compiled.errors:
+        return None, "; ".join(compiled.errors[:3])
+    return compiled.code, None

@@ -1,0 +1,190 @@
+"""Parent side of one worker process: start it, exchange frames under a deadline, kill and replace it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ftrl_gym.errors import SandboxError
+from ftrl_gym.sandbox.config import SandboxConfig
+from ftrl_gym.sandbox.protocol import FrameReader, ProtocolError, write_frame
+
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+"""The directory holding ``ftrl_gym``: the worker's working directory and only ``PYTHONPATH`` entry."""
+
+_BOOTSTRAP = (
+    "import sys, types\n"
+    "for _name in ('ftrl_gym', 'ftrl_gym.sandbox'):\n"
+    "    _module = types.ModuleType(_name)\n"
+    "    _module.__path__ = [sys.argv[1] + '/' + _name.replace('.', '/')]\n"
+    "    sys.modules[_name] = _module\n"
+    "from ftrl_gym.sandbox.worker import main\n"
+    "main(sys.argv[2])\n"
+)
+"""Starts ``ftrl_gym.sandbox.worker`` (like ``python -m``) without running the package ``__init__``
+modules, which import the whole library (gymnasium, ...): a worker imports only the sandbox's own modules."""
+
+MAX_REPLY_BYTES = 1 << 30
+"""Largest frame the parent accepts from a worker (a state read back can be large; results are capped)."""
+
+
+class WorkerTimeout(Exception):
+    """The worker did not answer before the deadline."""
+
+
+class WorkerDied(Exception):
+    """The worker process exited, closed its pipe or sent garbage."""
+
+    def __init__(self, returncode: int | None) -> None:
+        super().__init__(f"sandbox worker died (return code {returncode})")
+        self.returncode = returncode
+
+
+class WorkerProcess:
+    """One persistent worker; ``generation`` grows each time the process is replaced.
+
+    The caller holds ``lock`` around every exchange, so that two sessions never interleave frames.
+    """
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.lock = threading.Lock()
+        self.generation = 0
+        self.open_sessions = 0
+        self.pending_drops: list[int] = []
+        self.network_isolated = False
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._reader: FrameReader | None = None
+        self._poller = select.poll()
+        self._write_fd = -1
+        self._spawn()
+
+    @property
+    def pid(self) -> int | None:
+        """The current process id, None when not running."""
+        return None if self._proc is None else self._proc.pid
+
+    def _spawn(self) -> None:
+        settings = {"timeout_s": self.config.timeout_s, "memory_mb": self.config.memory_mb,
+                    "output_limit": self.config.output_limit, "isolate_network": self.config.isolate_network}
+        argv = [sys.executable, "-s", "-B", "-c", _BOOTSTRAP, PACKAGE_ROOT, json.dumps(settings)]
+        env = {"PATH": os.defpath, "PYTHONPATH": PACKAGE_ROOT, "PYTHONHASHSEED": "0",
+               "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C.UTF-8"}
+        try:
+            self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, env=env, cwd=PACKAGE_ROOT, close_fds=True,
+                                          start_new_session=True, bufsize=0)
+        except OSError as exc:
+            raise SandboxError(f"cannot start a sandbox worker ({sys.executable}): {exc}") from exc
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._write_fd = self._proc.stdin.fileno()
+        self._reader = FrameReader(self._proc.stdout.fileno(), MAX_REPLY_BYTES)
+        self._poller = select.poll()
+        self._poller.register(self._reader.fd, select.POLLIN)
+
+    def wait_ready(self) -> None:
+        """Wait for the worker's ready frame.
+
+        Raises:
+            SandboxError: the worker exited or stayed silent past ``startup_timeout_s``; the message
+                carries the end of its stderr.
+        """
+        try:
+            ready = self.receive(self.config.startup_timeout_s)
+            if not (isinstance(ready, list) and ready[:1] == ["ready"]):
+                raise WorkerDied(None)
+        except (WorkerTimeout, WorkerDied) as exc:
+            detail = self._stderr_tail()
+            self.kill()
+            raise SandboxError(f"cannot start a sandbox worker: {exc}. {detail}".strip()) from None
+        self.network_isolated = bool(ready[2])
+        assert self._proc is not None and self._proc.stderr is not None
+        self._proc.stderr.close()
+        self.generation += 1
+
+    def _stderr_tail(self) -> str:
+        if self._proc is None or self._proc.stderr is None or self._proc.stderr.closed:
+            return ""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        text = self._proc.stderr.read().decode("utf-8", "replace").strip()
+        return f"Worker stderr: {text[-2000:]}" if text else ""
+
+    def send(self, payload: bytes) -> None:
+        """Send one frame.
+
+        Raises:
+            WorkerDied: the worker is gone.
+        """
+        try:
+            write_frame(self._write_fd, payload)
+        except OSError:
+            raise WorkerDied(self._returncode()) from None
+
+    def receive(self, timeout_s: float) -> Any:
+        """Wait at most ``timeout_s`` for the next frame and decode it.
+
+        Raises:
+            WorkerTimeout: nothing complete arrived in time.
+            WorkerDied: end of file, or a frame that is not valid JSON.
+        """
+        deadline = time.monotonic() + timeout_s
+        poll = self._poller.poll
+
+        def wait() -> None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not poll(math.ceil(remaining * 1000)):
+                raise WorkerTimeout()
+
+        if self._reader is None:
+            raise WorkerDied(None)
+        try:
+            frame = self._reader.read(wait)
+            if frame is None:
+                raise WorkerDied(self._returncode())
+            return json.loads(frame)
+        except (ProtocolError, ValueError, RecursionError, OSError):
+            raise WorkerDied(self._returncode()) from None
+
+    def _returncode(self) -> int | None:
+        if self._proc is None:
+            return None
+        try:
+            return self._proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def restart(self) -> None:
+        """Kill the process (if alive) and start a fresh one; sessions opened before must re-open."""
+        self.kill()
+        self.pending_drops.clear()
+        self._spawn()
+        self.wait_ready()
+
+    def kill(self) -> None:
+        """SIGKILL the process, reap it and close the pipes (idempotent)."""
+        proc, self._proc = self._proc, None
+        self._reader, self._write_fd = None, -1
+        if proc is None:
+            return
+        if proc.poll() is None:
+            try:
+                proc.kill()
+            except ProcessLookupError:
+                pass
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None and not stream.closed:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
