@@ -115,7 +115,8 @@ def turn_reward(
         solve_rate: Fraction of sub-problems solved before the turn.
         variant: A key of :data:`REWARD_VARIANTS`.
         malformed_calls: Call attempts that did not parse (for message actions whose
-            ``tool_calls`` were malformed); they make a call-free turn a format error.
+            ``tool_calls`` were malformed, possibly with no content); they make a call-free turn a
+            format error rather than an empty one.
 
     Returns:
         The reward and its breakdown.
@@ -146,7 +147,7 @@ def _no_call_reward(
     text: str, answer: str | None, solve_rate: float, t: int, malformed_calls: int
 ) -> tuple[float, str]:
     """SPEC 3.4: the reward of a turn without a parsed call, and the branch taken."""
-    if not text:
+    if not text and not malformed_calls:
         return EMPTY_RESPONSE_REWARD, "empty"
     if malformed_calls or any(tag in text for tag in TOOL_CALL_TAGS):
         return FORMAT_ERROR_REWARD, "format_error"

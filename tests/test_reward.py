@@ -87,6 +87,8 @@ def test_tag_fragments_are_a_format_error(text):
 def test_malformed_message_calls_are_a_format_error():
     out = turn_reward("some text", [], {"f": ["alpha"]}, malformed_calls=1)
     assert (out.reward, out.branch) == (-0.3, "format_error")
+    no_content = turn_reward("", [], {"f": ["alpha"]}, malformed_calls=2)
+    assert (no_content.reward, no_content.branch) == (-0.3, "format_error")
 
 
 def test_correct_final_answer_with_answers_left_is_one_over_one_plus_t():

@@ -169,7 +169,7 @@ class ToolUseEnv(gym.Env[str, Any]):
             self.task.answer,
             self._solve_rate(),
             self.config.reward,
-            parsed.num_unparsable,
+            parsed.num_unparsable if parsed.has_call_syntax else 0,
         )
         self._unsolved = outcome.unsolved_after
         self._calls += outcome.num_calls
