@@ -77,7 +77,7 @@ def table_rows(doc: ToolDoc, entities: list[Entity], world: World, rng: random.R
     mine = [e for e in entities if e.kind == doc.kind]
     mine_ids = {e.id for e in mine}
     others = [i for i in world.by_kind[doc.kind or ""] if i not in mine_ids]
-    chosen = mine + [world.get(i) for i in rng.sample(others, rng.randint(3, 7))]
+    chosen = mine + [world.get(i) for i in rng.sample(others, rng.randint(2, 4))]
     rows = []
     for entity in chosen:
         row: dict[str, Any] = {"id": entity.id, "name": entity.name}

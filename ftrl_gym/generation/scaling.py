@@ -14,6 +14,9 @@ from ftrl_gym.generation.world import CONVERSIONS, RELATIONS, target_unit
 CONVERT_OPS: tuple[str, ...] = tuple(f"convert:{a}:{b}" for a, b in CONVERSIONS) + ("convert:c:f",)
 """Every conversion a broad converter covers."""
 
+MAX_LOOKUP_FIELDS = 4
+"""A widened lookup tool covers at most this many facts (more only if integration merged more)."""
+
 
 @dataclass
 class ScalingConfig:
@@ -77,8 +80,8 @@ def scale(scene: Scene, toolset: Toolset, rng: random.Random, config: ScalingCon
 def generalise_function(doc: ToolDoc, rng: random.Random, taken: set[str]) -> ToolDoc | None:
     """Return a broader document covering the whole family of ``doc``, or None if it is already broad."""
     if doc.kind:
-        family_ops = [key for key, rel in RELATIONS.items() if rel.subject == doc.kind]
-        ops = doc.ops + [op for op in family_ops if op not in doc.ops]
+        family_ops = [key for key, rel in RELATIONS.items() if rel.subject == doc.kind and key not in doc.ops]
+        ops = doc.ops + rng.sample(family_ops, min(len(family_ops), max(1, MAX_LOOKUP_FIELDS - len(doc.ops))))
         return broad_lookup_doc(doc.kind, ops, rng, taken, doc.style) if len(ops) > len(doc.ops) else None
     family_ops = list(CONVERT_OPS if doc.family == "convert" else COMPUTE_FAMILIES[doc.family])
     ops = doc.ops + [op for op in family_ops if op not in doc.ops]

@@ -1,0 +1,76 @@
+"""``ftrl-gym generate``: build tool environments with the offline or the LLM backend."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ftrl_gym.generation.scaling import ScalingConfig
+from ftrl_gym.generation.scenes import SCENARIOS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the ``generate`` options on a (sub)parser."""
+    parser.add_argument("--backend", choices=("offline", "openai"), default="offline",
+                        help="offline: seeded synthetic world, no model; openai: any OpenAI-compatible endpoint")
+    parser.add_argument("--scenario", default="all",
+                        help=f"'all' or a comma-separated list of: {', '.join(SCENARIOS)}")
+    parser.add_argument("--n", type=int, default=100, help="validated tasks per scenario")
+    parser.add_argument("--seed", type=int, default=0, help="master seed (same seed, same bytes)")
+    parser.add_argument("--split", choices=("train", "test"), default="train")
+    parser.add_argument("--out", type=Path, default=Path("generated"), help="output directory")
+    parser.add_argument("--release", action="store_true",
+                        help="build the shipped release into --out: every split at the release sizes, "
+                             "with manifest.json")
+    for name, default in ScalingConfig().to_dict().items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default,
+                            help=f"complexity scaling: {name} (default {default})")
+    parser.add_argument("--base-url", default=None, help="openai backend: endpoint, e.g. http://localhost:8000/v1")
+    parser.add_argument("--model", default=None, help="openai backend: model name")
+    parser.add_argument("--concurrency", type=int, default=4, help="openai backend: requests in flight")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="openai backend: response cache (default OUT/.llm_cache)")
+
+
+def _scenarios(value: str) -> list[str]:
+    """Parse ``--scenario``."""
+    chosen = list(SCENARIOS) if value == "all" else [s.strip() for s in value.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in SCENARIOS]
+    if unknown:
+        raise SystemExit(f"ftrl-gym generate: unknown scenario(s) {', '.join(unknown)}; "
+                         f"choose from all, {', '.join(SCENARIOS)}")
+    return chosen
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``ftrl-gym generate``; returns the exit status."""
+    scenarios = _scenarios(args.scenario)
+    scaling = ScalingConfig(**{k: getattr(args, k) for k in ScalingConfig().to_dict()})
+    if args.backend == "openai":
+        from ftrl_gym.generation.llm_backend import run_cli
+
+        return run_cli(args, scenarios, scaling)
+    from ftrl_gym.generation.datasets import RELEASE_SIZES, build_release
+    from ftrl_gym.generation.pipeline import GenerationConfig, generate
+    from ftrl_gym.tasks import save_tasks
+
+    if args.release:
+        total = len(scenarios) * sum(RELEASE_SIZES.values())
+        with tqdm(total=total, desc="release", file=sys.stderr) as bar:
+            manifest = build_release(args.out, scenarios, args.seed, progress=bar.update)
+        print(json.dumps(manifest["summary"], indent=2))
+        return 0
+    config = GenerationConfig(scenarios=scenarios, n=args.n, seed=args.seed, split=args.split, scaling=scaling)
+    with tqdm(total=len(scenarios) * args.n, desc=f"generate {args.split}", file=sys.stderr) as bar:
+        records, summary = generate(config, progress=bar.update)
+    for scenario, tasks in records.items():
+        path = args.out / scenario / f"{args.split}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_tasks(tasks, path, json_strings=False)
+    print(summary.render())
+    print(f"wrote {sum(len(t) for t in records.values())} tasks under {args.out}")
+    return 0
