@@ -112,10 +112,12 @@ class _ReadOnly:
     __slots__ = ("_target",)
 
     def __init__(self, target: Any) -> None:
-        object.__setattr__(self, "_target", type(target).__name__)
+        name = type(target).__name__
+        what = "modules are read-only" if name == "ModuleProxy" else f"objects of type {name!r} cannot be modified"
+        object.__setattr__(self, "_target", what)
 
     def _deny(self, *args: Any) -> None:
-        raise TypeError(f"objects of type {self._target!r} cannot be modified in the sandbox")
+        raise TypeError(f"{self._target} in the sandbox")
 
     __setattr__ = __delattr__ = __setitem__ = __delitem__ = _deny
 
