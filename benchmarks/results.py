@@ -63,6 +63,10 @@ class ResultStore:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(list(self._records.values()))
 
+    def get(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+        """The stored record of an episode key, or None."""
+        return self._records.get(key)
+
     def append(self, record: dict[str, Any]) -> bool:
         """Write one finished episode; a key already stored is ignored.
 

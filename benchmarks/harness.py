@@ -1,0 +1,262 @@
+"""Running an agent on many env episodes at once, scoring each with the env and storing it as it ends."""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+
+import ftrl_gym  # noqa: F401  (registers the FTRL ids)
+from agents.base import agent_name, generate_outputs
+from benchmarks.results import ResultStore, episode_key
+from ftrl_gym.errors import EnvConfigError
+
+CUSTOM_ENV_ID = "FTRL-Custom-v0"
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate and how.
+
+    Attributes:
+        env_ids: Gymnasium ids to evaluate on, e.g. ``["FTRL-MultiHop-v0"]``.
+        split: ``"train"`` or ``"test"`` (built-in ids only).
+        tasks: JSONL task file for ``FTRL-Custom-v0`` (required with that id, refused without it).
+        episodes: Tasks per env: the first ``episodes`` task indices; None for every task.
+        repeats: Episodes per task; repeats differ only through the agent's own sampling.
+        concurrency: Episodes open at once; their pending turns go to the agent as one batch.
+        max_turns: Assistant turns before an episode is truncated.
+        seed: Base of the env reset seeds (``seed + repeat``).
+    """
+
+    env_ids: list[str]
+    split: str = "test"
+    tasks: str | None = None
+    episodes: int | None = None
+    repeats: int = 1
+    concurrency: int = 4
+    max_turns: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.env_ids:
+            raise EnvConfigError("give at least one env id, e.g. --env FTRL-MultiHop-v0")
+        for env_id in self.env_ids:
+            check_env_id(env_id)
+        if CUSTOM_ENV_ID in self.env_ids and not self.tasks:
+            raise EnvConfigError(f"{CUSTOM_ENV_ID} needs a task file: add --tasks PATH.jsonl")
+        if self.tasks and CUSTOM_ENV_ID not in self.env_ids:
+            raise EnvConfigError(f"--tasks is only read by {CUSTOM_ENV_ID}; add --env {CUSTOM_ENV_ID}")
+        if self.episodes is not None and self.episodes < 1:
+            raise EnvConfigError(f"episodes must be at least 1 (or None for all), got {self.episodes}")
+        if self.repeats < 1 or self.concurrency < 1 or self.max_turns < 1:
+            raise EnvConfigError("repeats, concurrency and max_turns must each be at least 1")
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise ``EnvConfigError`` naming the closest registered id when ``env_id`` is unknown."""
+    if env_id in gym.registry:
+        return
+    known = sorted(k for k in gym.registry if k.startswith("FTRL-")) or sorted(gym.registry)
+    close = difflib.get_close_matches(env_id, known, n=1, cutoff=0.4)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise EnvConfigError(f"unknown env id {env_id!r}.{hint} Known FTRL ids: {', '.join(known)}")
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """One episode to run: a task of an env, and which repeat of it."""
+
+    env_id: str
+    task_index: int
+    repeat: int
+
+
+@dataclass
+class _Episode:
+    spec: EpisodeSpec
+    env: Any
+    info: dict[str, Any]
+    started: float
+    turns: int = 0
+    format_errors: int = 0
+    total_return: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+class EnvPool:
+    """Reusable env instances per id (each owns its sandbox worker), created on demand."""
+
+    def __init__(self, config: EvalConfig) -> None:
+        self.config = config
+        self._idle: dict[str, list[Any]] = {}
+        self._all: list[Any] = []
+
+    def make(self, env_id: str) -> Any:
+        """Build one env of ``env_id`` with the run's split / task file and turn limit."""
+        kwargs: dict[str, Any] = {"max_turns": self.config.max_turns}
+        if env_id == CUSTOM_ENV_ID:
+            kwargs["tasks"] = self.config.tasks
+        else:
+            kwargs["split"] = self.config.split
+        return gym.make(env_id, **kwargs)
+
+    def take(self, env_id: str) -> Any:
+        """An idle env of ``env_id``, or a new one."""
+        idle = self._idle.setdefault(env_id, [])
+        if idle:
+            return idle.pop()
+        env = self.make(env_id)
+        self._all.append(env)
+        return env
+
+    def give_back(self, env_id: str, env: Any) -> None:
+        """Return an env whose episode is over."""
+        self._idle.setdefault(env_id, []).append(env)
+
+    def close(self) -> None:
+        """Close every env (and so every sandbox worker) this pool made."""
+        for env in self._all:
+            env.close()
+        self._all.clear()
+        self._idle.clear()
+
+
+def plan_episodes(config: EvalConfig, pool: EnvPool) -> list[EpisodeSpec]:
+    """List the run's episodes, task by task and repeat by repeat, env after env."""
+    specs = []
+    for env_id in config.env_ids:
+        env = pool.take(env_id)
+        count = len(env.unwrapped.tasks)
+        pool.give_back(env_id, env)
+        count = count if config.episodes is None else min(config.episodes, count)
+        specs.extend(
+            EpisodeSpec(env_id, index, repeat)
+            for repeat in range(config.repeats)
+            for index in range(count)
+        )
+    return specs
+
+
+def run_evaluation(
+    agent: object,
+    config: EvalConfig,
+    store: ResultStore,
+    progress: Callable[[int, int], Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Run every episode of ``config`` not yet in ``store``; write each to it the moment it ends.
+
+    Up to ``config.concurrency`` episodes are open at once. Each round, the pending turn of every
+    open episode goes to the agent as one batch (``generate_outputs``), then every env steps (in
+    threads: tool calls run in sandbox processes). Rewards and metrics are the env's own.
+
+    Args:
+        agent: Any agent (see ``agents.base.Agent``).
+        config: What to run.
+        store: The run's JSONL results; episodes already there are skipped.
+        progress: Called as ``progress(done, total)`` after each finished episode.
+
+    Returns:
+        The stored record of every episode of the run, in plan order (those of earlier, interrupted
+        runs included), so the report covers exactly this command's episodes.
+
+    Raises:
+        AgentError: The agent cannot answer (episodes finished before it are kept in ``store``).
+    """
+    label = agent_name(agent)
+    pool = EnvPool(config)
+    finished = 0
+    try:
+        specs = plan_episodes(config, pool)
+        keys = [_key(label, config, spec) for spec in specs]
+        pending = [spec for spec, key in zip(specs, keys) if key not in store]
+        done_before = len(specs) - len(pending)
+        if progress:
+            progress(done_before, len(specs))
+        open_episodes: list[_Episode] = []
+        with ThreadPoolExecutor(max_workers=config.concurrency) as steppers:
+            while pending or open_episodes:
+                while pending and len(open_episodes) < config.concurrency:
+                    open_episodes.append(_start(agent, pool, config, pending.pop(0)))
+                requests = [(ep.info["messages"], ep.info["tools"]) for ep in open_episodes]
+                outputs = generate_outputs(agent, requests)
+                ended = list(steppers.map(_step, open_episodes, outputs))
+                for episode, over in zip(open_episodes, ended):
+                    if over:
+                        store.append(_record(label, config, episode))
+                        finished += 1
+                        pool.give_back(episode.spec.env_id, episode.env)
+                        if progress:
+                            progress(done_before + finished, len(specs))
+                open_episodes = [ep for ep, over in zip(open_episodes, ended) if not over]
+    finally:
+        pool.close()
+    return [record for record in map(store.get, keys) if record is not None]
+
+
+def _key(label: str, config: EvalConfig, spec: EpisodeSpec) -> tuple[Any, ...]:
+    return episode_key(_identity(label, config, spec))
+
+
+def _identity(label: str, config: EvalConfig, spec: EpisodeSpec) -> dict[str, Any]:
+    custom = spec.env_id == CUSTOM_ENV_ID
+    return {
+        "agent": label,
+        "env": spec.env_id,
+        "split": None if custom else config.split,
+        "tasks": config.tasks if custom else None,
+        "task_index": spec.task_index,
+        "repeat": spec.repeat,
+    }
+
+
+def _start(agent: object, pool: EnvPool, config: EvalConfig, spec: EpisodeSpec) -> _Episode:
+    env = pool.take(spec.env_id)
+    _, info = env.reset(seed=config.seed + spec.repeat, options={"task_index": spec.task_index})
+    reset = getattr(agent, "reset", None)
+    if callable(reset):
+        reset(env.unwrapped.task)
+    return _Episode(spec, env, info, time.perf_counter())
+
+
+def _step(episode: _Episode, output: Any) -> bool:
+    """Step one episode with the agent's output; returns True when the episode is over."""
+    _, reward, terminated, truncated, info = episode.env.step(output.response)
+    episode.info = info
+    episode.turns += 1
+    episode.total_return += float(reward)
+    episode.prompt_tokens += output.prompt_tokens
+    episode.completion_tokens += output.completion_tokens
+    breakdown = info.get("reward_breakdown") or {}
+    if breakdown.get("branch") == "format_error" or info.get("parse_errors"):
+        episode.format_errors += 1
+    return bool(terminated or truncated)
+
+
+def _record(label: str, config: EvalConfig, episode: _Episode) -> dict[str, Any]:
+    metrics = episode.info["metrics"]
+    task = episode.env.unwrapped.task
+    return {
+        **_identity(label, config, episode.spec),
+        "scenario": getattr(task, "scenario", None) or "unknown",
+        "solve_p": float(metrics["solve_p"]),
+        "solve_r": float(metrics["solve_r"]),
+        "solve_f1": float(metrics["solve_f1"]),
+        "tool_calls": int(metrics["calls"]),
+        "solved": int(metrics["solved"]),
+        "total_answers": int(metrics["total_answers"]),
+        "return": episode.total_return,
+        "turns": episode.turns,
+        "format_errors": episode.format_errors,
+        "prompt_tokens": episode.prompt_tokens,
+        "completion_tokens": episode.completion_tokens,
+        "wall_s": round(time.perf_counter() - episode.started, 4),
+        "truncation_reason": episode.info.get("truncation_reason"),
+    }
