@@ -337,7 +337,15 @@ def save_tasks(records: Iterable[TaskRecord], path: str | os.PathLike[str], json
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.writelines(lines)
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _current_umask() -> int:
+    """The process umask (``mkstemp`` creates files 0600; saved datasets get the usual mode)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

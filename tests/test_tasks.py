@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,9 @@ def test_to_dict_writes_reference_json_strings_and_round_trips(tmp_path):
     assert isinstance(tasks[1].to_dict(json_strings=False)["tools"], list)
     save_tasks(tasks, tmp_path / "copy.jsonl")
     assert load_tasks(tmp_path / "copy.jsonl") == tasks
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "copy.jsonl").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_unknown_fields_are_kept():

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftrl_gym.errors import EnvConfigError
+from ftrl_gym.errors import EnvConfigError, GenerationError
 from ftrl_gym.reward import REWARD_VARIANTS
 from ftrl_gym.tasks import SCENARIOS, TaskRecord, load_tasks
 
@@ -17,12 +17,6 @@ SPLITS: tuple[str, ...] = ("train", "test")
 
 MIXED = "mixed"
 """Pseudo-scenario of ``FTRL-Mixed-v0``: the four scenarios together."""
-
-DATA_DIR_ENV = "FTRL_GYM_DATA_DIR"
-"""Environment variable that overrides the directory of the built-in datasets."""
-
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "envs_generated"
-"""The repository's ``envs_generated/`` (``<scenario>/<split>.jsonl``)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +61,7 @@ def _did_you_mean(value: object, choices: object) -> str:
 
 
 def builtin_task_files(scenario: str, split: str, data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
-    """The dataset files behind a built-in id.
+    """The dataset files behind a built-in id, generating an on-demand split on first use.
 
     Args:
         scenario: One of ``ftrl_gym.tasks.SCENARIOS`` or ``"mixed"``.
@@ -78,7 +72,7 @@ def builtin_task_files(scenario: str, split: str, data_dir: str | os.PathLike[st
         One path per scenario, in ``SCENARIOS`` order.
 
     Raises:
-        EnvConfigError: Unknown split or scenario, or a missing file.
+        EnvConfigError: Unknown split or scenario, or a file that is missing and cannot be generated.
     """
     if split not in SPLITS:
         raise EnvConfigError(
@@ -86,14 +80,21 @@ def builtin_task_files(scenario: str, split: str, data_dir: str | os.PathLike[st
         )
     if scenario != MIXED and scenario not in SCENARIOS:
         raise EnvConfigError(f"unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)} or {MIXED!r}")
-    root = Path(data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
-    files = [root / name / f"{split}.jsonl" for name in (SCENARIOS if scenario == MIXED else (scenario,))]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise EnvConfigError(
-            f"dataset file(s) not found: {', '.join(missing)}; generate them with `ftrl-gym generate`, "
-            f"or point data_dir= (or ${DATA_DIR_ENV}) at a directory of <scenario>/<split>.jsonl files"
-        )
+    from ftrl_gym.generation import datasets
+
+    root = Path(data_dir) if data_dir is not None else datasets.data_dir()
+    files = []
+    for name in SCENARIOS if scenario == MIXED else (scenario,):
+        path = root / name / f"{split}.jsonl"
+        if not path.is_file():
+            try:
+                path = datasets.dataset_path(name, split, root)
+            except GenerationError as exc:
+                raise EnvConfigError(
+                    f"dataset file {path} not found and cannot be generated ({exc}); point data_dir= "
+                    f"(or ${datasets.DATA_DIR_ENV}) at a directory of <scenario>/<split>.jsonl files"
+                ) from exc
+        files.append(path)
     return files
 
 

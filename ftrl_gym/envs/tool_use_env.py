@@ -16,7 +16,7 @@ from ftrl_gym.envs.rendering import explain_outcome, fit, render_messages, rende
 from ftrl_gym.envs.spaces import LLMText
 from ftrl_gym.errors import EnvConfigError, EpisodeStateLostError
 from ftrl_gym.parsing import ParsedCall, parse_response
-from ftrl_gym.reward import count_answers, episode_metrics, turn_reward
+from ftrl_gym.reward import TurnReward, count_answers, episode_metrics, turn_reward
 from ftrl_gym.sandbox import Sandbox, SandboxConfig, SandboxSession, ToolCall, ToolResult
 from ftrl_gym.tasks import TaskRecord, load_tasks
 
@@ -137,6 +137,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._close_session()
         self._pending_state = copy.deepcopy(self.task.state)
         self._unsolved = {name: list(answers) for name, answers in self.task.unsolved_set.items()}
+        self._total_answers = self.task.total_answers
         self._messages: list[dict[str, Any]] = copy.deepcopy(self.task.messages)
         self._turn = self._calls = self._solved = 0
         self._done = False
@@ -180,23 +181,13 @@ class ToolUseEnv(gym.Env[str, Any]):
             for call, result in zip(parsed.calls, results)
         )
         terminated = not parsed.calls
-        reason = None if terminated else ("state_lost" if state_lost else None)
-        if not terminated and reason is None and self._turn >= self.config.max_turns:
-            reason = "max_turns"
+        reason = None if terminated else self._truncation_reason(state_lost)
         self._done = terminated or reason is not None
         if terminated:
             observation = explain_outcome(parsed, outcome)
         else:
             observation = "\n".join(tool_response_block(result.text) for result in results)
-        breakdown = {
-            "variant": self.config.reward,
-            "branch": outcome.branch,
-            "num_calls": outcome.num_calls,
-            "num_solved": outcome.num_solved,
-            "answers_left_before": outcome.answers_left_before,
-            "solved": [list(pair) for pair in outcome.solved],
-        }
-        info = self._info(parsed.calls, results, list(parsed.errors), breakdown, reason)
+        info = self._info(parsed.calls, results, list(parsed.errors), _breakdown(self.config.reward, outcome), reason)
         return fit(observation, OBSERVATION_MAX_LENGTH), float(outcome.reward), terminated, reason is not None, info
 
     def get_state(self) -> Any:
@@ -281,10 +272,16 @@ class ToolUseEnv(gym.Env[str, Any]):
             return [ToolResult(False, line, None, line, 0.0) for _ in calls], True
         return results, session.state_lost
 
+    def _truncation_reason(self, state_lost: bool) -> str | None:
+        """Why a turn with calls ends the episode, or None when it goes on."""
+        if state_lost:
+            return "state_lost"
+        return "max_turns" if self._turn >= self.config.max_turns else None
+
     def _solve_rate(self) -> float:
         """Fraction of sub-problems solved: the record's ``solve_rate`` plus this episode's share."""
         assert self.task is not None
-        total, left = self.task.total_answers, count_answers(self._unsolved)
+        total, left = self._total_answers, count_answers(self._unsolved)
         if total == 0:
             return self.task.solve_rate
         if left == 0:
@@ -300,8 +297,8 @@ class ToolUseEnv(gym.Env[str, Any]):
         truncation_reason: str | None,
     ) -> dict[str, Any]:
         assert self.task is not None
-        metrics: dict[str, Any] = episode_metrics(self.task.total_answers, self._calls, self._solved)
-        metrics.update(calls=self._calls, solved=self._solved, total_answers=self.task.total_answers)
+        metrics: dict[str, Any] = episode_metrics(self._total_answers, self._calls, self._solved)
+        metrics.update(calls=self._calls, solved=self._solved, total_answers=self._total_answers)
         return {
             "messages": list(self._messages),
             "tools": self.task.tools,
@@ -318,6 +315,18 @@ class ToolUseEnv(gym.Env[str, Any]):
             "answers_left": count_answers(self._unsolved),
             "truncation_reason": truncation_reason,
         }
+
+
+def _breakdown(variant: str, outcome: TurnReward) -> dict[str, Any]:
+    """``info["reward_breakdown"]`` of one turn."""
+    return {
+        "variant": variant,
+        "branch": outcome.branch,
+        "num_calls": outcome.num_calls,
+        "num_solved": outcome.num_solved,
+        "answers_left_before": outcome.answers_left_before,
+        "solved": [list(pair) for pair in outcome.solved],
+    }
 
 
 def _resolve_tasks(

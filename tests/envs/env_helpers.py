@@ -15,10 +15,14 @@ FIXTURE = Path(__file__).parent.parent / "data" / "tasks.jsonl"
 
 
 def make(env_id: str, **kwargs: Any) -> gym.Env:
-    """``gym.make`` that gives ``FTRL-Custom-v0`` the fixture tasks."""
-    if env_id == CUSTOM_ID:
-        kwargs.setdefault("tasks", str(FIXTURE))
+    """``gym.make`` with the fixture tasks for ``FTRL-Custom-v0`` and the committed test split otherwise."""
+    kwargs.update(id_kwargs(env_id))
     return gym.make(env_id, **kwargs)
+
+
+def id_kwargs(env_id: str) -> dict[str, Any]:
+    """Keyword arguments that make an id's env without generating the on-demand train split."""
+    return {"tasks": str(FIXTURE)} if env_id == CUSTOM_ID else {"split": "test"}
 
 
 def call_text(calls: list[dict[str, Any]]) -> str:

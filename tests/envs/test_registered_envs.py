@@ -11,7 +11,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env, data_equivalence
 
 from ftrl_gym.envs.registration import CUSTOM_ID, ENV_IDS
-from env_helpers import FIXTURE, make
+from env_helpers import id_kwargs, make
 
 ACTIONS = [
     '<tool_call>{"name": "get_capital", "arguments": {"country": "Norway"}}</tool_call>',
@@ -75,8 +75,7 @@ def test_pickle_round_trip_mid_episode(env_id):
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("env_id", ["FTRL-Mixed-v0", CUSTOM_ID])
 def test_make_vec_steps_a_batch_of_text_actions(env_id, mode):
-    kwargs = {"tasks": str(FIXTURE)} if env_id == CUSTOM_ID else {}
-    vec = gym.make_vec(env_id, num_envs=4, vectorization_mode=mode, **kwargs)
+    vec = gym.make_vec(env_id, num_envs=4, vectorization_mode=mode, **id_kwargs(env_id))
     observations, infos = vec.reset(seed=5)
     actions = (ACTIONS[0], ACTIONS[1], ACTIONS[2], "")
     observations, rewards, terminated, truncated, infos = vec.step(actions)
