@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", default="all",
                         help=f"'all' or a comma-separated list of: {', '.join(SCENARIOS)}")
     parser.add_argument("--n", type=int, default=100, help="validated tasks per scenario")
-    parser.add_argument("--seed", type=int, default=0, help="master seed (same seed, same bytes)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="master seed, same seed same bytes (default 0; the release seed with --release)")
     parser.add_argument("--split", choices=("train", "test"), default="train")
     parser.add_argument("--out", type=Path, default=Path("generated"), help="output directory")
     parser.add_argument("--release", action="store_true",
@@ -54,17 +55,18 @@ def run(args: argparse.Namespace) -> int:
         from ftrl_gym.generation.llm_backend import run_cli
 
         return run_cli(args, scenarios, scaling)
-    from ftrl_gym.generation.datasets import RELEASE_SIZES, build_release
+    from ftrl_gym.generation.datasets import RELEASE_SEED, RELEASE_SIZES, build_release
     from ftrl_gym.generation.pipeline import GenerationConfig, generate
     from ftrl_gym.tasks import save_tasks
 
     if args.release:
         total = len(scenarios) * sum(RELEASE_SIZES.values())
         with tqdm(total=total, desc="release", file=sys.stderr) as bar:
-            manifest = build_release(args.out, scenarios, args.seed, progress=bar.update)
+            seed = RELEASE_SEED if args.seed is None else args.seed
+            manifest = build_release(args.out, scenarios, seed, progress=bar.update)
         print(json.dumps(manifest["summary"], indent=2))
         return 0
-    config = GenerationConfig(scenarios=scenarios, n=args.n, seed=args.seed, split=args.split, scaling=scaling)
+    config = GenerationConfig(scenarios=scenarios, n=args.n, seed=args.seed or 0, split=args.split, scaling=scaling)
     with tqdm(total=len(scenarios) * args.n, desc=f"generate {args.split}", file=sys.stderr) as bar:
         records, summary = generate(config, progress=bar.update)
     for scenario, tasks in records.items():
