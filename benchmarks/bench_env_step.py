@@ -17,6 +17,15 @@ from ftrl_gym.sandbox import Sandbox, ToolCall
 ACTION = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
 """One call that does not solve the task, so episodes only end by truncation."""
 CODE = {"get_weather": "def get_weather(city):\n    return {'city': city, 'sky': 'Snow', 'temperature_c': -3}\n"}
+TASK = {
+    "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+    "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}],
+    "codes": CODE,
+    "unsolved_set": {"get_weather": ["Sunny, 21"]},
+    "answer": "Sunny",
+}
+"""A one-tool task (independent of the shipped datasets)."""
 
 
 def time_samples(fn: Callable[[], object], samples: int) -> list[float]:
@@ -29,14 +38,12 @@ def time_samples(fn: Callable[[], object], samples: int) -> list[float]:
     return out
 
 
-def env_step_samples(env_id: str, split: str, task_index: int, samples: int, max_turns: int) -> list[float]:
+def env_step_samples(samples: int, max_turns: int) -> list[float]:
     """Time ``env.step(ACTION)`` through ``gym.make`` (resets, untimed, when an episode is truncated)."""
-    env = gym.make(env_id, split=split, max_turns=max_turns)
-    if "get_weather" not in env.unwrapped.tasks[task_index].codes:
-        raise SystemExit(f"task {task_index} of {env_id} ({split}) has no get_weather tool; pick another")
+    env = gym.make("FTRL-Custom-v0", tasks=[TASK], max_turns=max_turns)
     out: list[float] = []
     while len(out) < samples:
-        env.reset(seed=0, options={"task_index": task_index})
+        env.reset(seed=0)
         for _ in range(max_turns):
             start = time.perf_counter_ns()
             _, _, terminated, truncated, _ = env.step(ACTION)
@@ -66,14 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=20000, help="timed calls per row")
-    parser.add_argument("--env-id", default="FTRL-MultiHop-v0")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--task-index", type=int, default=0, help="task whose tools include get_weather")
     parser.add_argument("--max-turns", type=int, default=20)
     args = parser.parse_args(argv)
 
     warmup = max(100, args.samples // 20)
-    env_step_samples(args.env_id, args.split, args.task_index, warmup, args.max_turns)
+    env_step_samples(warmup, args.max_turns)
     parsed = parse_response(ACTION)
     rows = [
         row("parse_response (1 call)", time_samples(lambda: parse_response(ACTION, "call_1"), args.samples)),
@@ -82,10 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.samples,
         )),
         row("sandbox session.call (1 call)", sandbox_samples(args.samples)),
-        row("env.step (1 call, gym.make)",
-            env_step_samples(args.env_id, args.split, args.task_index, args.samples, args.max_turns)),
+        row("env.step (1 call, gym.make)", env_step_samples(args.samples, args.max_turns)),
     ]
-    print(f"env.step benchmark: {args.env_id} ({args.split}) task {args.task_index}, {args.samples} samples per row\n")
+    print(f"env.step with one tool call (FTRL-Custom-v0, max_turns={args.max_turns}), {args.samples} samples per row\n")
     print(f"| {'what':<32} | {'median µs':>10} | {'p90 µs':>8} | {'per second':>12} |")
     print(f"|{'-' * 34}|{'-' * 12}|{'-' * 10}|{'-' * 14}|")
     print("\n".join(rows))

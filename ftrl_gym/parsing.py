@@ -18,6 +18,7 @@ _HERMES_BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 _PYTHON_TAG = "<|python_tag|>"
 _LLAMA_STOP = ("<|eom_id|>", "<|eot_id|>")
 _DECODER = json.JSONDecoder()
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -261,7 +262,7 @@ def _build(
             {
                 "id": call.id,
                 "type": "function",
-                "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)},
+                "function": {"name": call.name, "arguments": _ENCODER.encode(call.arguments)},
             }
             for call in calls
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -221,8 +221,9 @@ class ToolUseEnv(gym.Env[str, Any]):
     def __getstate__(self) -> dict[str, Any]:
         """Drop the sandbox and session; keep a stateful episode's world state to reopen it lazily."""
         state = self.__dict__.copy()
-        if self._session is not None and self.task is not None and self.task.state is not None:
-            state["_pending_state"] = self._session.get_state()
+        session = self._session
+        if session is not None and self.task is not None and self.task.state is not None and not session.state_lost:
+            state["_pending_state"] = session.get_state()
         state["_sandbox"] = state["_session"] = None
         state["_owns_sandbox"] = True
         spec = state.get("spec")
@@ -290,8 +291,8 @@ class ToolUseEnv(gym.Env[str, Any]):
 
     def _info(
         self,
-        calls: Iterable[ParsedCall],
-        results: list[ToolResult],
+        calls: Sequence[ParsedCall],
+        results: Sequence[ToolResult],
         parse_errors: list[str],
         breakdown: dict[str, Any] | None,
         truncation_reason: str | None,
