@@ -72,9 +72,24 @@ def harden(memory_mb: int, isolate_network: bool) -> bool:
     return isolated
 
 
-def allow_cpu(seconds: float) -> None:
-    """Let the process use ``seconds`` more CPU time before the kernel stops it (``RLIMIT_CPU``)."""
-    soft = math.ceil(time.process_time() + seconds) + 1
-    if _CPU_HARD != resource.RLIM_INFINITY:
-        soft = min(soft, _CPU_HARD)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, _CPU_HARD))
+class CpuBudget:
+    """The worker's ``RLIMIT_CPU``: a backstop that stops a worker whose parent can no longer kill it.
+
+    The soft limit is kept at least ``seconds`` of CPU ahead of what the process has used, moved in
+    steps of ``slack`` seconds so that most calls need no system call.
+    """
+
+    def __init__(self, slack: float = 30.0) -> None:
+        self.slack = slack
+        self.soft = 0.0
+
+    def allow(self, seconds: float) -> None:
+        """Make sure the process may use ``seconds`` more CPU time before the kernel stops it."""
+        used = time.process_time()
+        if used + seconds <= self.soft:
+            return
+        soft = math.ceil(used + seconds + self.slack)
+        if _CPU_HARD != resource.RLIM_INFINITY:
+            soft = min(soft, _CPU_HARD)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, _CPU_HARD))
+        self.soft = soft

@@ -15,7 +15,7 @@ from typing import Any
 
 from ftrl_gym.errors import SandboxError
 from ftrl_gym.sandbox.config import SandboxConfig
-from ftrl_gym.sandbox.protocol import FrameReader, ProtocolError, write_frame
+from ftrl_gym.sandbox.protocol import FrameReader, ProtocolError, decode_reply, write_frame
 
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 """The directory holding ``ftrl_gym``: the worker's working directory and only ``PYTHONPATH`` entry."""
@@ -65,6 +65,7 @@ class WorkerProcess:
         self._reader: FrameReader | None = None
         self._poller = select.poll()
         self._write_fd = -1
+        self._deadline = 0.0
         self._spawn()
 
     @property
@@ -131,29 +132,52 @@ class WorkerProcess:
             raise WorkerDied(self._returncode()) from None
 
     def receive(self, timeout_s: float) -> Any:
-        """Wait at most ``timeout_s`` for the next frame and decode it.
+        """Wait at most ``timeout_s`` for the next frame and decode it as JSON.
 
         Raises:
             WorkerTimeout: nothing complete arrived in time.
             WorkerDied: end of file, or a frame that is not valid JSON.
         """
-        deadline = time.monotonic() + timeout_s
-        poll = self._poller.poll
+        try:
+            return json.loads(self.receive_raw(timeout_s))
+        except (ValueError, RecursionError):
+            raise WorkerDied(self._returncode()) from None
 
-        def wait() -> None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not poll(math.ceil(remaining * 1000)):
-                raise WorkerTimeout()
+    def receive_reply(self, timeout_s: float) -> tuple[bool, str, Any, float]:
+        """Wait at most ``timeout_s`` for one call's reply: ``(ok, text, value, elapsed_s)``.
 
+        Raises:
+            WorkerTimeout: nothing complete arrived in time.
+            WorkerDied: end of file, or a malformed reply.
+        """
+        try:
+            return decode_reply(self.receive_raw(timeout_s))
+        except ProtocolError:
+            raise WorkerDied(self._returncode()) from None
+
+    def receive_raw(self, timeout_s: float) -> bytes:
+        """Wait at most ``timeout_s`` for the next frame's payload.
+
+        Raises:
+            WorkerTimeout: nothing complete arrived in time.
+            WorkerDied: end of file or an oversized frame.
+        """
+        self._deadline = time.monotonic() + timeout_s
         if self._reader is None:
             raise WorkerDied(None)
         try:
-            frame = self._reader.read(wait)
-            if frame is None:
-                raise WorkerDied(self._returncode())
-            return json.loads(frame)
-        except (ProtocolError, ValueError, RecursionError, OSError):
-            raise WorkerDied(self._returncode()) from None
+            frame = self._reader.read(self._wait)
+        except (ProtocolError, OSError):
+            frame = None
+        if frame is None:
+            raise WorkerDied(self._returncode())
+        return frame
+
+    def _wait(self) -> None:
+        """Block until the pipe is readable; raise :class:`WorkerTimeout` once the deadline has passed."""
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0 or not self._poller.poll(math.ceil(remaining * 1000)):
+            raise WorkerTimeout()
 
     def _returncode(self) -> int | None:
         if self._proc is None:

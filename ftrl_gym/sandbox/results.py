@@ -8,7 +8,7 @@ from typing import Any
 TRUNCATION_MARKER = "\n...[truncated {omitted} bytes of tool output]"
 """Appended to a result text cut at the output limit; ``{omitted}`` is the number of bytes dropped."""
 
-_SCALARS = (str, int, float, bool, type(None))
+_KINDS = {str: b"S", int: b"I", float: b"F", bool: b"B", type(None): b"N"}
 
 
 def truncate(text: str, limit: int) -> tuple[str, bool]:
@@ -26,24 +26,18 @@ def truncate(text: str, limit: int) -> tuple[str, bool]:
     return kept + TRUNCATION_MARKER.format(omitted=len(data) - limit), True
 
 
-def render(value: Any, limit: int) -> tuple[str, Any, bool]:
-    """The agent-facing text of a return value, and the JSON-safe value to send with it.
+def render(value: Any, limit: int) -> tuple[bytes, str]:
+    """The agent-facing text of a return value, and the kind of value the parent rebuilds from it.
 
     The text follows the reference: ``json.dumps(value)`` (default settings) for a dict or list,
-    ``str(value)`` otherwise.
-
-    Returns:
-        ``(text, value, value_is_text_json)``: when the last item is true the parent parses the value
-        from the text instead of receiving it twice. A truncated text comes with value None.
+    ``str(value)`` otherwise. Kinds are those of :func:`ftrl_gym.sandbox.protocol.decode_reply`.
 
     Raises:
         Exception: whatever ``json.dumps`` or ``__str__`` raise for the value.
     """
     if isinstance(value, (dict, list)):
         text, cut = truncate(json.dumps(value), limit)
-        return text, None, not cut
+        return (b"U" if cut else b"J"), text
     kind = type(value)
     text, cut = truncate(value if kind is str else str(value), limit)
-    if cut:
-        return text, None, False
-    return text, (value if kind in _SCALARS else text), False
+    return (b"U" if cut else _KINDS.get(kind, b"S")), text

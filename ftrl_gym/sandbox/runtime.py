@@ -12,10 +12,11 @@ from ftrl_gym.sandbox import messages
 from ftrl_gym.sandbox.guards import make_builtins
 from ftrl_gym.sandbox.modules import SessionImporter
 from ftrl_gym.sandbox.policy import compile_tool
+from ftrl_gym.sandbox.protocol import ERROR
 from ftrl_gym.sandbox.results import render
 
-Reply = list[Any]
-"""One call's reply: ``[ok, text, value, value_is_text_json, elapsed_s]``."""
+Reply = tuple[bytes, str, float]
+"""One call's reply: ``(kind, text, elapsed_s)``, see :func:`ftrl_gym.sandbox.protocol.encode_reply`."""
 
 _BASE_BUILTINS = make_builtins()
 _MODULE_NAME = "tool"
@@ -104,16 +105,16 @@ class ToolSession:
         except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... are contained
             return self._error(f"error: tool {name!r} raised {_describe(exc)}", start)
         try:
-            text, json_value, value_is_text = render(value, output_limit)
+            kind, text = render(value, output_limit)
         except MemoryError:
             return self._error(messages.out_of_memory(name, self.memory_mb), start)
         except BaseException as exc:  # noqa: BLE001 - __str__ and __eq__ of the value are tool code
             return self._error(messages.bad_result(name, _describe(exc)), start)
-        return [True, text, json_value, value_is_text, time.perf_counter() - start]
+        return kind, text, time.perf_counter() - start
 
     @staticmethod
     def _error(line: str, start: float) -> Reply:
-        return [False, line, None, False, time.perf_counter() - start]
+        return ERROR, line, time.perf_counter() - start
 
     def _type_error(self, name: str, exc: TypeError) -> str:
         traceback = exc.__traceback__

@@ -11,8 +11,9 @@ from ftrl_gym.errors import EpisodeStateLostError, SandboxError
 from ftrl_gym.sandbox import messages
 from ftrl_gym.sandbox.config import ToolCall, ToolResult
 from ftrl_gym.sandbox.process import WorkerDied, WorkerProcess, WorkerTimeout
+from ftrl_gym.sandbox.protocol import dumps_compact
 
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_dumps = dumps_compact
 
 
 def _error(line: str, elapsed_s: float = 0.0) -> ToolResult:
@@ -75,6 +76,14 @@ class SandboxSession:
             return [_error(messages.session_closed(str(c.name))) for c in calls]
         if self.state_lost:
             return [_error(messages.state_lost(str(c.name))) for c in calls]
+        body = None
+        if _all_plain(calls):
+            try:
+                body = _dumps([[c.name, c.arguments] for c in calls])
+            except (TypeError, ValueError, RecursionError):
+                pass  # some arguments are not JSON: sort the calls out one by one below
+        if body is not None:
+            return self._exchange(calls, body)
         results: list[ToolResult | None] = [None] * len(calls)
         sendable: list[int] = []
         encoded: list[str] = []
@@ -94,7 +103,8 @@ class SandboxSession:
     def _exchange(self, calls: list[ToolCall], body: str) -> list[ToolResult]:
         """Send the encoded batch and collect one reply per call, recovering from a dead worker."""
         worker = self._worker
-        self._flush_drops()
+        if worker.pending_drops:
+            self._flush_drops()
         fresh = self._generation != worker.generation
         setup = self._setup if fresh else b"null"
         payload = b'["call",%d,%s,%s]' % (self._sid, body.encode(), setup)
@@ -111,7 +121,8 @@ class SandboxSession:
         for call in calls:
             sent = time.perf_counter()
             try:
-                results.append(_to_result(worker.receive(timeout)))
+                ok, text, value, elapsed = worker.receive_reply(timeout)
+                results.append(ToolResult(ok, text, value, None if ok else text, elapsed))
                 continue
             except WorkerTimeout:
                 results.append(_error(messages.timed_out(call.name, timeout), time.perf_counter() - sent))
@@ -204,20 +215,14 @@ def _encode_call(call: ToolCall, tool_names: list[str]) -> tuple[str, str | None
             return "", messages.bad_arguments(name, f"arguments must be a JSON object, got {type(arguments).__name__}")
     try:
         return _dumps([name, arguments]), None
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         return "", messages.bad_arguments(name, f"arguments are not JSON-serialisable ({exc})")
 
 
-def _to_result(reply: Any) -> ToolResult:
-    """Decode one ``[ok, text, value, value_is_text_json, elapsed]`` reply (the worker is untrusted)."""
-    try:
-        ok, text, value, value_is_text, elapsed = reply
-        if type(text) is not str or type(ok) is not bool:
-            raise TypeError
-        if ok:
-            if value_is_text:
-                value = json.loads(text)
-            return ToolResult(ok=True, text=text, value=value, error=None, elapsed_s=float(elapsed))
-        return ToolResult(ok=False, text=text, value=None, error=text, elapsed_s=float(elapsed))
-    except (TypeError, ValueError, RecursionError):
-        raise WorkerDied(None) from None
+def _all_plain(calls: list[ToolCall]) -> bool:
+    """Whether every call has a str name and dict arguments (the batch can be encoded in one go)."""
+    for call in calls:
+        if type(call.name) is not str or type(call.arguments) is not dict:
+            return False
+    return True
+

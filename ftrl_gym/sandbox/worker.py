@@ -3,7 +3,7 @@
 Frames in (JSON lists):
     ``["call", sid, [[name, arguments], ...], setup]``, setup ``[codes, stateful, data, seed]`` or null
     when the session is already open here; ``["state", sid]``; ``["drop", sid]`` (no reply).
-Frames out: one ``[ok, text, value, value_is_text_json, elapsed_s]`` per call, sent as each call ends;
+Frames out: one call reply per call (``protocol.encode_reply``), sent as each call ends;
 ``[true, data]`` or ``[false, message]`` for ``state``; ``["ready", pid, network_isolated]`` at start.
 """
 
@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from ftrl_gym.sandbox import limits
-from ftrl_gym.sandbox.protocol import FrameReader, write_frame
+from ftrl_gym.sandbox.protocol import ERROR, FrameReader, encode_reply, loads_exact, write_frame
 from ftrl_gym.sandbox.runtime import ToolSession
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -44,6 +44,7 @@ class Worker:
         self.output_limit = int(config["output_limit"])
         self.memory_mb = int(config["memory_mb"])
         self.sessions: dict[int, ToolSession] = {}
+        self.cpu = limits.CpuBudget()
         self._active: ToolSession | None = None
 
     def serve(self) -> None:
@@ -52,7 +53,7 @@ class Worker:
             frame = self.reader.read()
             if frame is None:
                 return
-            request = json.loads(frame)
+            request = loads_exact(frame.decode())
             op = request[0]
             if op == "call":
                 self._call(request[1], request[2], request[3])
@@ -71,27 +72,21 @@ class Worker:
             codes, stateful, data, seed = setup
             self.sessions[sid] = ToolSession(codes, stateful, data, seed, self.memory_mb)
         session = self.sessions.get(sid)
-        limits.allow_cpu(self.timeout_s * len(calls) + 1)
+        self.cpu.allow(self.timeout_s * len(calls) + 1)
         for name, arguments in calls:
             if session is None:
-                reply: list[Any] = [False, f"error: tool {name!r} was not run: unknown sandbox session",
-                                    None, False, 0.0]
+                reply = encode_reply(ERROR, f"error: tool {name!r} was not run: unknown sandbox session", 0.0)
             else:
                 self._activate(session)
-                reply = session.call(name, arguments, self.output_limit)
-            try:
-                payload = _dumps(reply).encode()
-            except BaseException as exc:  # noqa: BLE001 - a value json cannot encode after all
-                payload = _dumps([False, f"error: tool {name!r} returned a value that cannot be sent: "
-                                         f"{type(exc).__name__}", None, False, reply[4]]).encode()
-            write_frame(self.write_fd, payload)
+                reply = encode_reply(*session.call(name, arguments, self.output_limit))
+            write_frame(self.write_fd, reply)
 
     def _state(self, sid: int) -> None:
         session = self.sessions.get(sid)
         try:
             if session is None:
                 raise KeyError("unknown sandbox session")
-            limits.allow_cpu(self.timeout_s + 1)
+            self.cpu.allow(self.timeout_s + 1)
             payload = _dumps_state([True, session.data]).encode()
         except BaseException as exc:  # noqa: BLE001 - the state may hold tool-made objects
             payload = _dumps([False, f"{type(exc).__name__}: {exc}"[:300]]).encode()
