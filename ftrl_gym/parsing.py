@@ -75,6 +75,20 @@ def strip_end_markers(text: str) -> str:
     return text
 
 
+def content_text(content: Any) -> str:
+    """The text of an OpenAI message ``content``: a string, a list of text parts, or None.
+
+    Args:
+        content: The message's ``content`` value.
+
+    Returns:
+        The text; ``""`` for None or anything that is not text.
+    """
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, Mapping))
+    return content if isinstance(content, str) else ""
+
+
 def split_reasoning(text: str) -> tuple[str | None, str]:
     """Split a leading ``<think>…</think>`` block from the rest of a response.
 
@@ -215,12 +229,7 @@ def _decode_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
 
 def _parse_message(message: Mapping[str, Any], id_prefix: str) -> ParsedResponse:
     """Parse an OpenAI assistant message; without ``tool_calls`` its content is parsed as text."""
-    content_value = message.get("content")
-    if isinstance(content_value, list):
-        content_value = "".join(
-            part.get("text", "") for part in content_value if isinstance(part, Mapping)
-        )
-    raw_text = content_value if isinstance(content_value, str) else ""
+    raw_text = content_text(message.get("content"))
     entries = message.get("tool_calls")
     if not entries:
         return parse_response(raw_text, id_prefix)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from ftrl_gym.parsing import ParsedResponse
+from ftrl_gym.parsing import ParsedResponse, content_text
 from ftrl_gym.reward import TurnReward
 
 TRUNCATION_MARKER = "\n…[observation truncated at {limit} characters]"
@@ -60,9 +60,7 @@ def render_message(message: dict[str, Any]) -> str:
     Returns:
         Its content; tool messages in ``<tool_response>`` and assistant calls as ``<tool_call>`` blocks.
     """
-    content = message.get("content") or ""
-    if not isinstance(content, str):
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    content = content_text(message.get("content"))
     if message.get("role") == "tool":
         return tool_response_block(content)
     calls = [
