@@ -81,14 +81,25 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
         if default:
             return default[0]
         raise AttributeError(f"attribute {name!r} is not accessible in the sandbox")
-    if name in ("format", "format_map") and (isinstance(obj, str) or obj is str):
-        if obj is str:
-            return _safe_format if name == "format" else _safe_format_map
-        return types.MethodType(_safe_format if name == "format" else _safe_format_map, obj)
     value = getattr(obj, name, *default)
+    if name in ("format", "format_map"):
+        return _guard_format(value)
     if isinstance(value, types.ModuleType):
         raise AttributeError(f"attribute {name!r} is a module, which is not accessible in the sandbox")
     return value
+
+
+def _guard_format(method: Any) -> Any:
+    """Replace ``str.format``/``format_map`` however they were reached (a str, a str subclass, ``super()``)
+    by versions that refuse attribute and item traversal in the format string."""
+    if method is str.format:
+        return _safe_format
+    if method is str.format_map:
+        return _safe_format_map
+    if type(method) is types.BuiltinMethodType and isinstance(method.__self__, str):
+        safe = _safe_format if method.__name__ == "format" else _safe_format_map
+        return types.MethodType(safe, method.__self__)
+    return method
 
 
 def guarded_hasattr(obj: Any, name: str) -> bool:

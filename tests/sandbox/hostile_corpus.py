@@ -274,6 +274,24 @@ CASES = [
         def t():
             return "{0:{1.__class__}}".format(1, 2)
     """, error_with("not allowed")),
+    Case("format", "str_subclass_format", """
+        class S(str):
+            pass
+        def t():
+            return S.format("{0.__class__}", 1)
+    """, error_with("not allowed")),
+    Case("format", "super_format", """
+        class S(str):
+            pass
+        def t():
+            return super(S, S("{0.__class__}")).format(1)
+    """, error_with("not allowed")),
+    Case("format", "format_method_on_instance_of_subclass", """
+        class S(str):
+            pass
+        def t():
+            return S("{0.__init__.__globals__}").format(1)
+    """, error_with("not allowed")),
     Case("format", "string_formatter", """
         def t():
             import string
