@@ -124,7 +124,8 @@ class _ReadOnly:
 
     def __init__(self, target: Any) -> None:
         name = type(target).__name__
-        what = "modules are read-only" if name == "ModuleProxy" else f"objects of type {name!r} cannot be modified"
+        what = ("modules are read-only" if name == "ModuleProxy"
+                else f"objects of type {name!r} cannot be modified")
         object.__setattr__(self, "_target", what)
 
     def _deny(self, *args: Any) -> None:
@@ -204,7 +205,8 @@ class PrintCollector:
 
     def _call_print(self, *objects: Any, sep: str | None = " ", end: str | None = "\n",
                     file: Any = None, flush: bool = False) -> None:
-        text = (" " if sep is None else str(sep)).join(str(o) for o in objects) + ("\n" if end is None else str(end))
+        separator = " " if sep is None else str(sep)
+        text = separator.join(str(o) for o in objects) + ("\n" if end is None else str(end))
         room = PRINT_LIMIT - self.size
         if room > 0:
             self.parts.append(text[:room])

@@ -76,20 +76,23 @@ class CpuBudget:
     """The worker's ``RLIMIT_CPU``: a backstop that stops a worker whose parent can no longer kill it.
 
     The soft limit is kept at least ``seconds`` of CPU ahead of what the process has used, moved in
-    steps of ``slack`` seconds so that most calls need no system call.
+    steps of ``slack`` seconds. The single-threaded worker cannot use more CPU than wall-clock time, so
+    most calls check the budget against the (cheap) monotonic clock and make no system call.
     """
 
     def __init__(self, slack: float = 30.0) -> None:
         self.slack = slack
         self.soft = 0.0
+        self._used_at_set = 0.0
+        self._time_at_set = time.monotonic()
 
     def allow(self, seconds: float) -> None:
         """Make sure the process may use ``seconds`` more CPU time before the kernel stops it."""
-        used = time.process_time()
-        if used + seconds <= self.soft:
+        if self._used_at_set + (time.monotonic() - self._time_at_set) + seconds <= self.soft:
             return
+        used = time.process_time()
         soft = math.ceil(used + seconds + self.slack)
         if _CPU_HARD != resource.RLIM_INFINITY:
             soft = min(soft, _CPU_HARD)
         resource.setrlimit(resource.RLIMIT_CPU, (soft, _CPU_HARD))
-        self.soft = soft
+        self.soft, self._used_at_set, self._time_at_set = soft, used, time.monotonic()

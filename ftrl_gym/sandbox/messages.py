@@ -55,7 +55,7 @@ def raised(name: str, exc: BaseException) -> str:
     """The error line for a tool that raised ``exc``."""
     detail = one_line(str(exc))
     kind = type(exc).__name__
-    return f"error: tool {name!r} raised {kind}: {detail}" if detail else f"error: tool {name!r} raised {kind}"
+    return f"error: tool {name!r} raised {kind}" + (f": {detail}" if detail else "")
 
 
 def bad_arguments(name: str, detail: str) -> str:

@@ -92,7 +92,7 @@ class ModuleProxy:
 def _is_safe_value(value: Any) -> bool:
     """Whether a module attribute may be shared between sessions: no modules, no mutable data, no
     methods bound to a hidden shared instance."""
-    if isinstance(value, types.ModuleType) or isinstance(value, types.MethodType):
+    if isinstance(value, (types.ModuleType, types.MethodType)):
         return False
     if isinstance(value, types.BuiltinMethodType):
         return isinstance(value.__self__, (types.ModuleType, type, type(None)))
@@ -104,7 +104,8 @@ def _require_sandbox_target(obj: Any, what: str) -> None:
         raise TypeError(f"{what} only applies to functions and classes defined by the tool")
 
 
-def _safe_update_wrapper(wrapper: Any, wrapped: Any, assigned: tuple[str, ...] = functools.WRAPPER_ASSIGNMENTS,
+def _safe_update_wrapper(wrapper: Any, wrapped: Any,
+                         assigned: tuple[str, ...] = functools.WRAPPER_ASSIGNMENTS,
                          updated: tuple[str, ...] = functools.WRAPPER_UPDATES) -> Any:
     _require_sandbox_target(wrapper, "functools.update_wrapper")
     return functools.update_wrapper(wrapper, wrapped, assigned, updated)

@@ -79,7 +79,8 @@ def compile_tool(name: str, source: str) -> tuple[types.CodeType | None, str | N
 
 def _compile(name: str, source: str) -> tuple[types.CodeType | None, str | None]:
     try:
-        compiled = compile_restricted_exec(source, filename=f"{TOOL_FILENAME_PREFIX}{name}>", policy=ToolPolicy)
+        filename = f"{TOOL_FILENAME_PREFIX}{name}>"
+        compiled = compile_restricted_exec(source, filename=filename, policy=ToolPolicy)
     except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError) as exc:
         return None, f"{type(exc).__name__}: {exc}"
     if compiled.errors:

@@ -107,7 +107,8 @@ class FrameReader:
             chunk = os.read(self.fd, READ_CHUNK)
             if not chunk:
                 return None
-            if not buf and len(chunk) >= HEADER.size and HEADER.unpack_from(chunk)[0] == len(chunk) - HEADER.size:
+            whole = len(chunk) >= HEADER.size and HEADER.unpack_from(chunk)[0] == len(chunk) - HEADER.size
+            if whole and not buf:
                 if len(chunk) - HEADER.size > self.max_frame:
                     raise ProtocolError("frame exceeds the size limit")
                 return chunk[HEADER.size:]

@@ -1,4 +1,4 @@
-"""Turning a tool's return value into the reply the parent receives (inside the worker, under the deadline)."""
+"""A tool's return value turned into the text the agent reads (inside the worker, under the deadline)."""
 
 from __future__ import annotations
 

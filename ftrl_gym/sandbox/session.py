@@ -96,7 +96,7 @@ class SandboxSession:
                 encoded.append(piece)
         if sendable:
             replies = self._exchange([calls[i] for i in sendable], "[" + ",".join(encoded) + "]")
-            for index, result in zip(sendable, replies):
+            for index, result in zip(sendable, replies, strict=True):
                 results[index] = result
         return [r for r in results if r is not None]
 
@@ -125,11 +125,11 @@ class SandboxSession:
                 results.append(ToolResult(ok, text, value, None if ok else text, elapsed))
                 continue
             except WorkerTimeout:
-                results.append(_error(messages.timed_out(call.name, timeout), time.perf_counter() - sent))
-                worker.restart()
+                line = messages.timed_out(call.name, timeout)
             except WorkerDied as died:
-                results.append(_error(messages.crashed(call.name, died.returncode), time.perf_counter() - sent))
-                worker.restart()
+                line = messages.crashed(call.name, died.returncode)
+            results.append(_error(line, time.perf_counter() - sent))
+            worker.restart()
             rest = calls[len(results):]
             if rest:
                 results.extend(self._call_locked(rest))
@@ -212,7 +212,8 @@ def _encode_call(call: ToolCall, tool_names: list[str]) -> tuple[str, str | None
         if arguments is None:
             arguments = {}
         else:
-            return "", messages.bad_arguments(name, f"arguments must be a JSON object, got {type(arguments).__name__}")
+            detail = f"arguments must be a JSON object, got {type(arguments).__name__}"
+            return "", messages.bad_arguments(name, detail)
     try:
         return _dumps([name, arguments]), None
     except (TypeError, ValueError, RecursionError) as exc:

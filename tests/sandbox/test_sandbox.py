@@ -10,6 +10,7 @@ import signal
 import statistics
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from conftest import MEMORY_MB, TIMEOUT_S
@@ -324,10 +325,12 @@ def test_worker_limits_are_in_place(sandbox: Sandbox) -> None:
     with sandbox.open_session({"ok": "def ok():\n    return 1\n"}) as session:
         call(session, "ok")
     [pid] = sandbox.worker_pids
-    limits = open(f"/proc/{pid}/limits").read()
+    limits = Path(f"/proc/{pid}/limits").read_text()
     assert f"{MEMORY_MB * 1024 * 1024}" in limits.split("Max address space")[1].split("\n")[0]
     assert limits.split("Max file size")[1].split()[:2] == ["0", "0"]
     assert limits.split("Max open files")[1].split()[:2] == ["16", "16"]
+    assert limits.split("Max cpu time")[1].split()[0] != "unlimited"
+    assert limits.split("Max core file size")[1].split()[:2] == ["0", "0"]
     assert os.readlink(f"/proc/{pid}/cwd").endswith("(deleted)")
     assert sorted(os.listdir(f"/proc/{pid}/fd")) == ["0", "1", "2", "3", "4"]
 
