@@ -85,7 +85,8 @@ def content_text(content: Any) -> str:
         The text; ``""`` for None or anything that is not text.
     """
     if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, Mapping))
+        texts = (part.get("text") for part in content if isinstance(part, Mapping))
+        return "".join(text for text in texts if isinstance(text, str))
     return content if isinstance(content, str) else ""
 
 
@@ -178,8 +179,8 @@ def _parse_python_tag(rest: str) -> tuple[list[tuple[str | None, str, dict]], li
         index = len(calls) + len(errors) + 1
         try:
             obj, pos = _DECODER.raw_decode(rest, pos)
-        except json.JSONDecodeError as exc:
-            errors.append(f"<|python_tag|> call {index}: invalid JSON ({exc.msg} at char {exc.pos})")
+        except (ValueError, RecursionError) as exc:
+            errors.append(f"<|python_tag|> call {index}: invalid JSON ({_json_problem(exc)})")
             break
         call, error = _call_from_object(obj, "parameters")
         if error:
@@ -194,9 +195,18 @@ def _parse_python_tag(rest: str) -> tuple[list[tuple[str | None, str, dict]], li
 def _call_from_json_text(body: str, args_key: str) -> tuple[Any, str | None]:
     try:
         obj = json.loads(body)
-    except json.JSONDecodeError as exc:
-        return None, f"invalid JSON ({exc.msg} at char {exc.pos})"
+    except (ValueError, RecursionError) as exc:
+        return None, f"invalid JSON ({_json_problem(exc)})"
     return _call_from_object(obj, args_key)
+
+
+def _json_problem(exc: Exception) -> str:
+    """Why ``json.loads`` refused a text: its message, or the limit it hit (nesting, integer digits)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at char {exc.pos}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return "an integer has too many digits" if "digits" in str(exc) else type(exc).__name__
 
 
 def _call_from_object(obj: Any, args_key: str) -> tuple[Any, str | None]:
@@ -209,7 +219,7 @@ def _call_from_object(obj: Any, args_key: str) -> tuple[Any, str | None]:
     raw = obj.get(args_key, obj.get("arguments"))
     arguments, error = _decode_arguments(raw)
     if error:
-        return None, f"call of '{name}': {error}"
+        return None, f"call of {name!r}: {error}"
     return (None, name, arguments), None
 
 
@@ -220,11 +230,20 @@ def _decode_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
     if isinstance(raw, str):
         try:
             raw = json.loads(raw) if raw.strip() else {}
-        except json.JSONDecodeError as exc:
-            return {}, f"arguments are a string but not valid JSON ({exc.msg})"
+        except (ValueError, RecursionError) as exc:
+            return {}, f"arguments are a string but not valid JSON ({_json_problem(exc)})"
     if not isinstance(raw, dict):
         return {}, f"arguments must be a JSON object, got {type(raw).__name__}"
     return raw, None
+
+
+def _encodable(arguments: dict[str, Any]) -> bool:
+    """Whether arguments given as Python objects (a message action) can be sent to a tool as JSON."""
+    try:
+        _ENCODER.encode(arguments)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
 
 
 def _parse_message(message: Mapping[str, Any], id_prefix: str) -> ParsedResponse:
@@ -242,6 +261,8 @@ def _parse_message(message: Mapping[str, Any], id_prefix: str) -> ParsedResponse
             errors.append(f"tool_calls[{i - 1}]: expected {{'function': {{'name', 'arguments'}}}}")
             continue
         call, error = _call_from_object(dict(function), "arguments")
+        if error is None and not _encodable(call[2]):
+            error = f"call of {call[1]!r}: arguments are not JSON-serialisable"
         if error:
             errors.append(f"tool_calls[{i - 1}]: {error}")
             continue
