@@ -5,9 +5,10 @@ from __future__ import annotations
 import ast
 import hashlib
 import types
+from collections import OrderedDict
 
 from RestrictedPython import RestrictingNodeTransformer, compile_restricted_exec
-from RestrictedPython.transformer import IOPERATOR_TO_STR, copy_locations
+from RestrictedPython.transformer import INSPECT_ATTRIBUTES, IOPERATOR_TO_STR, copy_locations
 
 from ftrl_gym.sandbox.guards import TOOL_FILENAME_PREFIX
 
@@ -16,8 +17,8 @@ EXTRA_MAGIC_METHODS = frozenset({"__str__", "__repr__", "__len__", "__hash__", "
 """Dunder methods a tool's class may define besides RestrictedPython's own list (``__init__``, ``__eq__``,
 comparisons, ``__contains__``): they run as restricted code like any other method."""
 
-CACHE_SIZE = 4096
-"""Compiled tool sources kept per process."""
+CACHE_SIZE = 8192
+"""Compiled tool sources kept per process (least recently used dropped first)."""
 
 
 class ToolPolicy(RestrictingNodeTransformer):
@@ -44,8 +45,8 @@ class ToolPolicy(RestrictingNodeTransformer):
             args = [self.visit(target.value), self.visit(target.slice), op, value]
             helper = "_aug_setitem_"
         elif isinstance(target, ast.Attribute):
-            if target.attr.startswith("_"):
-                self.error(node, f'"{target.attr}" is an invalid attribute name because it starts with "_".')
+            if target.attr.startswith("_") or target.attr in INSPECT_ATTRIBUTES:
+                self.error(node, f'"{target.attr}" is an invalid attribute name.')
                 return node
             args = [self.visit(target.value), ast.Constant(target.attr), op, value]
             helper = "_aug_setattr_"
@@ -57,7 +58,7 @@ class ToolPolicy(RestrictingNodeTransformer):
         return call
 
 
-_cache: dict[str, tuple[types.CodeType | None, str | None]] = {}
+_cache: OrderedDict[str, tuple[types.CodeType | None, str | None]] = OrderedDict()
 
 
 def compile_tool(name: str, source: str) -> tuple[types.CodeType | None, str | None]:
@@ -69,11 +70,12 @@ def compile_tool(name: str, source: str) -> tuple[types.CodeType | None, str | N
     key = hashlib.blake2b(f"{name}\0{source}".encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
     hit = _cache.get(key)
     if hit is not None:
+        _cache.move_to_end(key)
         return hit
     result = _compile(name, source)
-    if len(_cache) >= CACHE_SIZE:
-        _cache.clear()
     _cache[key] = result
+    if len(_cache) > CACHE_SIZE:
+        _cache.popitem(last=False)
     return result
 
 
