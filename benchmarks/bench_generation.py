@@ -13,7 +13,13 @@ import os
 import platform
 import time
 
-from ftrl_gym.generation.pipeline import GenerationConfig, Summary, build_candidate, candidate_rng, iter_scenario
+from ftrl_gym.generation.pipeline import (
+    GenerationConfig,
+    Summary,
+    build_candidate,
+    candidate_rng,
+    iter_scenario,
+)
 from ftrl_gym.generation.scenes import SCENARIOS
 from ftrl_gym.generation.world import build_world
 from ftrl_gym.sandbox import Sandbox
@@ -41,7 +47,9 @@ def best_rate(run, n: int, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="validated tasks per scenario and run")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the best counts")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs per measurement; the best counts"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     pinning = pin_to_one_core()
@@ -51,14 +59,22 @@ def main() -> None:
     with Sandbox() as sandbox:
         for scenario in SCENARIOS:
             summary = Summary()
-            validated = best_rate(lambda: list(iter_scenario(scenario, world, config, sandbox, summary)),
-                                  args.n, args.repeats)
-            built = best_rate(lambda: [build_candidate(scenario, world, candidate_rng(config, scenario, i), config)
-                                       for i in range(args.n)], args.n, args.repeats)
+
+            def validated_run(scenario: str = scenario, summary: Summary = summary) -> None:
+                list(iter_scenario(scenario, world, config, sandbox, summary))
+
+            def built_run(scenario: str = scenario) -> None:
+                for i in range(args.n):
+                    build_candidate(scenario, world, candidate_rng(config, scenario, i), config)
+
+            validated = best_rate(validated_run, args.n, args.repeats)
+            built = best_rate(built_run, args.n, args.repeats)
             rejected = sum(summary.rejected.values()) // args.repeats
             rows.append((scenario, validated, built, rejected))
-    print(f"offline generation, {args.n} tasks per scenario, best of {args.repeats}; {pinning}; "
-          f"Python {platform.python_version()}\n")
+    print(
+        f"offline generation, {args.n} tasks per scenario, best of {args.repeats}; {pinning}; "
+        f"Python {platform.python_version()}\n"
+    )
     print("| scenario | validated tasks/s | stages 1–5a only, tasks/s | rejected per run |")
     print("|---|---:|---:|---:|")
     for scenario, validated, built, rejected in rows:

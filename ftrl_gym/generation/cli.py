@@ -15,35 +15,65 @@ from ftrl_gym.generation.scenes import SCENARIOS
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``generate`` options on a (sub)parser."""
-    parser.add_argument("--backend", choices=("offline", "openai"), default="offline",
-                        help="offline: seeded synthetic world, no model; openai: any OpenAI-compatible endpoint")
-    parser.add_argument("--scenario", default="all",
-                        help=f"'all' or a comma-separated list of: {', '.join(SCENARIOS)}")
+    parser.add_argument(
+        "--backend",
+        choices=("offline", "openai"),
+        default="offline",
+        help="offline: seeded synthetic world, no model; openai: any OpenAI-compatible endpoint",
+    )
+    parser.add_argument(
+        "--scenario",
+        default="all",
+        help=f"'all' or a comma-separated list of: {', '.join(SCENARIOS)}",
+    )
     parser.add_argument("--n", type=int, default=100, help="validated tasks per scenario")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="master seed, same seed same bytes (default 0; the release seed with --release)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="master seed, same seed same bytes (default 0; the release seed with --release)",
+    )
     parser.add_argument("--split", choices=("train", "test"), default="train")
     parser.add_argument("--out", type=Path, default=Path("generated"), help="output directory")
-    parser.add_argument("--release", action="store_true",
-                        help="build the shipped release into --out: every split at the release sizes, "
-                             "with manifest.json")
+    parser.add_argument(
+        "--release",
+        action="store_true",
+        help="build the shipped release into --out: every split at the release sizes, "
+        "with manifest.json",
+    )
     for name, default in ScalingConfig().to_dict().items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default,
-                            help=f"complexity scaling: {name} (default {default})")
-    parser.add_argument("--base-url", default=None, help="openai backend: endpoint, e.g. http://localhost:8000/v1")
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=type(default),
+            default=default,
+            help=f"complexity scaling: {name} (default {default})",
+        )
+    parser.add_argument(
+        "--base-url", default=None, help="openai backend: endpoint, e.g. http://localhost:8000/v1"
+    )
     parser.add_argument("--model", default=None, help="openai backend: model name")
-    parser.add_argument("--concurrency", type=int, default=4, help="openai backend: requests in flight")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="openai backend: response cache (default OUT/.llm_cache)")
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="openai backend: requests in flight"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="openai backend: response cache (default OUT/.llm_cache)",
+    )
 
 
 def _scenarios(value: str) -> list[str]:
     """Parse ``--scenario``."""
-    chosen = list(SCENARIOS) if value == "all" else [s.strip() for s in value.split(",") if s.strip()]
+    chosen = (
+        list(SCENARIOS) if value == "all" else [s.strip() for s in value.split(",") if s.strip()]
+    )
     unknown = [s for s in chosen if s not in SCENARIOS]
     if unknown:
-        raise SystemExit(f"ftrl-gym generate: unknown scenario(s) {', '.join(unknown)}; "
-                         f"choose from all, {', '.join(SCENARIOS)}")
+        raise SystemExit(
+            f"ftrl-gym generate: unknown scenario(s) {', '.join(unknown)}; "
+            f"choose from all, {', '.join(SCENARIOS)}"
+        )
     return chosen
 
 
@@ -66,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
             manifest = build_release(args.out, scenarios, seed, progress=bar.update)
         print(json.dumps(manifest["summary"], indent=2))
         return 0
-    config = GenerationConfig(scenarios=scenarios, n=args.n, seed=args.seed or 0, split=args.split, scaling=scaling)
+    config = GenerationConfig(
+        scenarios=scenarios, n=args.n, seed=args.seed or 0, split=args.split, scaling=scaling
+    )
     with tqdm(total=len(scenarios) * args.n, desc=f"generate {args.split}", file=sys.stderr) as bar:
         records, summary = generate(config, progress=bar.update)
     for scenario, tasks in records.items():

@@ -53,7 +53,9 @@ def read_manifest(root: Path | None = None) -> dict[str, Any]:
     """
     path = (root or data_dir()) / MANIFEST_NAME
     if not path.is_file():
-        raise GenerationError(f"no {MANIFEST_NAME} in {path.parent}; build one with `ftrl-gym generate --release DIR`")
+        raise GenerationError(
+            f"no {MANIFEST_NAME} in {path.parent}; build one with `ftrl-gym generate --release DIR`"
+        )
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -62,12 +64,19 @@ def _relative(scenario: str, split: str) -> str:
 
 
 def _cache_root() -> Path:
-    base = os.environ.get(CACHE_DIR_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ftrl-gym"
+    base = (
+        os.environ.get(CACHE_DIR_ENV)
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ftrl-gym"
+    )
     return Path(base)
 
 
-def dataset_path(scenario: str, split: str, root: str | os.PathLike[str] | None = None,
-                 progress: Callable[[int], None] | None = None) -> Path:
+def dataset_path(
+    scenario: str,
+    split: str,
+    root: str | os.PathLike[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
     """Return the JSONL file of a shipped split, generating an on-demand split on first use.
 
     An on-demand split is written beside the committed files when that directory is writable
@@ -90,20 +99,31 @@ def dataset_path(scenario: str, split: str, root: str | os.PathLike[str] | None 
     base = Path(root) if root is not None else data_dir()
     entry = read_manifest(base)["files"].get(_relative(scenario, split))
     if entry is None:
-        raise GenerationError(f"{base / MANIFEST_NAME} lists no {split} split for scenario {scenario!r}; "
-                              f"scenarios: {', '.join(SCENARIOS)}; splits: train, test")
-    for candidate in (base / _relative(scenario, split),
-                      _cache_root() / f"{entry['sha256'][:16]}" / _relative(scenario, split)):
+        raise GenerationError(
+            f"{base / MANIFEST_NAME} lists no {split} split for scenario {scenario!r}; "
+            f"scenarios: {', '.join(SCENARIOS)}; splits: train, test"
+        )
+    for candidate in (
+        base / _relative(scenario, split),
+        _cache_root() / f"{entry['sha256'][:16]}" / _relative(scenario, split),
+    ):
         if candidate.is_file():
             return candidate
     return _materialise(base, scenario, split, entry, progress)
 
 
-def _materialise(base: Path, scenario: str, split: str, entry: dict[str, Any],
-                 progress: Callable[[int], None] | None) -> Path:
+def _materialise(
+    base: Path,
+    scenario: str,
+    split: str,
+    entry: dict[str, Any],
+    progress: Callable[[int], None] | None,
+) -> Path:
     """Generate an on-demand split, check its hash, and store it where it can be written."""
     manifest = read_manifest(base)
-    config = GenerationConfig(scenarios=[scenario], n=entry["count"], seed=manifest["seed"], split=split)
+    config = GenerationConfig(
+        scenarios=[scenario], n=entry["count"], seed=manifest["seed"], split=split
+    )
     records, _ = generate(config, progress=progress)
     target = base / _relative(scenario, split)
     if not os.access(base / scenario, os.W_OK):
@@ -113,14 +133,20 @@ def _materialise(base: Path, scenario: str, split: str, entry: dict[str, Any],
     digest = file_sha256(target)
     if digest != entry["sha256"]:
         target.unlink()
-        raise GenerationError(f"generated {scenario}/{split} has sha256 {digest}, the manifest says "
-                              f"{entry['sha256']}: the generator changed; rebuild with `ftrl-gym generate --release`")
+        raise GenerationError(
+            f"generated {scenario}/{split} has sha256 {digest}, the manifest says "
+            f"{entry['sha256']}: the generator changed; rebuild with `ftrl-gym generate --release`"
+        )
     return target
 
 
-def build_release(root: Path, scenarios: Sequence[str] = SCENARIOS, seed: int = RELEASE_SEED,
-                  sizes: dict[str, int] | None = None, progress: Callable[[int], None] | None = None
-                  ) -> dict[str, Any]:
+def build_release(
+    root: Path,
+    scenarios: Sequence[str] = SCENARIOS,
+    seed: int = RELEASE_SEED,
+    sizes: dict[str, int] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """Generate every split of a release into ``root`` and write its manifest.
 
     Args:
@@ -144,11 +170,21 @@ def build_release(root: Path, scenarios: Sequence[str] = SCENARIOS, seed: int = 
             path.parent.mkdir(parents=True, exist_ok=True)
             save_tasks(tasks, path, json_strings=False)
             files[_relative(scenario, split)] = {
-                "scenario": scenario, "split": split, "count": len(tasks), "sha256": file_sha256(path),
-                "bytes": path.stat().st_size, "committed": split in COMMITTED_SPLITS}
-    manifest = {"generator": "ftrl_gym.generation (offline backend)", "generator_version": GENERATOR_VERSION,
-                "seed": seed, "config": GenerationConfig(seed=seed).to_dict() | {"n": None, "split": None},
-                "files": files, "summary": summaries}
+                "scenario": scenario,
+                "split": split,
+                "count": len(tasks),
+                "sha256": file_sha256(path),
+                "bytes": path.stat().st_size,
+                "committed": split in COMMITTED_SPLITS,
+            }
+    manifest = {
+        "generator": "ftrl_gym.generation (offline backend)",
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "config": GenerationConfig(seed=seed).to_dict() | {"n": None, "split": None},
+        "files": files,
+        "summary": summaries,
+    }
     _write_json(root / MANIFEST_NAME, manifest)
     return manifest
 

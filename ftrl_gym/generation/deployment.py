@@ -9,7 +9,7 @@ from typing import Any
 from ftrl_gym.generation.codegen import tool_source
 from ftrl_gym.generation.documents import ATTRIBUTE_LABELS, ToolDoc, doc_op
 from ftrl_gym.generation.integration import Toolset
-from ftrl_gym.generation.scenes import Scene, SubProblem
+from ftrl_gym.generation.scenes import Scene
 from ftrl_gym.generation.world import RELATIONS, Entity, World
 
 GENERATOR_VERSION = "1.0"
@@ -34,7 +34,12 @@ class Candidate:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return {"record": self.record, "intended": self.intended, "probes": self.probes, "meta": self.meta}
+        return {
+            "record": self.record,
+            "intended": self.intended,
+            "probes": self.probes,
+            "meta": self.meta,
+        }
 
 
 def call_arguments(doc: ToolDoc, op: str, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +60,9 @@ def call_arguments(doc: ToolDoc, op: str, inputs: dict[str, Any]) -> dict[str, A
     return args
 
 
-def _with_defaults(doc: ToolDoc, args: dict[str, Any], rng: random.Random, rate: float) -> dict[str, Any]:
+def _with_defaults(
+    doc: ToolDoc, args: dict[str, Any], rng: random.Random, rate: float
+) -> dict[str, Any]:
     """Sometimes spell out optional parameters at their defaults, as careful callers do."""
     for param in doc.params:
         if not param.required and param.default is not None and rng.random() < rate:
@@ -72,7 +79,9 @@ def _scene_entities(scene: Scene, world: World) -> list[Entity]:
     return [world.find(n) for n in dict.fromkeys(names)]
 
 
-def table_rows(doc: ToolDoc, entities: list[Entity], world: World, rng: random.Random) -> list[dict[str, Any]]:
+def table_rows(
+    doc: ToolDoc, entities: list[Entity], world: World, rng: random.Random
+) -> list[dict[str, Any]]:
     """Rows of a lookup tool: the task's entities of its kind plus a few others, shuffled."""
     mine = [e for e in entities if e.kind == doc.kind]
     mine_ids = {e.id for e in mine}
@@ -99,30 +108,48 @@ def _probe_inputs(op: str, scene: Scene, entities: list[Entity], doc: ToolDoc) -
     dates = [n.value for n in scene.nodes if n.value_type == "date"] + ["2001-02-03", "2010-06-15"]
     names = [e.name for e in entities] or ["Example"]
     subject = next((e.name for e in entities if e.kind == doc.kind), names[0])
-    inputs = {"subject": subject, "value": numbers[0], "a": numbers[0], "b": numbers[1], "date": dates[0],
-              "days": 30, "start": dates[0], "end": dates[1], "text": names[0]}
+    inputs = {
+        "subject": subject,
+        "value": numbers[0],
+        "a": numbers[0],
+        "b": numbers[1],
+        "date": dates[0],
+        "days": 30,
+        "start": dates[0],
+        "end": dates[1],
+        "text": names[0],
+    }
     if op.startswith("convert:"):
         inputs.update(from_unit=op.split(":")[1], to_unit=op.split(":")[2])
     return inputs
 
 
-def solution_turns(scene: Scene, toolset: Toolset, rng: random.Random, explicit_rate: float
-                   ) -> tuple[list[list[dict[str, Any]]], list[list[str]]]:
+def solution_turns(
+    scene: Scene, toolset: Toolset, rng: random.Random, explicit_rate: float
+) -> tuple[list[list[dict[str, Any]]], list[list[str]]]:
     """The reference calls turn by turn (independent sub-problems share a turn) and their answers."""
     turns, intended = [], []
     for level in scene.levels():
         calls = []
         for node in level:
             doc = toolset.doc(toolset.assignment[node.id])
-            args = _with_defaults(doc, call_arguments(doc, doc_op(node), node.inputs), rng, explicit_rate)
+            args = _with_defaults(
+                doc, call_arguments(doc, doc_op(node), node.inputs), rng, explicit_rate
+            )
             calls.append({"name": doc.name, "arguments": args})
         turns.append(calls)
         intended.append([node.answer for node in level])
     return turns, intended
 
 
-def deploy(scene: Scene, toolset: Toolset, world: World, rng: random.Random, split: str,
-           explicit_rate: float = 0.3) -> Candidate:
+def deploy(
+    scene: Scene,
+    toolset: Toolset,
+    world: World,
+    rng: random.Random,
+    split: str,
+    explicit_rate: float = 0.3,
+) -> Candidate:
     """Stage 5a: write every tool's code and assemble the task record.
 
     Args:
@@ -150,13 +177,29 @@ def deploy(scene: Scene, toolset: Toolset, world: World, rng: random.Random, spl
     rng.shuffle(schemas)
     record = {
         "messages": [{"role": "user", "content": scene.question}],
-        "tools": schemas, "codes": codes, "unsolved_set": unsolved, "answer": scene.answer,
-        "data_source": f"ftrl_gym.generation/offline-{GENERATOR_VERSION}", "split": split,
-        "scenario": scene.scenario, "solution": turns,
+        "tools": schemas,
+        "codes": codes,
+        "unsolved_set": unsolved,
+        "answer": scene.answer,
+        "data_source": f"ftrl_gym.generation/offline-{GENERATOR_VERSION}",
+        "split": split,
+        "scenario": scene.scenario,
+        "solution": turns,
     }
     decoys = [d for d in toolset.docs if d.distractor]
-    probes = [{"name": d.name, "arguments": call_arguments(d, d.ops[0], _probe_inputs(d.ops[0], scene, entities, d))}
-              for d in decoys]
-    meta = {"template": scene.template_id, "domains": scene.domains, "hops": len(turns),
-            "sub_problems": len(scene.nodes), "tools": len(toolset.docs), "distractors": len(decoys)}
+    probes = [
+        {
+            "name": d.name,
+            "arguments": call_arguments(d, d.ops[0], _probe_inputs(d.ops[0], scene, entities, d)),
+        }
+        for d in decoys
+    ]
+    meta = {
+        "template": scene.template_id,
+        "domains": scene.domains,
+        "hops": len(turns),
+        "sub_problems": len(scene.nodes),
+        "tools": len(toolset.docs),
+        "distractors": len(decoys),
+    }
     return Candidate(record, intended, probes, meta)

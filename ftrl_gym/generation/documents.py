@@ -13,26 +13,46 @@ VERBS: tuple[str, ...] = ("get", "lookup", "fetch", "query", "find", "retrieve")
 """Verbs that start lookup tool names."""
 
 ATTRIBUTE_LABELS: dict[str, tuple[str, str]] = {
-    "capital": ("capital", "capital city"), "population": ("population", "population"),
-    "currency": ("currency", "official currency"), "area_km2": ("area", "area in square kilometres"),
-    "head_of_state": ("head_of_state", "head of state"), "country": ("country", "country"),
-    "elevation": ("elevation", "elevation"), "mayor": ("mayor", "mayor"),
-    "founding_date": ("founding_date", "founding date (YYYY-MM-DD)"), "length": ("length", "length"),
-    "source_country": ("source_country", "country of its source"), "mouth_city": ("mouth_city", "city at its mouth"),
-    "height": ("height", "height"), "first_climber": ("first_ascent", "first person to climb it"),
-    "birthplace": ("birthplace", "city of birth"), "birth_date": ("birth_date", "date of birth (YYYY-MM-DD)"),
-    "employer": ("employer", "employer"), "alma_mater": ("alma_mater", "university graduated from"),
-    "headquarters": ("headquarters", "headquarters city"), "ceo": ("ceo", "chief executive officer"),
-    "founded_year": ("founding_year", "year of founding"), "employees": ("employee_count", "number of employees"),
-    "revenue_musd": ("revenue", "annual revenue in millions of USD"), "city": ("city", "city"),
-    "rector": ("rector", "rector"), "students": ("enrollment", "number of enrolled students"),
-    "maker": ("manufacturer", "manufacturer"), "price_usd": ("price", "list price in USD"),
-    "weight": ("weight", "weight"), "release_date": ("release_date", "release date (YYYY-MM-DD)"),
-    "designer": ("designer", "designer"), "discoverer": ("discoverer", "discoverer"),
-    "atomic_mass": ("atomic_mass", "atomic mass"), "melting_point": ("melting_point", "melting point"),
-    "habitat": ("habitat", "native country"), "mass": ("mass", "average mass"),
-    "lifespan_years": ("lifespan", "typical lifespan in years"), "date": ("date", "date (YYYY-MM-DD)"),
-    "venue": ("venue", "host city"), "organiser": ("organiser", "organising company"),
+    "capital": ("capital", "capital city"),
+    "population": ("population", "population"),
+    "currency": ("currency", "official currency"),
+    "area_km2": ("area", "area in square kilometres"),
+    "head_of_state": ("head_of_state", "head of state"),
+    "country": ("country", "country"),
+    "elevation": ("elevation", "elevation"),
+    "mayor": ("mayor", "mayor"),
+    "founding_date": ("founding_date", "founding date (YYYY-MM-DD)"),
+    "length": ("length", "length"),
+    "source_country": ("source_country", "country of its source"),
+    "mouth_city": ("mouth_city", "city at its mouth"),
+    "height": ("height", "height"),
+    "first_climber": ("first_ascent", "first person to climb it"),
+    "birthplace": ("birthplace", "city of birth"),
+    "birth_date": ("birth_date", "date of birth (YYYY-MM-DD)"),
+    "employer": ("employer", "employer"),
+    "alma_mater": ("alma_mater", "university graduated from"),
+    "headquarters": ("headquarters", "headquarters city"),
+    "ceo": ("ceo", "chief executive officer"),
+    "founded_year": ("founding_year", "year of founding"),
+    "employees": ("employee_count", "number of employees"),
+    "revenue_musd": ("revenue", "annual revenue in millions of USD"),
+    "city": ("city", "city"),
+    "rector": ("rector", "rector"),
+    "students": ("enrollment", "number of enrolled students"),
+    "maker": ("manufacturer", "manufacturer"),
+    "price_usd": ("price", "list price in USD"),
+    "weight": ("weight", "weight"),
+    "release_date": ("release_date", "release date (YYYY-MM-DD)"),
+    "designer": ("designer", "designer"),
+    "discoverer": ("discoverer", "discoverer"),
+    "atomic_mass": ("atomic_mass", "atomic mass"),
+    "melting_point": ("melting_point", "melting point"),
+    "habitat": ("habitat", "native country"),
+    "mass": ("mass", "average mass"),
+    "lifespan_years": ("lifespan", "typical lifespan in years"),
+    "date": ("date", "date (YYYY-MM-DD)"),
+    "venue": ("venue", "host city"),
+    "organiser": ("organiser", "organising company"),
     "attendance": ("attendance", "attendance"),
 }
 """Attribute → (word used in names and selector values, human label without unit)."""
@@ -43,6 +63,7 @@ def attribute_label(op: str) -> str:
     relation = RELATIONS[op]
     label = ATTRIBUTE_LABELS[relation.attribute][1]
     return f"{label} in {UNIT_NAMES[relation.unit]}" if relation.unit else label
+
 
 COMPUTE_FAMILIES: dict[str, tuple[str, ...]] = {
     "math": ("math.add", "math.subtract", "math.multiply", "math.divide"),
@@ -160,83 +181,175 @@ def lookup_doc(op: str, rng: random.Random, taken: set[str], style: str | None =
     rel = RELATIONS[op]
     style = style or rng.choice(("snake", "snake", "camel"))
     word, label = ATTRIBUTE_LABELS[rel.attribute][0], attribute_label(op)
-    patterns = ([rng.choice(VERBS), rel.subject, word], [rng.choice(VERBS), word, "by", rel.subject],
-                [rel.subject, word, "lookup"], [rng.choice(VERBS), rel.subject, word])
+    patterns = (
+        [rng.choice(VERBS), rel.subject, word],
+        [rng.choice(VERBS), word, "by", rel.subject],
+        [rel.subject, word, "lookup"],
+        [rng.choice(VERBS), rel.subject, word],
+    )
     name = _unique(styled(rng.choice(patterns), style), taken)
     subject = styled(subject_param_words(rel.subject, rng), style)
     article = "an" if rel.subject in ("element", "event") else "a"
-    description = rng.choice((
-        f"Return the {label} of {article} {rel.subject}.",
-        f"Look up {article} {rel.subject}'s {label} by name.",
-        f"Fetches the {label} for the given {rel.subject} from the {rel.domain} database.",
-        f"Retrieve the recorded {label} of {article} {rel.subject}. Names are case-insensitive.",
-    ))
-    param = Param(subject, "string", rng.choice((f"Name of the {rel.subject}.",
-                                                 f"The {rel.subject} to look up (case-insensitive).")))
-    return ToolDoc(name, description, f"lookup:{rel.subject}", [op], [param], {"subject": subject},
-                   style=style, variant=rng.randrange(3))
+    description = rng.choice(
+        (
+            f"Return the {label} of {article} {rel.subject}.",
+            f"Look up {article} {rel.subject}'s {label} by name.",
+            f"Fetches the {label} for the given {rel.subject} from the {rel.domain} database.",
+            f"Retrieve the recorded {label} of {article} {rel.subject}. Names are case-insensitive.",
+        )
+    )
+    param = Param(
+        subject,
+        "string",
+        rng.choice(
+            (f"Name of the {rel.subject}.", f"The {rel.subject} to look up (case-insensitive).")
+        ),
+    )
+    return ToolDoc(
+        name,
+        description,
+        f"lookup:{rel.subject}",
+        [op],
+        [param],
+        {"subject": subject},
+        style=style,
+        variant=rng.randrange(3),
+    )
 
 
-def broad_lookup_doc(kind: str, ops: list[str], rng: random.Random, taken: set[str],
-                     style: str | None = None) -> ToolDoc:
+def broad_lookup_doc(
+    kind: str, ops: list[str], rng: random.Random, taken: set[str], style: str | None = None
+) -> ToolDoc:
     """Write a lookup document covering several relations of one entity kind, with a selector."""
     style = style or rng.choice(("snake", "snake", "camel"))
-    patterns = ([rng.choice(VERBS), kind, "info"], [rng.choice(VERBS), kind, "details"], [kind, "facts"],
-                ["query", kind, "registry"], [rng.choice(VERBS), kind, "record"], [kind, "database", "lookup"])
+    patterns = (
+        [rng.choice(VERBS), kind, "info"],
+        [rng.choice(VERBS), kind, "details"],
+        [kind, "facts"],
+        ["query", kind, "registry"],
+        [rng.choice(VERBS), kind, "record"],
+        [kind, "database", "lookup"],
+    )
     name = _unique(styled(rng.choice(patterns), style), taken)
     subject = styled(subject_param_words(kind, rng), style)
     selector = styled([rng.choice(("field", "attribute", "property", "info_type", "fact"))], style)
     selectors = {op: ATTRIBUTE_LABELS[RELATIONS[op].attribute][0] for op in ops}
     listing = ", ".join(f"'{v}' ({attribute_label(op)})" for op, v in selectors.items())
-    description = rng.choice((
-        f"Look up facts about a {kind}. Available fields: {listing}.",
-        f"Query the {kind} registry for one attribute of a {kind}: {listing}.",
-    ))
-    params = [Param(subject, "string", f"Name of the {kind} (case-insensitive)."),
-              Param(selector, "string", "Which attribute to return.", enum=list(selectors.values()))]
-    return ToolDoc(name, description, f"lookup:{kind}", list(ops), params,
-                   {"subject": subject, "selector": selector}, selectors, style, variant=rng.randrange(3))
+    description = rng.choice(
+        (
+            f"Look up facts about a {kind}. Available fields: {listing}.",
+            f"Query the {kind} registry for one attribute of a {kind}: {listing}.",
+        )
+    )
+    params = [
+        Param(subject, "string", f"Name of the {kind} (case-insensitive)."),
+        Param(selector, "string", "Which attribute to return.", enum=list(selectors.values())),
+    ]
+    return ToolDoc(
+        name,
+        description,
+        f"lookup:{kind}",
+        list(ops),
+        params,
+        {"subject": subject, "selector": selector},
+        selectors,
+        style,
+        variant=rng.randrange(3),
+    )
 
 
 UNIT_WORDS: dict[str, tuple[str, ...]] = {
-    "m": ("meters", "metres"), "ft": ("feet",), "km": ("km", "kilometers"), "mi": ("miles",),
-    "cm": ("cm", "centimeters"), "in": ("inches",), "kg": ("kg", "kilograms"), "lb": ("pounds", "lbs"),
-    "c": ("celsius",), "f": ("fahrenheit",),
+    "m": ("meters", "metres"),
+    "ft": ("feet",),
+    "km": ("km", "kilometers"),
+    "mi": ("miles",),
+    "cm": ("cm", "centimeters"),
+    "in": ("inches",),
+    "kg": ("kg", "kilograms"),
+    "lb": ("pounds", "lbs"),
+    "c": ("celsius",),
+    "f": ("fahrenheit",),
 }
 
-_NARROW_COMPUTE: dict[str, tuple[tuple[tuple[str, ...], ...], tuple[str, ...], tuple[tuple[str, str, str], ...]]] = {
-    "math.add": ((("add", "numbers"), ("sum", "values"), ("add",)), ("Add two numbers and return the sum.",
-                 "Return a + b."), (("a", "number", "First addend."), ("b", "number", "Second addend."))),
-    "math.subtract": ((("subtract", "numbers"), ("compute", "difference"), ("subtract",)),
-                      ("Subtract the second number from the first.", "Return a - b."),
-                      (("a", "number", "Number to subtract from."), ("b", "number", "Number to subtract."))),
-    "math.multiply": ((("multiply", "numbers"), ("multiply",), ("product", "of")),
-                      ("Multiply two numbers.", "Return the product a * b."),
-                      (("a", "number", "First factor."), ("b", "number", "Second factor."))),
-    "math.divide": ((("divide", "numbers"), ("compute", "ratio"), ("divide",)),
-                    ("Divide the first number by the second (two decimals).", "Return a / b rounded to 2 decimals."),
-                    (("a", "number", "Dividend."), ("b", "number", "Divisor (non-zero)."))),
-    "date.add_days": ((("add", "days", "to", "date"), ("date", "plus", "days"), ("shift", "date")),
-                      ("Return the ISO date a number of days after a given date.",
-                       "Add days to a calendar date (YYYY-MM-DD) and return the new date."),
-                      (("date", "string", "Start date, YYYY-MM-DD."), ("days", "integer", "Days to add (may be negative)."))),
-    "date.weekday": ((("get", "weekday"), ("day", "of", "week"), ("weekday", "of", "date")),
-                     ("Return the English name of the weekday of a date.", "Tell which day of the week a date falls on."),
-                     (("date", "string", "Date, YYYY-MM-DD."),)),
-    "date.days_between": ((("days", "between"), ("count", "days", "between"), ("date", "diff", "days")),
-                          ("Count the days from a start date to an end date (negative if the end is earlier).",
-                           "Return the number of days between two ISO dates."),
-                          (("start", "string", "Start date, YYYY-MM-DD."), ("end", "string", "End date, YYYY-MM-DD."))),
-    "text.reverse": ((("reverse", "string"), ("reverse", "text"), ("mirror", "text")),
-                     ("Return the text with its characters in reverse order.", "Reverse a string."),
-                     (("text", "string", "The text to reverse."),)),
-    "text.slug": ((("slugify",), ("make", "slug"), ("to", "url", "slug")),
-                  ("Turn a text into a lower-case URL slug (words joined by hyphens).", "Return the URL slug of a text."),
-                  (("text", "string", "The text to slugify."),)),
-    "text.upper": ((("to", "upper", "case"), ("uppercase", "text")), ("Return the text in upper case.",),
-                   (("text", "string", "The text to convert."),)),
-    "text.length": ((("count", "characters"), ("text", "length")), ("Return the number of characters of a text.",),
-                    (("text", "string", "The text to measure."),)),
+_NARROW_COMPUTE: dict[
+    str, tuple[tuple[tuple[str, ...], ...], tuple[str, ...], tuple[tuple[str, str, str], ...]]
+] = {
+    "math.add": (
+        (("add", "numbers"), ("sum", "values"), ("add",)),
+        ("Add two numbers and return the sum.", "Return a + b."),
+        (("a", "number", "First addend."), ("b", "number", "Second addend.")),
+    ),
+    "math.subtract": (
+        (("subtract", "numbers"), ("compute", "difference"), ("subtract",)),
+        ("Subtract the second number from the first.", "Return a - b."),
+        (("a", "number", "Number to subtract from."), ("b", "number", "Number to subtract.")),
+    ),
+    "math.multiply": (
+        (("multiply", "numbers"), ("multiply",), ("product", "of")),
+        ("Multiply two numbers.", "Return the product a * b."),
+        (("a", "number", "First factor."), ("b", "number", "Second factor.")),
+    ),
+    "math.divide": (
+        (("divide", "numbers"), ("compute", "ratio"), ("divide",)),
+        (
+            "Divide the first number by the second (two decimals).",
+            "Return a / b rounded to 2 decimals.",
+        ),
+        (("a", "number", "Dividend."), ("b", "number", "Divisor (non-zero).")),
+    ),
+    "date.add_days": (
+        (("add", "days", "to", "date"), ("date", "plus", "days"), ("shift", "date")),
+        (
+            "Return the ISO date a number of days after a given date.",
+            "Add days to a calendar date (YYYY-MM-DD) and return the new date.",
+        ),
+        (
+            ("date", "string", "Start date, YYYY-MM-DD."),
+            ("days", "integer", "Days to add (may be negative)."),
+        ),
+    ),
+    "date.weekday": (
+        (("get", "weekday"), ("day", "of", "week"), ("weekday", "of", "date")),
+        (
+            "Return the English name of the weekday of a date.",
+            "Tell which day of the week a date falls on.",
+        ),
+        (("date", "string", "Date, YYYY-MM-DD."),),
+    ),
+    "date.days_between": (
+        (("days", "between"), ("count", "days", "between"), ("date", "diff", "days")),
+        (
+            "Count the days from a start date to an end date (negative if the end is earlier).",
+            "Return the number of days between two ISO dates.",
+        ),
+        (
+            ("start", "string", "Start date, YYYY-MM-DD."),
+            ("end", "string", "End date, YYYY-MM-DD."),
+        ),
+    ),
+    "text.reverse": (
+        (("reverse", "string"), ("reverse", "text"), ("mirror", "text")),
+        ("Return the text with its characters in reverse order.", "Reverse a string."),
+        (("text", "string", "The text to reverse."),),
+    ),
+    "text.slug": (
+        (("slugify",), ("make", "slug"), ("to", "url", "slug")),
+        (
+            "Turn a text into a lower-case URL slug (words joined by hyphens).",
+            "Return the URL slug of a text.",
+        ),
+        (("text", "string", "The text to slugify."),),
+    ),
+    "text.upper": (
+        (("to", "upper", "case"), ("uppercase", "text")),
+        ("Return the text in upper case.",),
+        (("text", "string", "The text to convert."),),
+    ),
+    "text.length": (
+        (("count", "characters"), ("text", "length")),
+        ("Return the number of characters of a text.",),
+        (("text", "string", "The text to measure."),),
+    ),
 }
 """Narrow computation → (name patterns, descriptions, (role, type, description) per parameter)."""
 
@@ -249,8 +362,19 @@ _ROLE_NAMES: dict[tuple[str, ...], tuple[tuple[str, ...], ...]] = {
 }
 
 _BROAD_NAMES: dict[str, tuple[tuple[str, ...], ...]] = {
-    "convert": (("convert", "units"), ("unit", "converter"), ("convert", "measurement"), ("convert", "quantity")),
-    "math": (("calculate",), ("calculator",), ("arithmetic",), ("basic", "math"), ("evaluate", "arithmetic")),
+    "convert": (
+        ("convert", "units"),
+        ("unit", "converter"),
+        ("convert", "measurement"),
+        ("convert", "quantity"),
+    ),
+    "math": (
+        ("calculate",),
+        ("calculator",),
+        ("arithmetic",),
+        ("basic", "math"),
+        ("evaluate", "arithmetic"),
+    ),
     "date": (("date", "calculator"), ("calendar", "tool"), ("date", "utility")),
     "text": (("transform", "text"), ("text", "utility"), ("string", "tools")),
 }
@@ -270,7 +394,9 @@ def family_of(op: str) -> str:
     return "convert" if op.startswith("convert:") else op.split(".")[0]
 
 
-def converter_doc(op: str, rng: random.Random, taken: set[str], style: str | None = None) -> ToolDoc:
+def converter_doc(
+    op: str, rng: random.Random, taken: set[str], style: str | None = None
+) -> ToolDoc:
     """Write a narrow unit converter (``meters_to_feet(meters)``)."""
     _, src, dst = op.split(":")
     style = style or rng.choice(("snake", "snake", "camel"))
@@ -278,10 +404,21 @@ def converter_doc(op: str, rng: random.Random, taken: set[str], style: str | Non
     words = rng.choice(([src_word, "to", dst_word], ["convert", src_word, "to", dst_word]))
     name = _unique(styled(words, style), taken)
     value = styled([rng.choice((src_word, "value", "amount"))], style)
-    description = f"Convert a quantity from {UNIT_NAMES[src]} to {UNIT_NAMES[dst]} (rounded to 2 decimals)."
+    description = (
+        f"Convert a quantity from {UNIT_NAMES[src]} to {UNIT_NAMES[dst]} (rounded to 2 decimals)."
+    )
     params = [Param(value, "number", f"Quantity in {UNIT_NAMES[src]}.")]
-    return ToolDoc(name, description, "convert", [op], params, {"value": value}, style=style,
-                   options={"fixed": [src, dst]}, variant=rng.randrange(3))
+    return ToolDoc(
+        name,
+        description,
+        "convert",
+        [op],
+        params,
+        {"value": value},
+        style=style,
+        options={"fixed": [src, dst]},
+        variant=rng.randrange(3),
+    )
 
 
 def compute_doc(op: str, rng: random.Random, taken: set[str], style: str | None = None) -> ToolDoc:
@@ -295,44 +432,85 @@ def compute_doc(op: str, rng: random.Random, taken: set[str], style: str | None 
     names = rng.choice(_ROLE_NAMES[roles_key])
     params = [Param(styled([n], style), t, d) for n, (_, t, d) in zip(names, spec)]
     roles = {role: p.name for (role, _, _), p in zip(spec, params)}
-    return ToolDoc(name, rng.choice(descriptions), family_of(op), [op], params, roles, style=style,
-                   variant=rng.randrange(3))
+    return ToolDoc(
+        name,
+        rng.choice(descriptions),
+        family_of(op),
+        [op],
+        params,
+        roles,
+        style=style,
+        variant=rng.randrange(3),
+    )
 
 
-def broad_compute_doc(family: str, ops: list[str], rng: random.Random, taken: set[str],
-                      style: str | None = None) -> ToolDoc:
+def broad_compute_doc(
+    family: str, ops: list[str], rng: random.Random, taken: set[str], style: str | None = None
+) -> ToolDoc:
     """Write a computation document covering a whole family, with an operation selector."""
     style = style or rng.choice(("snake", "snake", "camel"))
     name = _unique(styled(list(rng.choice(_BROAD_NAMES[family])), style), taken)
-    s = lambda *words: styled(list(words), style)  # noqa: E731
+    s = lambda *words: styled(list(words), style)
     if family == "convert":
         units = sorted({u for op in ops for u in op.split(":")[1:]})
-        params = [Param(s("value"), "number", "The quantity to convert."),
-                  Param(s("from", "unit"), "string", "Unit of the quantity.", enum=units),
-                  Param(s("to", "unit"), "string", "Unit to convert into.", enum=units)]
+        params = [
+            Param(s("value"), "number", "The quantity to convert."),
+            Param(s("from", "unit"), "string", "Unit of the quantity.", enum=units),
+            Param(s("to", "unit"), "string", "Unit to convert into.", enum=units),
+        ]
         roles = {"value": s("value"), "from_unit": s("from", "unit"), "to_unit": s("to", "unit")}
-        return ToolDoc(name, "Convert a quantity between units of length, mass or temperature (2 decimals).",
-                       family, list(ops), params, roles, style=style, variant=rng.randrange(3))
+        return ToolDoc(
+            name,
+            "Convert a quantity between units of length, mass or temperature (2 decimals).",
+            family,
+            list(ops),
+            params,
+            roles,
+            style=style,
+            variant=rng.randrange(3),
+        )
     selectors = {op: op.split(".")[1] for op in ops}
-    operation = Param(s("operation"), "string", "The operation to apply.", enum=list(selectors.values()))
+    operation = Param(
+        s("operation"), "string", "The operation to apply.", enum=list(selectors.values())
+    )
     params, roles = _broad_params(family, s)
-    description = {"math": "Apply a basic arithmetic operation to two numbers.",
-                   "date": "Date arithmetic on ISO dates (YYYY-MM-DD): add days, weekday, days between.",
-                   "text": "Apply a text transformation (reverse, slug, upper case, length)."}[family]
-    return ToolDoc(name, description, family, list(ops), [operation] + params,
-                   {"operation": operation.name} | roles, selectors, style, variant=rng.randrange(3))
+    description = {
+        "math": "Apply a basic arithmetic operation to two numbers.",
+        "date": "Date arithmetic on ISO dates (YYYY-MM-DD): add days, weekday, days between.",
+        "text": "Apply a text transformation (reverse, slug, upper case, length).",
+    }[family]
+    return ToolDoc(
+        name,
+        description,
+        family,
+        list(ops),
+        [operation] + params,
+        {"operation": operation.name} | roles,
+        selectors,
+        style,
+        variant=rng.randrange(3),
+    )
 
 
 def _broad_params(family: str, s: Any) -> tuple[list[Param], dict[str, str]]:
     """Return the operand parameters of a broad computation tool and their roles."""
     if family == "math":
-        return ([Param(s("a"), "number", "First operand."), Param(s("b"), "number", "Second operand.")],
-                {"a": s("a"), "b": s("b")})
+        return (
+            [Param(s("a"), "number", "First operand."), Param(s("b"), "number", "Second operand.")],
+            {"a": s("a"), "b": s("b")},
+        )
     if family == "date":
-        params = [Param(s("date"), "string", "Date, YYYY-MM-DD (the start date for days_between)."),
-                  Param(s("days"), "integer", "Days to add (add_days only).", required=False),
-                  Param(s("end", "date"), "string", "End date (days_between only).", required=False)]
-        return params, {"date": s("date"), "days": s("days"), "start": s("date"), "end": s("end", "date")}
+        params = [
+            Param(s("date"), "string", "Date, YYYY-MM-DD (the start date for days_between)."),
+            Param(s("days"), "integer", "Days to add (add_days only).", required=False),
+            Param(s("end", "date"), "string", "End date (days_between only).", required=False),
+        ]
+        return params, {
+            "date": s("date"),
+            "days": s("days"),
+            "start": s("date"),
+            "end": s("end", "date"),
+        }
     return [Param(s("text"), "string", "The input text.")], {"text": s("text")}
 
 

@@ -6,8 +6,13 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from ftrl_gym.generation.documents import (Documents, ToolDoc, broad_compute_doc, broad_lookup_doc,
-                                           doc_op)
+from ftrl_gym.generation.documents import (
+    Documents,
+    ToolDoc,
+    broad_compute_doc,
+    broad_lookup_doc,
+    doc_op,
+)
 from ftrl_gym.generation.scenes import Scene
 
 
@@ -32,15 +37,22 @@ class Toolset:
     def replace(self, old: ToolDoc, new: ToolDoc) -> None:
         """Swap a document for another, moving its sub-problems to the new one."""
         self.docs[self.docs.index(old)] = new
-        self.assignment = {n: (new.name if t == old.name else t) for n, t in self.assignment.items()}
+        self.assignment = {
+            n: (new.name if t == old.name else t) for n, t in self.assignment.items()
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return {"docs": [d.to_dict() for d in self.docs], "assignment": dict(self.assignment),
-                "log": list(self.log)}
+        return {
+            "docs": [d.to_dict() for d in self.docs],
+            "assignment": dict(self.assignment),
+            "log": list(self.log),
+        }
 
 
-def integrate(scene: Scene, documents: Documents, rng: random.Random, merge_rate: float = 0.8) -> Toolset:
+def integrate(
+    scene: Scene, documents: Documents, rng: random.Random, merge_rate: float = 0.8
+) -> Toolset:
     """Stage 3: merge documents of the same function.
 
     Documents of the very same op are always merged into one tool; documents of different ops of
@@ -68,7 +80,9 @@ def integrate(scene: Scene, documents: Documents, rng: random.Random, merge_rate
             merged = _broad(family, ops, rng, taken, members[0][2].style)
             toolset.docs.append(merged)
             toolset.assignment.update({node_id: merged.name for node_id, _, _ in members})
-            toolset.log.append(f"merged {', '.join(d.name for _, _, d in members)} into {merged.name}")
+            toolset.log.append(
+                f"merged {', '.join(d.name for _, _, d in members)} into {merged.name}"
+            )
             continue
         for op in ops:
             same = [(node_id, doc) for node_id, o, doc in members if o == op]

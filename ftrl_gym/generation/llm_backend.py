@@ -19,8 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from ftrl_gym.errors import GenerationError
-from ftrl_gym.generation.llm_prompts import (DOMAINS, SCENARIO_SHAPES, SHAPES, STAGES, BadOutput, check_shape,
-                                             parse_json, scaling_ops, user_message)
+from ftrl_gym.generation.llm_prompts import (
+    DOMAINS,
+    SCENARIO_SHAPES,
+    SHAPES,
+    STAGES,
+    BadOutput,
+    check_shape,
+    parse_json,
+    scaling_ops,
+    user_message,
+)
 from ftrl_gym.generation.pipeline import GenerationConfig, Summary
 from ftrl_gym.generation.validation import validate
 from ftrl_gym.sandbox import Sandbox
@@ -56,8 +65,10 @@ class LLMConfig:
         if not self.model:
             raise ValueError("LLMConfig.model is required, e.g. --model gpt-4o-mini")
         if self.concurrency < 1 or self.max_retries < 0 or self.backoff_s < 0:
-            raise ValueError("LLMConfig needs concurrency >= 1, max_retries >= 0 and backoff_s >= 0, got "
-                             f"{self.concurrency}, {self.max_retries}, {self.backoff_s}")
+            raise ValueError(
+                "LLMConfig needs concurrency >= 1, max_retries >= 0 and backoff_s >= 0, got "
+                f"{self.concurrency}, {self.max_retries}, {self.backoff_s}"
+            )
 
 
 class ResponseCache:
@@ -69,12 +80,18 @@ class ResponseCache:
     @staticmethod
     def key(request: dict[str, Any]) -> str:
         """Return the cache key of a request (everything that determines the answer)."""
-        return hashlib.sha256(json.dumps(request, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        return hashlib.sha256(
+            json.dumps(request, sort_keys=True, ensure_ascii=False).encode()
+        ).hexdigest()
 
     def get(self, key: str) -> str | None:
         """Return the cached content, or None."""
         path = self._path(key)
-        return json.loads(path.read_text(encoding="utf-8"))["content"] if path and path.is_file() else None
+        return (
+            json.loads(path.read_text(encoding="utf-8"))["content"]
+            if path and path.is_file()
+            else None
+        )
 
     def put(self, key: str, request: dict[str, Any], content: str) -> None:
         """Store a response atomically, with its request for inspection."""
@@ -98,11 +115,15 @@ class ChatClient:
         try:
             import openai
         except ImportError as exc:
-            raise GenerationError("the openai backend needs the openai package: pip install 'ftrl-gym[openai]'") from exc
+            raise GenerationError(
+                "the openai backend needs the openai package: pip install 'ftrl-gym[openai]'"
+            ) from exc
         self._openai = openai
         self.config = config
         key = config.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
-        self._client = openai.OpenAI(base_url=config.base_url, api_key=key, max_retries=0, timeout=config.timeout_s)
+        self._client = openai.OpenAI(
+            base_url=config.base_url, api_key=key, max_retries=0, timeout=config.timeout_s
+        )
         self.cache = ResponseCache(config.cache_dir)
         self.requests = 0
         self._lock = threading.Lock()
@@ -113,9 +134,11 @@ class ChatClient:
         Raises:
             GenerationError: The endpoint kept failing after every retry, or refused the request (4xx).
         """
-        request: dict[str, Any] = {"model": self.config.model, "temperature": self.config.temperature,
-                                   "messages": [{"role": "system", "content": system},
-                                                {"role": "user", "content": user}]}
+        request: dict[str, Any] = {
+            "model": self.config.model,
+            "temperature": self.config.temperature,
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+        }
         if self.config.json_mode:
             request["response_format"] = {"type": "json_object"}
         key = self.cache.key(request)
@@ -129,7 +152,12 @@ class ChatClient:
     def _send(self, request: dict[str, Any]) -> str:
         """Send one request, retrying transport errors, 429 and 5xx with exponential backoff."""
         oa = self._openai
-        retryable = (oa.APIConnectionError, oa.APITimeoutError, oa.RateLimitError, oa.InternalServerError)
+        retryable = (
+            oa.APIConnectionError,
+            oa.APITimeoutError,
+            oa.RateLimitError,
+            oa.InternalServerError,
+        )
         for attempt in range(self.config.max_retries + 1):
             with self._lock:
                 self.requests += 1
@@ -138,12 +166,16 @@ class ChatClient:
                 return response.choices[0].message.content or ""
             except retryable as exc:
                 if attempt == self.config.max_retries:
-                    raise GenerationError(f"{self.config.base_url or 'OpenAI API'} failed "
-                                          f"{attempt + 1} times; last error: {exc}") from exc
-                time.sleep(self.config.backoff_s * 2 ** attempt)
+                    raise GenerationError(
+                        f"{self.config.base_url or 'OpenAI API'} failed "
+                        f"{attempt + 1} times; last error: {exc}"
+                    ) from exc
+                time.sleep(self.config.backoff_s * 2**attempt)
             except oa.APIStatusError as exc:
-                raise GenerationError(f"{self.config.base_url or 'OpenAI API'} refused the request "
-                                      f"({exc.status_code}): {exc.message}") from exc
+                raise GenerationError(
+                    f"{self.config.base_url or 'OpenAI API'} refused the request "
+                    f"({exc.status_code}): {exc.message}"
+                ) from exc
         raise AssertionError("unreachable")
 
 
@@ -158,7 +190,9 @@ class LLMCandidate:
     rejection: BadOutput | None = None
 
 
-def _ask(client: ChatClient, stage: str, context: dict[str, Any], system: str | None = None) -> dict[str, Any]:
+def _ask(
+    client: ChatClient, stage: str, context: dict[str, Any], system: str | None = None
+) -> dict[str, Any]:
     """Run one stage: prompt, decode, check the shape."""
     value = parse_json(client.complete(system or STAGES[stage], user_message(stage, context)))
     check_shape(value, SHAPES[stage], stage)
@@ -166,39 +200,73 @@ def _ask(client: ChatClient, stage: str, context: dict[str, Any], system: str | 
 
 
 def _schema(tool: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "function", "function": {k: tool[k] for k in ("name", "description", "parameters")}}
+    return {
+        "type": "function",
+        "function": {k: tool[k] for k in ("name", "description", "parameters")},
+    }
 
 
-def build_llm_candidate(client: ChatClient, scenario: str, index: int, config: GenerationConfig) -> LLMCandidate:
+def build_llm_candidate(
+    client: ChatClient, scenario: str, index: int, config: GenerationConfig
+) -> LLMCandidate:
     """Run the five stage prompts for one candidate; bad output becomes a rejection."""
     domain = DOMAINS[(config.seed + index) % len(DOMAINS)]
-    context = {"scenario": scenario, "shape": SCENARIO_SHAPES[scenario], "domain": domain,
-               "candidate": f"{config.seed}:{config.split}:{index}"}
+    context = {
+        "scenario": scenario,
+        "shape": SCENARIO_SHAPES[scenario],
+        "domain": domain,
+        "candidate": f"{config.seed}:{config.split}:{index}",
+    }
     try:
         scene = _ask(client, "scene", context)
         docs = _ask(client, "documents", {"sub_problems": scene["sub_problems"]})
         merged = _ask(client, "integration", {"tools": docs["tools"]})
         system = STAGES["scaling"].replace("{ops}", scaling_ops(config.scaling.to_dict()))
         scaled = _ask(client, "scaling", {"tools": merged["tools"]}, system)
-        deployed = _ask(client, "deployment", {"question": scene["question"], "sub_problems": scene["sub_problems"],
-                                               "tools": scaled["tools"], "distractors": scaled["distractors"],
-                                               "assignment": merged["assignment"]})
+        deployed = _ask(
+            client,
+            "deployment",
+            {
+                "question": scene["question"],
+                "sub_problems": scene["sub_problems"],
+                "tools": scaled["tools"],
+                "distractors": scaled["distractors"],
+                "assignment": merged["assignment"],
+            },
+        )
     except BadOutput as exc:
         return LLMCandidate(index, rejection=exc)
     tools = [_schema(t) for t in scaled["tools"] + scaled["distractors"]]
-    record = {"messages": [{"role": "user", "content": scene["question"]}], "tools": tools,
-              "codes": deployed["codes"], "unsolved_set": deployed["unsolved_set"], "answer": scene["final_answer"],
-              "data_source": f"ftrl_gym.generation/openai:{client.config.model}", "split": config.split,
-              "scenario": scenario, "solution": deployed["solution"]}
-    meta = {"template": f"llm:{scene['question']}", "domains": [domain], "hops": len(deployed["solution"]),
-            "sub_problems": len(scene["sub_problems"]), "tools": len(tools),
-            "distractors": len(scaled["distractors"]), "tool_names": [t["function"]["name"] for t in tools]}
+    record = {
+        "messages": [{"role": "user", "content": scene["question"]}],
+        "tools": tools,
+        "codes": deployed["codes"],
+        "unsolved_set": deployed["unsolved_set"],
+        "answer": scene["final_answer"],
+        "data_source": f"ftrl_gym.generation/openai:{client.config.model}",
+        "split": config.split,
+        "scenario": scenario,
+        "solution": deployed["solution"],
+    }
+    meta = {
+        "template": f"llm:{scene['question']}",
+        "domains": [domain],
+        "hops": len(deployed["solution"]),
+        "sub_problems": len(scene["sub_problems"]),
+        "tools": len(tools),
+        "distractors": len(scaled["distractors"]),
+        "tool_names": [t["function"]["name"] for t in tools],
+    }
     return LLMCandidate(index, record, deployed["distractor_probes"], meta)
 
 
-def generate_llm(config: GenerationConfig, llm: LLMConfig, sandbox: Sandbox | None = None,
-                 progress: Callable[[int], None] | None = None, client: ChatClient | None = None
-                 ) -> tuple[dict[str, list[TaskRecord]], Summary]:
+def generate_llm(
+    config: GenerationConfig,
+    llm: LLMConfig,
+    sandbox: Sandbox | None = None,
+    progress: Callable[[int], None] | None = None,
+    client: ChatClient | None = None,
+) -> tuple[dict[str, list[TaskRecord]], Summary]:
     """Run the LLM backend: ``config.n`` validated tasks per scenario.
 
     Candidates are built ``llm.concurrency`` at a time and validated in index order, so a cached
@@ -224,22 +292,33 @@ def generate_llm(config: GenerationConfig, llm: LLMConfig, sandbox: Sandbox | No
     try:
         with ThreadPoolExecutor(max_workers=llm.concurrency) as pool:
             for scenario in config.scenarios:
-                out[scenario] = _scenario_tasks(client, pool, scenario, config, sandbox, summary, progress)
+                out[scenario] = _scenario_tasks(
+                    client, pool, scenario, config, sandbox, summary, progress
+                )
     finally:
         if own:
             sandbox.close()
     return out, summary
 
 
-def _scenario_tasks(client: ChatClient, pool: ThreadPoolExecutor, scenario: str, config: GenerationConfig,
-                    sandbox: Sandbox, summary: Summary, progress: Callable[[int], None] | None) -> list[TaskRecord]:
+def _scenario_tasks(
+    client: ChatClient,
+    pool: ThreadPoolExecutor,
+    scenario: str,
+    config: GenerationConfig,
+    sandbox: Sandbox,
+    summary: Summary,
+    progress: Callable[[int], None] | None,
+) -> list[TaskRecord]:
     """Build, validate and keep candidates of one scenario until ``config.n`` are accepted."""
     accepted: list[TaskRecord] = []
     limit, index = config.n * config.max_attempts_factor + 20, 0
     while len(accepted) < config.n and index < limit:
         batch = range(index, min(limit, index + config.n - len(accepted)))
         index = batch.stop
-        for candidate in pool.map(lambda i: build_llm_candidate(client, scenario, i, config), batch):
+        for candidate in pool.map(
+            lambda i: build_llm_candidate(client, scenario, i, config), batch
+        ):
             if len(accepted) == config.n:
                 break
             if candidate.rejection is not None:
@@ -250,12 +329,16 @@ def _scenario_tasks(client: ChatClient, pool: ThreadPoolExecutor, scenario: str,
                 summary.rejected[verdict.reason or "invalid"] += 1
                 continue
             summary.add(scenario, candidate.meta or {})
-            accepted.append(TaskRecord.from_dict(candidate.record or {}, f"{scenario}[{candidate.index}]"))
+            accepted.append(
+                TaskRecord.from_dict(candidate.record or {}, f"{scenario}[{candidate.index}]")
+            )
             if progress is not None:
                 progress(1)
     if len(accepted) < config.n:
-        raise GenerationError(f"only {len(accepted)} of {config.n} {scenario} candidates passed in {limit} "
-                              f"attempts; rejections: {dict(summary.rejected)}")
+        raise GenerationError(
+            f"only {len(accepted)} of {config.n} {scenario} candidates passed in {limit} "
+            f"attempts; rejections: {dict(summary.rejected)}"
+        )
     return accepted
 
 
@@ -268,11 +351,21 @@ def run_cli(args: Any, scenarios: list[str], scaling: Any) -> int:
     from ftrl_gym.tasks import save_tasks
 
     if not args.model:
-        raise SystemExit("ftrl-gym generate --backend openai needs --model (and --base-url for a local server)")
-    llm = LLMConfig(model=args.model, base_url=args.base_url, concurrency=args.concurrency,
-                    cache_dir=args.cache_dir or args.out / ".llm_cache")
-    config = GenerationConfig(scenarios=scenarios, n=args.n, seed=args.seed or 0, split=args.split, scaling=scaling)
-    with tqdm(total=len(scenarios) * args.n, desc=f"generate {args.split} ({args.model})", file=sys.stderr) as bar:
+        raise SystemExit(
+            "ftrl-gym generate --backend openai needs --model (and --base-url for a local server)"
+        )
+    llm = LLMConfig(
+        model=args.model,
+        base_url=args.base_url,
+        concurrency=args.concurrency,
+        cache_dir=args.cache_dir or args.out / ".llm_cache",
+    )
+    config = GenerationConfig(
+        scenarios=scenarios, n=args.n, seed=args.seed or 0, split=args.split, scaling=scaling
+    )
+    with tqdm(
+        total=len(scenarios) * args.n, desc=f"generate {args.split} ({args.model})", file=sys.stderr
+    ) as bar:
         records, summary = generate_llm(config, llm, progress=bar.update)
     for scenario, tasks in records.items():
         path = args.out / scenario / f"{args.split}.jsonl"

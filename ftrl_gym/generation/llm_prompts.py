@@ -5,8 +5,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-DOMAINS: tuple[str, ...] = ("geography", "people", "organisations", "products", "science", "calendars",
-                            "sports", "music", "finance", "transport", "food", "weather")
+DOMAINS: tuple[str, ...] = (
+    "geography",
+    "people",
+    "organisations",
+    "products",
+    "science",
+    "calendars",
+    "sports",
+    "music",
+    "finance",
+    "transport",
+    "food",
+    "weather",
+)
 """Domains the LLM backend cycles through, one per candidate."""
 
 SCENARIO_SHAPES: dict[str, str] = {
@@ -16,48 +28,74 @@ SCENARIO_SHAPES: dict[str, str] = {
     "parallel_multi_hop": "2 or 3 independent chains of 2 to 3 sub-problems, or two branches joined by a final step",
 }
 
-_COMMON = ("You build training environments for tool-using language models. Every entity you mention must be "
-           "fictional (invented names), so that answers can only come from the tools, never from memory. "
-           "Reply with one JSON object and nothing else.")
+_COMMON = (
+    "You build training environments for tool-using language models. Every entity you mention must be "
+    "fictional (invented names), so that answers can only come from the tools, never from memory. "
+    "Reply with one JSON object and nothing else."
+)
 
 STAGES: dict[str, str] = {
-    "scene": _COMMON + (
+    "scene": _COMMON
+    + (
         " STAGE 1, scene decomposition. Write a user question for the scenario and domain given, and split it "
         "into sub-problems. Each sub-problem has an id (s1, s2, ...), a description, the ids it depends on, "
-        "and its exact short answer (a name, number or date). Shape: {\"question\": str, \"sub_problems\": "
-        "[{\"id\": str, \"description\": str, \"depends_on\": [str], \"answer\": str}], \"final_answer\": str}"),
-    "documents": _COMMON + (
+        'and its exact short answer (a name, number or date). Shape: {"question": str, "sub_problems": '
+        '[{"id": str, "description": str, "depends_on": [str], "answer": str}], "final_answer": str}'
+    ),
+    "documents": _COMMON
+    + (
         " STAGE 2, document generation. Write one OpenAI function schema per sub-problem: a realistic name "
         "(snake_case or camelCase, a verb like get/lookup/fetch/query), a description, typed parameters with "
-        "descriptions, and the required list. Shape: {\"tools\": [{\"sub_problem\": str, \"name\": str, "
-        "\"description\": str, \"parameters\": {\"type\": \"object\", \"properties\": {...}, \"required\": [...]}}]}"),
-    "integration": _COMMON + (
+        'descriptions, and the required list. Shape: {"tools": [{"sub_problem": str, "name": str, '
+        '"description": str, "parameters": {"type": "object", "properties": {...}, "required": [...]}}]}'
+    ),
+    "integration": _COMMON
+    + (
         " STAGE 3, function integration. Merge tools whose function overlaps into one tool (add a parameter "
-        "that selects the behaviour); keep the others. Shape: {\"tools\": [same shape as before, without "
-        "sub_problem], \"assignment\": {sub_problem_id: tool_name}}"),
-    "scaling": _COMMON + (
+        'that selects the behaviour); keep the others. Shape: {"tools": [same shape as before, without '
+        'sub_problem], "assignment": {sub_problem_id: tool_name}}'
+    ),
+    "scaling": _COMMON
+    + (
         " STAGE 4, complexity scaling. Make the tools more realistic: {ops}. Never change what a needed tool "
-        "returns for the calls that solve the task. Shape: {\"tools\": [...], \"distractors\": [...]} where "
-        "distractors are plausible extra tools no sub-problem needs."),
-    "deployment": _COMMON + (
+        'returns for the calls that solve the task. Shape: {"tools": [...], "distractors": [...]} where '
+        "distractors are plausible extra tools no sub-problem needs."
+    ),
+    "deployment": _COMMON
+    + (
         " STAGE 5, local deployment. Write a self-contained Python function for every tool and distractor "
         "(standard library only: json, math, re, datetime, collections; embed the data as literals; normalise "
         "inputs; return a helpful error message for unknown inputs). Give the reference solution as assistant "
         "turns of calls, the expected answers per tool, and one plausible call of each distractor. Shape: "
-        "{\"codes\": {tool_name: python_source}, \"solution\": [[{\"name\": str, \"arguments\": {...}}]], "
-        "\"unsolved_set\": {tool_name: [answer]}, \"distractor_probes\": [{\"name\": str, \"arguments\": {...}}]}"),
+        '{"codes": {tool_name: python_source}, "solution": [[{"name": str, "arguments": {...}}]], '
+        '"unsolved_set": {tool_name: [answer]}, "distractor_probes": [{"name": str, "arguments": {...}}]}'
+    ),
 }
 """Stage name → system prompt."""
 
 SHAPES: dict[str, dict[str, Any]] = {
-    "scene": {"question": str, "final_answer": str,
-              "sub_problems": [{"id": str, "description": str, "depends_on": [str], "answer": str}]},
-    "documents": {"tools": [{"sub_problem": str, "name": str, "description": str, "parameters": dict}]},
-    "integration": {"tools": [{"name": str, "description": str, "parameters": dict}], "assignment": dict},
-    "scaling": {"tools": [{"name": str, "description": str, "parameters": dict}],
-                "distractors": [{"name": str, "description": str, "parameters": dict}]},
-    "deployment": {"codes": dict, "solution": [[{"name": str, "arguments": dict}]], "unsolved_set": dict,
-                   "distractor_probes": [{"name": str, "arguments": dict}]},
+    "scene": {
+        "question": str,
+        "final_answer": str,
+        "sub_problems": [{"id": str, "description": str, "depends_on": [str], "answer": str}],
+    },
+    "documents": {
+        "tools": [{"sub_problem": str, "name": str, "description": str, "parameters": dict}]
+    },
+    "integration": {
+        "tools": [{"name": str, "description": str, "parameters": dict}],
+        "assignment": dict,
+    },
+    "scaling": {
+        "tools": [{"name": str, "description": str, "parameters": dict}],
+        "distractors": [{"name": str, "description": str, "parameters": dict}],
+    },
+    "deployment": {
+        "codes": dict,
+        "solution": [[{"name": str, "arguments": dict}]],
+        "unsolved_set": dict,
+        "distractor_probes": [{"name": str, "arguments": dict}],
+    },
 }
 """Stage name → the shape its answer must have: a dict of required keys, ``[item]`` lists, or a type."""
 
@@ -91,7 +129,9 @@ def check_shape(value: Any, shape: Any, where: str = "$") -> None:
         for i, item in enumerate(value):
             check_shape(item, shape[0], f"{where}[{i}]")
     elif not isinstance(value, shape):
-        raise BadOutput("wrong_type", f"{where} must be {shape.__name__}, got {type(value).__name__}")
+        raise BadOutput(
+            "wrong_type", f"{where} must be {shape.__name__}, got {type(value).__name__}"
+        )
 
 
 def parse_json(content: str | None) -> Any:
@@ -114,10 +154,12 @@ def parse_json(content: str | None) -> Any:
 
 def scaling_ops(rates: dict[str, float]) -> str:
     """Describe the scaling operations the model should apply, with their rates."""
-    return ("with probability {functional_rate} widen a tool to a broader family of functions; with probability "
-            "{parameter_rate} add optional parameters (units, formats) with defaults; with probability {type_rate} "
-            "accept ids as int or str and return JSON objects; with probability {distractor_rate} add 1 to "
-            "{max_distractors} distractor tools").format(**rates)
+    return (
+        "with probability {functional_rate} widen a tool to a broader family of functions; with probability "
+        "{parameter_rate} add optional parameters (units, formats) with defaults; with probability {type_rate} "
+        "accept ids as int or str and return JSON objects; with probability {distractor_rate} add 1 to "
+        "{max_distractors} distractor tools"
+    ).format(**rates)
 
 
 def user_message(stage: str, context: dict[str, Any]) -> str:

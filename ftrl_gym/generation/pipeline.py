@@ -57,7 +57,9 @@ class GenerationConfig:
         return asdict(self) | {"scenarios": list(self.scenarios)}
 
 
-def build_candidate(scenario: str, world: World, rng: random.Random, config: GenerationConfig) -> Candidate:
+def build_candidate(
+    scenario: str, world: World, rng: random.Random, config: GenerationConfig
+) -> Candidate:
     """Run stages 1–5a for one candidate with its own generator."""
     scene = decompose(scenario, world, rng)
     documents = generate_documents(scene, rng)
@@ -93,18 +95,32 @@ class Summary:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (counters keyed by strings, sets as sizes)."""
+
         def plain(counter: Counter) -> dict[str, int]:
             return {str(k): counter[k] for k in sorted(counter)}
 
-        return {"accepted": plain(self.accepted), "rejected": plain(self.rejected),
-                "tools_per_task": plain(self.tools_per_task), "hops": plain(self.hops),
-                "distractors": plain(self.distractors), "distinct_tool_names": len(self.tool_names),
-                "distinct_templates": len(self.templates), "domains": plain(self.domains)}
+        return {
+            "accepted": plain(self.accepted),
+            "rejected": plain(self.rejected),
+            "tools_per_task": plain(self.tools_per_task),
+            "hops": plain(self.hops),
+            "distractors": plain(self.distractors),
+            "distinct_tool_names": len(self.tool_names),
+            "distinct_templates": len(self.templates),
+            "domains": plain(self.domains),
+        }
 
     def render(self) -> str:
         """Return the summary as an aligned text table."""
-        rows = [(key, value if isinstance(value, int) else ", ".join(f"{k}: {v}" for k, v in value.items()) or "-")
-                for key, value in self.to_dict().items()]
+        rows = [
+            (
+                key,
+                value
+                if isinstance(value, int)
+                else ", ".join(f"{k}: {v}" for k, v in value.items()) or "-",
+            )
+            for key, value in self.to_dict().items()
+        ]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -114,8 +130,9 @@ def candidate_rng(config: GenerationConfig, scenario: str, index: int) -> random
     return random.Random(f"{config.seed}:{config.split}:{scenario}:{index}")
 
 
-def iter_scenario(scenario: str, world: World, config: GenerationConfig, sandbox: Sandbox,
-                  summary: Summary) -> Iterator[TaskRecord]:
+def iter_scenario(
+    scenario: str, world: World, config: GenerationConfig, sandbox: Sandbox, summary: Summary
+) -> Iterator[TaskRecord]:
     """Yield ``config.n`` validated records of one scenario, counting rejections in ``summary``."""
     accepted, limit = 0, config.n * config.max_attempts_factor + 20
     for index in range(limit):
@@ -128,14 +145,21 @@ def iter_scenario(scenario: str, world: World, config: GenerationConfig, sandbox
             continue
         accepted += 1
         summary.add(scenario, candidate.meta)
-        yield TaskRecord.from_dict(candidate.record | {"meta": candidate.meta}, f"{scenario}[{index}]")
+        yield TaskRecord.from_dict(
+            candidate.record | {"meta": candidate.meta}, f"{scenario}[{index}]"
+        )
     if accepted < config.n:
-        raise GenerationError(f"only {accepted} of {config.n} {scenario} candidates passed validation "
-                              f"in {limit} attempts; rejections: {dict(summary.rejected)}")
+        raise GenerationError(
+            f"only {accepted} of {config.n} {scenario} candidates passed validation "
+            f"in {limit} attempts; rejections: {dict(summary.rejected)}"
+        )
 
 
-def generate(config: GenerationConfig, sandbox: Sandbox | None = None,
-             progress: Callable[[int], None] | None = None) -> tuple[dict[str, list[TaskRecord]], Summary]:
+def generate(
+    config: GenerationConfig,
+    sandbox: Sandbox | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, list[TaskRecord]], Summary]:
     """Run the offline backend: same config → the very same records, in the same order.
 
     Args:

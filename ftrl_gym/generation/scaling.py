@@ -5,8 +5,16 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass
 
-from ftrl_gym.generation.documents import (COMPUTE_FAMILIES, Param, ToolDoc, broad_compute_doc,
-                                           broad_lookup_doc, compute_doc, lookup_doc, styled)
+from ftrl_gym.generation.documents import (
+    COMPUTE_FAMILIES,
+    Param,
+    ToolDoc,
+    broad_compute_doc,
+    broad_lookup_doc,
+    compute_doc,
+    lookup_doc,
+    styled,
+)
 from ftrl_gym.generation.integration import Toolset
 from ftrl_gym.generation.scenes import Scene
 from ftrl_gym.generation.world import CONVERSIONS, RELATIONS, target_unit
@@ -37,9 +45,13 @@ class ScalingConfig:
         for name in ("functional_rate", "parameter_rate", "type_rate", "distractor_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"ScalingConfig.{name} must be a probability in [0, 1], got {value}")
+                raise ValueError(
+                    f"ScalingConfig.{name} must be a probability in [0, 1], got {value}"
+                )
         if self.max_distractors < 1:
-            raise ValueError(f"ScalingConfig.max_distractors must be >= 1, got {self.max_distractors}")
+            raise ValueError(
+                f"ScalingConfig.max_distractors must be >= 1, got {self.max_distractors}"
+            )
 
     def to_dict(self) -> dict[str, float]:
         """Return the rates as a dict."""
@@ -64,14 +76,18 @@ def scale(scene: Scene, toolset: Toolset, rng: random.Random, config: ScalingCon
             wider = generalise_function(doc, rng, taken)
             if wider is not None:
                 toolset.replace(doc, wider)
-                toolset.log.append(f"functional generalisation: {doc.name} -> {wider.name} ({len(wider.ops)} ops)")
+                toolset.log.append(
+                    f"functional generalisation: {doc.name} -> {wider.name} ({len(wider.ops)} ops)"
+                )
     for doc in toolset.docs:
         if rng.random() < config.parameter_rate and expand_parameters(doc, rng):
             toolset.log.append(f"parameter expansion: {doc.name}")
         if rng.random() < config.type_rate and generalise_types(doc, rng):
             toolset.log.append(f"type generalisation: {doc.name}")
     if rng.random() < config.distractor_rate:
-        for decoy in distractors(scene, toolset, rng, rng.randint(1, config.max_distractors), taken):
+        for decoy in distractors(
+            scene, toolset, rng, rng.randint(1, config.max_distractors), taken
+        ):
             toolset.docs.append(decoy)
             toolset.log.append(f"toolset expansion: {decoy.name}")
     return toolset
@@ -80,12 +96,24 @@ def scale(scene: Scene, toolset: Toolset, rng: random.Random, config: ScalingCon
 def generalise_function(doc: ToolDoc, rng: random.Random, taken: set[str]) -> ToolDoc | None:
     """Return a broader document covering the whole family of ``doc``, or None if it is already broad."""
     if doc.kind:
-        family_ops = [key for key, rel in RELATIONS.items() if rel.subject == doc.kind and key not in doc.ops]
-        ops = doc.ops + rng.sample(family_ops, min(len(family_ops), max(1, MAX_LOOKUP_FIELDS - len(doc.ops))))
-        return broad_lookup_doc(doc.kind, ops, rng, taken, doc.style) if len(ops) > len(doc.ops) else None
+        family_ops = [
+            key for key, rel in RELATIONS.items() if rel.subject == doc.kind and key not in doc.ops
+        ]
+        ops = doc.ops + rng.sample(
+            family_ops, min(len(family_ops), max(1, MAX_LOOKUP_FIELDS - len(doc.ops)))
+        )
+        return (
+            broad_lookup_doc(doc.kind, ops, rng, taken, doc.style)
+            if len(ops) > len(doc.ops)
+            else None
+        )
     family_ops = list(CONVERT_OPS if doc.family == "convert" else COMPUTE_FAMILIES[doc.family])
     ops = doc.ops + [op for op in family_ops if op not in doc.ops]
-    return broad_compute_doc(doc.family, ops, rng, taken, doc.style) if len(ops) > len(doc.ops) else None
+    return (
+        broad_compute_doc(doc.family, ops, rng, taken, doc.style)
+        if len(ops) > len(doc.ops)
+        else None
+    )
 
 
 def _optional(doc: ToolDoc, words: tuple[str, ...], rng: random.Random) -> str:
@@ -126,20 +154,50 @@ def _add_option(doc: ToolDoc, option: str, rng: random.Random) -> None:
     if option == "unit":
         base = RELATIONS[doc.ops[0]].unit or ""
         name = _optional(doc, ("unit", "units", "output_unit"), rng)
-        doc.params.append(Param(name, "string", f"Unit of the result (default '{base}').", required=False,
-                                enum=[base, target_unit(base)], default=base))
+        doc.params.append(
+            Param(
+                name,
+                "string",
+                f"Unit of the result (default '{base}').",
+                required=False,
+                enum=[base, target_unit(base)],
+                default=base,
+            )
+        )
     elif option == "format":
         name = _optional(doc, ("format", "number_format"), rng)
-        doc.params.append(Param(name, "string", "'plain' (default) or 'grouped' with thousands separators.",
-                                required=False, enum=["plain", "grouped"], default="plain"))
+        doc.params.append(
+            Param(
+                name,
+                "string",
+                "'plain' (default) or 'grouped' with thousands separators.",
+                required=False,
+                enum=["plain", "grouped"],
+                default="plain",
+            )
+        )
     elif option == "verbose":
         name = _optional(doc, ("verbose", "as_sentence"), rng)
-        doc.params.append(Param(name, "boolean", "Return a full sentence instead of the bare value.",
-                                required=False, default=False))
+        doc.params.append(
+            Param(
+                name,
+                "boolean",
+                "Return a full sentence instead of the bare value.",
+                required=False,
+                default=False,
+            )
+        )
     else:
         name = _optional(doc, ("decimals", "precision"), rng)
-        doc.params.append(Param(name, "integer", "Decimal places of the result (default 2).",
-                                required=False, default=2))
+        doc.params.append(
+            Param(
+                name,
+                "integer",
+                "Decimal places of the result (default 2).",
+                required=False,
+                default=2,
+            )
+        )
     doc.options[option] = name
 
 
@@ -167,7 +225,9 @@ def generalise_types(doc: ToolDoc, rng: random.Random) -> bool:
     return True
 
 
-def distractors(scene: Scene, toolset: Toolset, rng: random.Random, count: int, taken: set[str]) -> list[ToolDoc]:
+def distractors(
+    scene: Scene, toolset: Toolset, rng: random.Random, count: int, taken: set[str]
+) -> list[ToolDoc]:
     """Write plausible decoy tools: facts about kinds the question mentions, or other computations.
 
     Never a decoy for an op some needed tool already covers, so a decoy cannot give the answer.
@@ -176,7 +236,9 @@ def distractors(scene: Scene, toolset: Toolset, rng: random.Random, count: int, 
     kinds = {n.value_type.split(":")[1] for n in scene.nodes if n.value_type.startswith("entity:")}
     kinds |= {RELATIONS[n.op].subject for n in scene.nodes if n.is_lookup}
     near = [op for op, rel in RELATIONS.items() if rel.subject in kinds and op not in covered]
-    computed = [op for fam in COMPUTE_FAMILIES.values() for op in fam if op != "text.upper"] + list(CONVERT_OPS)
+    computed = [op for fam in COMPUTE_FAMILIES.values() for op in fam if op != "text.upper"] + list(
+        CONVERT_OPS
+    )
     far = [op for op in computed if op not in covered]
     pool = near * 3 + far
     made: list[ToolDoc] = []

@@ -10,7 +10,12 @@ from ftrl_gym.generation import templates as tpl
 from ftrl_gym.generation import world as wd
 from ftrl_gym.generation.world import RELATIONS, Entity, Relation, World
 
-SCENARIOS: tuple[str, ...] = ("single_hop", "parallel_single_hop", "multi_hop", "parallel_multi_hop")
+SCENARIOS: tuple[str, ...] = (
+    "single_hop",
+    "parallel_single_hop",
+    "multi_hop",
+    "parallel_multi_hop",
+)
 
 
 @dataclass
@@ -117,28 +122,65 @@ class _SceneBuilder:
         self.seen.add(entity.name)
         return _Cursor(entity, f"entity:{kind}", None, entity.name, True)
 
-    def add(self, op: str, domain: str, inputs: dict[str, Any], deps: list[str], value: Any,
-            value_type: str, unit: str | None, phrase: str, phrase_id: str) -> SubProblem:
+    def add(
+        self,
+        op: str,
+        domain: str,
+        inputs: dict[str, Any],
+        deps: list[str],
+        value: Any,
+        value_type: str,
+        unit: str | None,
+        phrase: str,
+        phrase_id: str,
+    ) -> SubProblem:
         """Append a node and return it."""
-        node = SubProblem(f"n{len(self.nodes)}", op, domain, inputs, deps, value, value_type, unit,
-                          phrase, phrase_id)
+        node = SubProblem(
+            f"n{len(self.nodes)}",
+            op,
+            domain,
+            inputs,
+            deps,
+            value,
+            value_type,
+            unit,
+            phrase,
+            phrase_id,
+        )
         self.nodes.append(node)
         return node
 
-    def phrase(self, templates: tuple[str, ...], key: str, x: str, bare: bool, **extra: Any) -> tuple[str, str]:
+    def phrase(
+        self, templates: tuple[str, ...], key: str, x: str, bare: bool, **extra: Any
+    ) -> tuple[str, str]:
         """Pick a template for ``key`` and fill it; returns (phrase, phrase id)."""
         index = self.rng.choice(tpl.phrase_choices(templates, nested=not bare))
         return templates[index].format(x=x, **extra), f"{key}/{index}"
 
-    def lookup(self, cursor: _Cursor, relation: Relation, deps: list[str]) -> tuple[SubProblem, _Cursor]:
+    def lookup(
+        self, cursor: _Cursor, relation: Relation, deps: list[str]
+    ) -> tuple[SubProblem, _Cursor]:
         """Apply a relation to the cursor's entity."""
         entity: Entity = cursor.value
         value = self.world.value(entity, relation)
-        phrase, pid = self.phrase(tpl.RELATION_PHRASES[relation.key], relation.key, cursor.phrase, cursor.bare)
-        kind = f"entity:{relation.target}" if relation.value_type == "entity" else relation.value_type
+        phrase, pid = self.phrase(
+            tpl.RELATION_PHRASES[relation.key], relation.key, cursor.phrase, cursor.bare
+        )
+        kind = (
+            f"entity:{relation.target}" if relation.value_type == "entity" else relation.value_type
+        )
         answer = value.name if isinstance(value, Entity) else value
-        node = self.add(relation.key, relation.domain, {"subject": entity.name}, deps, answer, kind,
-                        relation.unit, phrase, pid)
+        node = self.add(
+            relation.key,
+            relation.domain,
+            {"subject": entity.name},
+            deps,
+            answer,
+            kind,
+            relation.unit,
+            phrase,
+            pid,
+        )
         self.seen.add(str(answer))
         return node, _Cursor(value, kind, relation.unit, phrase, False, cursor.computed)
 
@@ -149,15 +191,29 @@ class _SceneBuilder:
         if op == "convert":
             to_unit = wd.target_unit(unit or "")
             inputs = {"value": x, "from_unit": unit, "to_unit": to_unit}
-            value, value_type, unit, extra = wd.convert(x, unit, to_unit), "float", to_unit, {"unit": wd.UNIT_NAMES[to_unit]}
+            value, value_type, unit, extra = (
+                wd.convert(x, unit, to_unit),
+                "float",
+                to_unit,
+                {"unit": wd.UNIT_NAMES[to_unit]},
+            )
         elif op.startswith("math."):
-            n = rng.randint(2, 12) if op in ("math.multiply", "math.divide") else rng.randint(100, 999)
+            n = (
+                rng.randint(2, 12)
+                if op in ("math.multiply", "math.divide")
+                else rng.randint(100, 999)
+            )
             inputs, extra = {"a": x, "b": n}, {"n": n}
             value = wd.arithmetic(op.split(".")[1], x, n)
             value_type = "int" if isinstance(value, int) else "float"
         elif op == "date.add_days":
             n = rng.randint(10, 400)
-            inputs, extra, value, value_type = {"date": x, "days": n}, {"n": n}, wd.add_days(x, n), "date"
+            inputs, extra, value, value_type = (
+                {"date": x, "days": n},
+                {"n": n},
+                wd.add_days(x, n),
+                "date",
+            )
         elif op == "date.weekday":
             inputs, value, value_type = {"date": x}, wd.weekday(x), "text"
         else:
@@ -167,8 +223,15 @@ class _SceneBuilder:
         phrase, pid = self.phrase(tpl.COMPUTE_PHRASES[op], op, cursor.phrase, cursor.bare, **extra)
         node = self.add(op, "computation", inputs, deps, value, value_type, unit, phrase, pid)
         self.seen.add(str(value))
-        moved = _Cursor(value, value_type, unit, phrase, False, cursor.computed + 1,
-                        cursor.converted or op == "convert")
+        moved = _Cursor(
+            value,
+            value_type,
+            unit,
+            phrase,
+            False,
+            cursor.computed + 1,
+            cursor.converted or op == "convert",
+        )
         return node, moved
 
     def options(self, cursor: _Cursor, last: bool) -> list[tuple[str, str]]:
@@ -194,7 +257,10 @@ class _SceneBuilder:
             if cursor.unit and not cursor.converted and wd.target_unit(cursor.unit):
                 steps += [("compute", "convert")] * 3
             if last and cursor.computed == 0:
-                steps += [("compute", op) for op in ("math.add", "math.subtract", "math.multiply", "math.divide")]
+                steps += [
+                    ("compute", op)
+                    for op in ("math.add", "math.subtract", "math.multiply", "math.divide")
+                ]
         elif cursor.value_type == "date":
             steps += [("compute", "date.add_days")] * (2 if cursor.computed == 0 else 0)
             if last:
@@ -236,8 +302,12 @@ def decompose(scenario: str, world: World, rng: random.Random, max_tries: int = 
     Raises:
         ValueError: Unknown scenario, or no scene found in ``max_tries`` walks.
     """
-    makers = {"single_hop": _single_hop, "parallel_single_hop": _parallel_single_hop,
-              "multi_hop": _multi_hop, "parallel_multi_hop": _parallel_multi_hop}
+    makers = {
+        "single_hop": _single_hop,
+        "parallel_single_hop": _parallel_single_hop,
+        "multi_hop": _multi_hop,
+        "parallel_multi_hop": _parallel_multi_hop,
+    }
     if scenario not in makers:
         raise ValueError(f"unknown scenario {scenario!r}; expected one of {', '.join(SCENARIOS)}")
     for _ in range(max_tries):
@@ -273,7 +343,9 @@ def _parallel_single_hop(b: _SceneBuilder) -> Scene | None:
         ends.append(nodes[0])
     question, frame = tpl.render_multi([n.phrase for n in ends], b.rng)
     template = "|".join([frame] + [n.phrase_id for n in ends])
-    return Scene("parallel_single_hop", b.nodes, question, ", ".join(n.answer for n in ends), template)
+    return Scene(
+        "parallel_single_hop", b.nodes, question, ", ".join(n.answer for n in ends), template
+    )
 
 
 def _multi_hop(b: _SceneBuilder) -> Scene | None:
@@ -281,8 +353,13 @@ def _multi_hop(b: _SceneBuilder) -> Scene | None:
     if nodes is None:
         return None
     question, frame = tpl.render_single(nodes[-1].phrase, b.rng)
-    return Scene("multi_hop", b.nodes, question, nodes[-1].answer,
-                 "|".join([frame] + [n.phrase_id for n in nodes]))
+    return Scene(
+        "multi_hop",
+        b.nodes,
+        question,
+        nodes[-1].answer,
+        "|".join([frame] + [n.phrase_id for n in nodes]),
+    )
 
 
 def _parallel_multi_hop(b: _SceneBuilder) -> Scene | None:
@@ -298,7 +375,9 @@ def _parallel_chains(b: _SceneBuilder) -> Scene | None:
         chains.append(nodes)
     question, frame = tpl.render_multi([c[-1].phrase for c in chains], b.rng)
     template = "|".join([frame] + [n.phrase_id for c in chains for n in c])
-    return Scene("parallel_multi_hop", b.nodes, question, ", ".join(c[-1].answer for c in chains), template)
+    return Scene(
+        "parallel_multi_hop", b.nodes, question, ", ".join(c[-1].answer for c in chains), template
+    )
 
 
 _JOINABLE = [r for r in RELATIONS.values() if r.value_type in ("int", "float", "date")]

@@ -49,8 +49,12 @@ def _failure(result: ToolResult) -> bool:
     return (isinstance(value, dict) and "error" in value) or result.text.startswith("Error")
 
 
-def validate(record: dict[str, Any], sandbox: Sandbox, intended: Sequence[Sequence[str]] | None = None,
-             probes: Sequence[dict[str, Any]] = ()) -> Verdict:
+def validate(
+    record: dict[str, Any],
+    sandbox: Sandbox,
+    intended: Sequence[Sequence[str]] | None = None,
+    probes: Sequence[dict[str, Any]] = (),
+) -> Verdict:
     """Run a candidate's reference solution and distractor probes in the sandbox.
 
     The solution's calls are scored by the real reward function (:func:`ftrl_gym.reward.turn_reward`)
@@ -74,7 +78,9 @@ def validate(record: dict[str, Any], sandbox: Sandbox, intended: Sequence[Sequen
         return Verdict.reject("no_solution")
     calls = sum(len(turn) for turn in task.solution)
     if calls != task.total_answers:
-        return Verdict.reject("solution_size_mismatch", f"{calls} calls for {task.total_answers} answers")
+        return Verdict.reject(
+            "solution_size_mismatch", f"{calls} calls for {task.total_answers} answers"
+        )
     session = sandbox.open_session(task.codes)
     try:
         verdict = _play_solution(task, session, intended)
@@ -83,20 +89,29 @@ def validate(record: dict[str, Any], sandbox: Sandbox, intended: Sequence[Sequen
         session.close()
 
 
-def _play_solution(task: TaskRecord, session: Any, intended: Sequence[Sequence[str]] | None) -> Verdict:
+def _play_solution(
+    task: TaskRecord, session: Any, intended: Sequence[Sequence[str]] | None
+) -> Verdict:
     """Play the solution turn by turn, scoring each with the reward function."""
     left = {name: list(answers) for name, answers in task.unsolved_set.items()}
     for t, turn in enumerate(task.solution or []):
         results = session.call([ToolCall(c["name"], c["arguments"]) for c in turn])
         for c, (call, result) in enumerate(zip(turn, results)):
             if _failure(result):
-                return Verdict.reject("solution_call_failed", f"{call['name']}: {result.error or result.text}")
+                return Verdict.reject(
+                    "solution_call_failed", f"{call['name']}: {result.error or result.text}"
+                )
             if intended is not None and not verify_answer(result.text, intended[t][c]):
-                return Verdict.reject("wrong_answer", f"{call['name']} gave {result.text[:200]!r}, "
-                                                      f"expected {intended[t][c]!r}")
+                return Verdict.reject(
+                    "wrong_answer",
+                    f"{call['name']} gave {result.text[:200]!r}, expected {intended[t][c]!r}",
+                )
         scored = turn_reward("", [(c["name"], r.text) for c, r in zip(turn, results)], left)
         if scored.num_solved != len(turn):
-            return Verdict.reject("unmatched_answer", f"turn {t}: {scored.num_solved} of {len(turn)} calls earned an answer")
+            return Verdict.reject(
+                "unmatched_answer",
+                f"turn {t}: {scored.num_solved} of {len(turn)} calls earned an answer",
+            )
         left = scored.unsolved_after
     if any(left.values()):
         return Verdict.reject("answers_left", repr(left))
@@ -111,7 +126,9 @@ def _check_probes(task: TaskRecord, session: Any, probes: Sequence[dict[str, Any
     answers = [a for answers in task.unsolved_set.values() for a in answers]
     for probe, result in zip(probes, results):
         if _failure(result):
-            return Verdict.reject("distractor_failed", f"{probe['name']}: {result.error or result.text}")
+            return Verdict.reject(
+                "distractor_failed", f"{probe['name']}: {result.error or result.text}"
+            )
         hit = next((a for a in answers if verify_answer(result.text, a)), None)
         if hit is not None:
             return Verdict.reject("distractor_yields_answer", f"{probe['name']} returned {hit!r}")

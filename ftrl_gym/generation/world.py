@@ -114,12 +114,28 @@ CONVERSIONS: dict[tuple[str, str], float] = {
 """Linear unit conversions (from, to) → factor. Celsius → Fahrenheit is affine and handled apart."""
 
 UNIT_NAMES: dict[str, str] = {
-    "m": "metres", "ft": "feet", "km": "kilometres", "mi": "miles", "cm": "centimetres",
-    "in": "inches", "kg": "kilograms", "lb": "pounds", "c": "degrees Celsius", "f": "degrees Fahrenheit",
+    "m": "metres",
+    "ft": "feet",
+    "km": "kilometres",
+    "mi": "miles",
+    "cm": "centimetres",
+    "in": "inches",
+    "kg": "kilograms",
+    "lb": "pounds",
+    "c": "degrees Celsius",
+    "f": "degrees Fahrenheit",
 }
 """Unit symbol → spoken name."""
 
-WEEKDAYS: tuple[str, ...] = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+WEEKDAYS: tuple[str, ...] = (
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+)
 
 
 @dataclass
@@ -132,8 +148,38 @@ class Entity:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
-_ONSETS = ("b", "br", "c", "d", "dr", "f", "g", "gr", "h", "k", "kr", "l", "m", "n", "p", "pr",
-           "qu", "r", "s", "st", "t", "th", "tr", "v", "vr", "z", "zh", "sk", "j", "y")
+_ONSETS = (
+    "b",
+    "br",
+    "c",
+    "d",
+    "dr",
+    "f",
+    "g",
+    "gr",
+    "h",
+    "k",
+    "kr",
+    "l",
+    "m",
+    "n",
+    "p",
+    "pr",
+    "qu",
+    "r",
+    "s",
+    "st",
+    "t",
+    "th",
+    "tr",
+    "v",
+    "vr",
+    "z",
+    "zh",
+    "sk",
+    "j",
+    "y",
+)
 _VOWELS = ("a", "e", "i", "o", "u", "ae", "ai", "ia", "ou", "ei", "y", "eo")
 _CODAS = ("", "", "n", "r", "l", "s", "th", "x", "m", "nd", "rk", "sh", "v")
 _SUFFIXES = {
@@ -176,8 +222,12 @@ class _Namer:
         if kind == "element":
             return self.word(2, 2) + rng.choice(("ium", "on", "ine", "ite"))
         if kind == "species":
-            return f"{self.word(2, 2).lower()}-{rng.choice(('tailed', 'horned', 'crested', 'spotted'))} " + \
-                rng.choice(("marten", "heron", "newt", "beetle", "lynx", "finch", "otter", "moth"))
+            return (
+                f"{self.word(2, 2).lower()}-{rng.choice(('tailed', 'horned', 'crested', 'spotted'))} "
+                + rng.choice(
+                    ("marten", "heron", "newt", "beetle", "lynx", "finch", "otter", "moth")
+                )
+            )
         suffix = rng.choice(_SUFFIXES[kind]).replace("{n}", str(rng.randint(2, 99)))
         return (self.word(2, 2) if suffix.strip() else self.word()) + suffix
 
@@ -217,11 +267,21 @@ class World:
 def _literal(rng: random.Random, kind: str, attribute: str, namer: _Namer) -> Any:
     """Draw a literal attribute value; ranges keep numbers plausible and hard to guess."""
     ranges = {
-        "population": (20_000, 9_000_000), "area_km2": (900, 990_000), "elevation": (3, 3400),
-        "length": (40.0, 4200.0), "height": (1200, 8600), "employees": (40, 250_000),
-        "founded_year": (1801, 2019), "students": (900, 65_000), "lifespan_years": (2, 140),
-        "attendance": (300, 95_000), "melting_point": (-180, 3300), "atomic_mass": (10.0, 290.0),
-        "price_usd": (4.0, 4800.0), "revenue_musd": (1.5, 90_000.0), "mass": (0.02, 900.0),
+        "population": (20_000, 9_000_000),
+        "area_km2": (900, 990_000),
+        "elevation": (3, 3400),
+        "length": (40.0, 4200.0),
+        "height": (1200, 8600),
+        "employees": (40, 250_000),
+        "founded_year": (1801, 2019),
+        "students": (900, 65_000),
+        "lifespan_years": (2, 140),
+        "attendance": (300, 95_000),
+        "melting_point": (-180, 3300),
+        "atomic_mass": (10.0, 290.0),
+        "price_usd": (4.0, 4800.0),
+        "revenue_musd": (1.5, 90_000.0),
+        "mass": (0.02, 900.0),
     }
     if attribute == "weight":
         return round(rng.uniform(0.1, 60.0), 2)
@@ -266,13 +326,16 @@ def build_world(seed: str) -> World:
                 choices = [i for i in by_kind[relation.target or ""] if i != entity_id]
                 entity.attrs[relation.attribute] = rng.choice(choices)
             else:
-                entity.attrs[relation.attribute] = _literal(rng, entity.kind, relation.attribute, namer)
+                entity.attrs[relation.attribute] = _literal(
+                    rng, entity.kind, relation.attribute, namer
+                )
     _make_capitals_consistent(entities, by_kind, rng)
     return World(seed, entities, by_kind)
 
 
-def _make_capitals_consistent(entities: dict[int, Entity], by_kind: dict[str, list[int]],
-                              rng: random.Random) -> None:
+def _make_capitals_consistent(
+    entities: dict[int, Entity], by_kind: dict[str, list[int]], rng: random.Random
+) -> None:
     """Pick each country's capital among the cities that lie in it, where it has any."""
     for country_id in by_kind["country"]:
         cities = [i for i in by_kind["city"] if entities[i].attrs["country"] == country_id]

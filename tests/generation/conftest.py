@@ -20,23 +20,47 @@ def world() -> World:
     return build_world("tests")
 
 
-def lookup_node(world: World, index: int, op: str, entity_index: int = 0, deps: list[str] | None = None,
-                subject: str | None = None) -> SubProblem:
+def lookup_node(
+    world: World,
+    index: int,
+    op: str,
+    entity_index: int = 0,
+    deps: list[str] | None = None,
+    subject: str | None = None,
+) -> SubProblem:
     """A lookup node on the ``entity_index``-th entity of the relation's kind (or on ``subject``)."""
     relation = RELATIONS[op]
-    entity = world.find(subject) if subject else world.get(world.by_kind[relation.subject][entity_index])
+    entity = (
+        world.find(subject) if subject else world.get(world.by_kind[relation.subject][entity_index])
+    )
     value = world.value(entity, relation)
     answer = value.name if relation.value_type == "entity" else value
     kind = f"entity:{relation.target}" if relation.value_type == "entity" else relation.value_type
-    return SubProblem(f"n{index}", op, relation.domain, {"subject": entity.name}, deps or [], answer, kind,
-                      relation.unit, f"the {relation.attribute} of {entity.name}", f"{op}/0")
+    return SubProblem(
+        f"n{index}",
+        op,
+        relation.domain,
+        {"subject": entity.name},
+        deps or [],
+        answer,
+        kind,
+        relation.unit,
+        f"the {relation.attribute} of {entity.name}",
+        f"{op}/0",
+    )
 
 
 def parallel_scene(world: World, ops: list[tuple[str, int]]) -> Scene:
     """A parallel single-hop scene of the given (relation, entity index) lookups."""
     nodes = [lookup_node(world, i, op, e) for i, (op, e) in enumerate(ops)]
-    return Scene("parallel_single_hop", nodes, "What are " + " and ".join(n.phrase for n in nodes) + "?",
-                 ", ".join(n.answer for n in nodes), "multi/0", sorted({n.domain for n in nodes}))
+    return Scene(
+        "parallel_single_hop",
+        nodes,
+        "What are " + " and ".join(n.phrase for n in nodes) + "?",
+        ", ".join(n.answer for n in nodes),
+        "multi/0",
+        sorted({n.domain for n in nodes}),
+    )
 
 
 @pytest.fixture

@@ -42,7 +42,9 @@ def test_check_manifest_reports_tampering(tmp_path):
 
 def test_the_committed_test_split_regenerates_byte_for_byte(sandbox, tmp_path):
     entry = datasets.read_manifest(ROOT)["files"]["single_hop/test.jsonl"]
-    config = GenerationConfig(scenarios=["single_hop"], n=entry["count"], seed=datasets.RELEASE_SEED, split="test")
+    config = GenerationConfig(
+        scenarios=["single_hop"], n=entry["count"], seed=datasets.RELEASE_SEED, split="test"
+    )
     records, _ = generate(config, sandbox)
     save_tasks(records["single_hop"], tmp_path / "test.jsonl", json_strings=False)
     assert datasets.file_sha256(tmp_path / "test.jsonl") == entry["sha256"]
@@ -56,9 +58,22 @@ def test_every_shipped_test_task_validates_and_the_oracle_scores_f1_one(scenario
         assert validate(task.to_dict(), sandbox).ok, (scenario, index)
         env.reset(options={"task_index": index})
         for turn in task.solution:
-            _, _, terminated, _, info = env.step({"role": "assistant", "content": "", "tool_calls": [
-                {"type": "function", "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
-                for c in turn]})
+            _, _, terminated, _, info = env.step(
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [
+                        {
+                            "type": "function",
+                            "function": {
+                                "name": c["name"],
+                                "arguments": json.dumps(c["arguments"]),
+                            },
+                        }
+                        for c in turn
+                    ],
+                }
+            )
             assert not terminated
         _, reward, terminated, _, info = env.step(f"The answer is {task.answer}.")
         assert terminated and reward == 1.0
@@ -82,7 +97,10 @@ def test_the_train_split_is_generated_on_demand_and_hash_checked(tmp_path):
 def test_a_drifted_generator_is_caught(tmp_path):
     data = tmp_path / "data"
     (data / "single_hop").mkdir(parents=True)
-    manifest = {"seed": 1, "files": {"single_hop/train.jsonl": {"count": 3, "sha256": "0" * 64, "committed": False}}}
+    manifest = {
+        "seed": 1,
+        "files": {"single_hop/train.jsonl": {"count": 3, "sha256": "0" * 64, "committed": False}},
+    }
     (data / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(GenerationError, match="the generator changed"):
         datasets.dataset_path("single_hop", "train", data)

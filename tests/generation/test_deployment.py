@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import random
 
+from ftrl_gym.generation.codegen import tool_source
 from ftrl_gym.generation.deployment import call_arguments, deploy, table_rows
-from ftrl_gym.generation.documents import broad_compute_doc, compute_doc, generate_documents, lookup_doc
+from ftrl_gym.generation.documents import (
+    broad_compute_doc,
+    compute_doc,
+    generate_documents,
+    lookup_doc,
+)
 from ftrl_gym.generation.integration import integrate
 from ftrl_gym.generation.scaling import ScalingConfig, _add_option, scale
-from ftrl_gym.generation.codegen import tool_source
 from ftrl_gym.sandbox import ToolCall
 
 
@@ -28,7 +33,11 @@ def test_lookup_tool_normalises_names_and_ids_in_every_code_style(sandbox, world
         assert ("import json" in source.split("def ")[0]) == (variant != 1)
         for spelling in (city.name, f"  {city.name.upper()} ", city.id, str(city.id)):
             result = run_tool(sandbox, source, doc.name, **{param: spelling})
-            assert result.ok and result.text == str(city.attrs["population"]), (variant, spelling, result)
+            assert result.ok and result.text == str(city.attrs["population"]), (
+                variant,
+                spelling,
+                result,
+            )
 
 
 def test_unknown_input_gets_a_helpful_error_in_every_code_style(sandbox, world):
@@ -39,7 +48,9 @@ def test_unknown_input_gets_a_helpful_error_in_every_code_style(sandbox, world):
         source = tool_source(doc, table_rows(doc, [], world, random.Random(0)))
         result = run_tool(sandbox, source, doc.name, **{doc.roles["subject"]: "Atlantis"})
         texts.append(result.text if result.ok else result.error)
-    assert "unknown city 'Atlantis'; check the spelling" in texts[0] and texts[0].startswith("Error")
+    assert "unknown city 'Atlantis'; check the spelling" in texts[0] and texts[0].startswith(
+        "Error"
+    )
     assert "unknown city 'Atlantis'" in texts[1]
     assert texts[2] == '{"error": "unknown city \'Atlantis\'; check the spelling"}'
 
@@ -65,29 +76,50 @@ def test_computation_tools_accept_numbers_as_text_and_reject_garbage(sandbox):
     calc = broad_compute_doc("math", ["math.add", "math.divide"], rng, set())
     calc.variant = 0
     source, roles = tool_source(calc), calc.roles
-    add = run_tool(sandbox, source, calc.name, **{roles["operation"]: "add", roles["a"]: "1,200", roles["b"]: 34})
+    add = run_tool(
+        sandbox,
+        source,
+        calc.name,
+        **{roles["operation"]: "add", roles["a"]: "1,200", roles["b"]: 34},
+    )
     assert add.text == "1234"
-    div = run_tool(sandbox, source, calc.name, **{roles["operation"]: "divide", roles["a"]: 10, roles["b"]: 0})
+    div = run_tool(
+        sandbox, source, calc.name, **{roles["operation"]: "divide", roles["a"]: 10, roles["b"]: 0}
+    )
     assert div.text == "Error: division by zero"
-    garbage = run_tool(sandbox, source, calc.name, **{roles["operation"]: "add", roles["a"]: "ten", roles["b"]: 1})
+    garbage = run_tool(
+        sandbox, source, calc.name, **{roles["operation"]: "add", roles["a"]: "ten", roles["b"]: 1}
+    )
     assert garbage.text == "Error: 'ten' is not a number"
     weekday = compute_doc("date.weekday", rng, set())
-    assert run_tool(sandbox, tool_source(weekday), weekday.name, **{weekday.roles["date"]: "2024-01-01"}).text == "Monday"
+    assert (
+        run_tool(
+            sandbox, tool_source(weekday), weekday.name, **{weekday.roles["date"]: "2024-01-01"}
+        ).text
+        == "Monday"
+    )
 
 
 def test_call_arguments_map_roles_and_selectors():
     rng = random.Random(0)
     dates = broad_compute_doc("date", ["date.add_days", "date.days_between"], rng, set())
     args = call_arguments(dates, "date.days_between", {"start": "2020-01-01", "end": "2020-02-01"})
-    assert args == {dates.roles["operation"]: "days_between", dates.roles["date"]: "2020-01-01",
-                    dates.roles["end"]: "2020-02-01"}
+    assert args == {
+        dates.roles["operation"]: "days_between",
+        dates.roles["date"]: "2020-01-01",
+        dates.roles["end"]: "2020-02-01",
+    }
 
 
 def test_deploy_builds_a_consistent_record(make_scene, world):
     scene = make_scene([("city.population", 0), ("city.population", 1), ("company.ceo", 0)])
     rng = random.Random(4)
-    toolset = scale(scene, integrate(scene, generate_documents(scene, rng), rng), rng,
-                    ScalingConfig(distractor_rate=1.0))
+    toolset = scale(
+        scene,
+        integrate(scene, generate_documents(scene, rng), rng),
+        rng,
+        ScalingConfig(distractor_rate=1.0),
+    )
     candidate = deploy(scene, toolset, world, rng, "test")
     record = candidate.record
     names = {t["function"]["name"] for t in record["tools"]}

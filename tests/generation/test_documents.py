@@ -5,8 +5,15 @@ from __future__ import annotations
 import random
 import re
 
-from ftrl_gym.generation.documents import (VERBS, broad_compute_doc, compute_doc, doc_op, generate_documents,
-                                           lookup_doc, styled)
+from ftrl_gym.generation.documents import (
+    VERBS,
+    broad_compute_doc,
+    compute_doc,
+    doc_op,
+    generate_documents,
+    lookup_doc,
+    styled,
+)
 from ftrl_gym.generation.scenes import SCENARIOS, decompose
 
 
@@ -19,15 +26,25 @@ def test_one_document_per_sub_problem_even_for_the_same_op(make_scene):
     scene = make_scene([("city.population", 0), ("city.population", 1), ("river.length", 0)])
     docs = generate_documents(scene, random.Random(0))
     assert len(docs.docs) == 3 and len({d.name for d in docs.docs}) == 3
-    assert [d.ops for d in docs.docs] == [["city.population"], ["city.population"], ["river.length"]]
-    assert docs.assignment == {"n0": docs.docs[0].name, "n1": docs.docs[1].name, "n2": docs.docs[2].name}
+    assert [d.ops for d in docs.docs] == [
+        ["city.population"],
+        ["city.population"],
+        ["river.length"],
+    ]
+    assert docs.assignment == {
+        "n0": docs.docs[0].name,
+        "n1": docs.docs[1].name,
+        "n2": docs.docs[2].name,
+    }
 
 
 def test_lookup_schema_is_a_valid_openai_function():
     doc = lookup_doc("company.ceo", random.Random(3), set())
     schema = doc.schema()
     function = schema["function"]
-    assert schema["type"] == "function" and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", function["name"])
+    assert schema["type"] == "function" and re.fullmatch(
+        r"[A-Za-z_][A-Za-z0-9_]*", function["name"]
+    )
     assert function["parameters"]["type"] == "object"
     (param,) = function["parameters"]["properties"]
     assert function["parameters"]["required"] == [param]
@@ -55,7 +72,10 @@ def test_computation_documents_have_typed_roles():
     assert converter.params[0].type == "number"
     dates = broad_compute_doc("date", ["date.add_days", "date.days_between"], rng, set())
     properties = dates.schema()["function"]["parameters"]
-    assert properties["properties"][dates.roles["operation"]]["enum"] == ["add_days", "days_between"]
+    assert properties["properties"][dates.roles["operation"]]["enum"] == [
+        "add_days",
+        "days_between",
+    ]
     assert properties["required"] == [dates.roles["operation"], dates.roles["date"]]
 
 

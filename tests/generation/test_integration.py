@@ -11,7 +11,9 @@ from ftrl_gym.generation.scenes import SCENARIOS, decompose
 
 def test_identical_ops_always_merge_into_one_tool(make_scene):
     scene = make_scene([("city.population", 0), ("city.population", 1), ("river.length", 0)])
-    toolset = integrate(scene, generate_documents(scene, random.Random(0)), random.Random(0), merge_rate=0.0)
+    toolset = integrate(
+        scene, generate_documents(scene, random.Random(0)), random.Random(0), merge_rate=0.0
+    )
     assert len(toolset.docs) == 2
     assert toolset.assignment["n0"] == toolset.assignment["n1"] != toolset.assignment["n2"]
     assert toolset.doc(toolset.assignment["n0"]).ops == ["city.population"]
@@ -20,7 +22,9 @@ def test_identical_ops_always_merge_into_one_tool(make_scene):
 
 def test_different_ops_of_one_family_merge_into_a_broad_tool_with_a_selector(make_scene):
     scene = make_scene([("city.population", 0), ("city.mayor", 1), ("river.length", 0)])
-    toolset = integrate(scene, generate_documents(scene, random.Random(0)), random.Random(0), merge_rate=1.0)
+    toolset = integrate(
+        scene, generate_documents(scene, random.Random(0)), random.Random(0), merge_rate=1.0
+    )
     broad = toolset.doc(toolset.assignment["n0"])
     assert toolset.assignment["n1"] == broad.name and len(toolset.docs) == 2
     assert broad.ops == ["city.population", "city.mayor"]
@@ -31,7 +35,9 @@ def test_different_ops_of_one_family_merge_into_a_broad_tool_with_a_selector(mak
 
 def test_rate_zero_keeps_different_ops_apart(make_scene):
     scene = make_scene([("city.population", 0), ("city.mayor", 1)])
-    toolset = integrate(scene, generate_documents(scene, random.Random(0)), random.Random(0), merge_rate=0.0)
+    toolset = integrate(
+        scene, generate_documents(scene, random.Random(0)), random.Random(0), merge_rate=0.0
+    )
     assert len(toolset.docs) == 2 and toolset.log == []
 
 

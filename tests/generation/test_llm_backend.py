@@ -29,20 +29,46 @@ DECOY = '''def get_anthem(country):
     """Return the national anthem of a country."""
     return "Hymn of the Plains"
 '''
-TOOL = {"name": "get_capital", "description": "Return the capital of a country.",
-        "parameters": {"type": "object", "properties": {"country": {"type": "string"}}, "required": ["country"]}}
-DECOY_TOOL = {"name": "get_anthem", "description": "Return the national anthem of a country.",
-              "parameters": {"type": "object", "properties": {"country": {"type": "string"}}, "required": ["country"]}}
+TOOL = {
+    "name": "get_capital",
+    "description": "Return the capital of a country.",
+    "parameters": {
+        "type": "object",
+        "properties": {"country": {"type": "string"}},
+        "required": ["country"],
+    },
+}
+DECOY_TOOL = {
+    "name": "get_anthem",
+    "description": "Return the national anthem of a country.",
+    "parameters": {
+        "type": "object",
+        "properties": {"country": {"type": "string"}},
+        "required": ["country"],
+    },
+}
 GOOD = {
-    "scene": {"question": "What is the capital of Veltrana?", "final_answer": "Quorvis",
-              "sub_problems": [{"id": "s1", "description": "capital of Veltrana", "depends_on": [], "answer": "Quorvis"}]},
+    "scene": {
+        "question": "What is the capital of Veltrana?",
+        "final_answer": "Quorvis",
+        "sub_problems": [
+            {
+                "id": "s1",
+                "description": "capital of Veltrana",
+                "depends_on": [],
+                "answer": "Quorvis",
+            }
+        ],
+    },
     "documents": {"tools": [TOOL | {"sub_problem": "s1"}]},
     "integration": {"tools": [TOOL], "assignment": {"s1": "get_capital"}},
     "scaling": {"tools": [TOOL], "distractors": [DECOY_TOOL]},
-    "deployment": {"codes": {"get_capital": CODE, "get_anthem": DECOY},
-                   "solution": [[{"name": "get_capital", "arguments": {"country": "Veltrana"}}]],
-                   "unsolved_set": {"get_capital": ["Quorvis"]},
-                   "distractor_probes": [{"name": "get_anthem", "arguments": {"country": "Veltrana"}}]},
+    "deployment": {
+        "codes": {"get_capital": CODE, "get_anthem": DECOY},
+        "solution": [[{"name": "get_capital", "arguments": {"country": "Veltrana"}}]],
+        "unsolved_set": {"get_capital": ["Quorvis"]},
+        "distractor_probes": [{"name": "get_anthem", "arguments": {"country": "Veltrana"}}],
+    },
 }
 
 
@@ -54,17 +80,29 @@ class ScriptedServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 owner.requests += 1
                 owner.bodies.append(body)
                 stage = json.loads(body["messages"][1]["content"])["stage"]
                 status, content = owner.script(stage, owner.requests)
-                payload = {"id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
-                           "choices": [{"index": 0, "finish_reason": "stop",
-                                        "message": {"role": "assistant", "content": content}}],
-                           "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
-                data = json.dumps(payload if status == 200 else {"error": {"message": "boom"}}).encode()
+                payload = {
+                    "id": "c",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": content},
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }
+                data = json.dumps(
+                    payload if status == 200 else {"error": {"message": "boom"}}
+                ).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -76,7 +114,9 @@ class ScriptedServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -101,10 +141,18 @@ def good(stage: str, _: int) -> tuple[int, str]:
 
 
 def run(server, tmp_path, sandbox, n=1, max_attempts_factor=4, cache=True, concurrency=2):
-    llm = LLMConfig(model="scripted", base_url=server.url, api_key="k", concurrency=concurrency, backoff_s=0.01,
-                    cache_dir=tmp_path / "cache" if cache else None)
+    llm = LLMConfig(
+        model="scripted",
+        base_url=server.url,
+        api_key="k",
+        concurrency=concurrency,
+        backoff_s=0.01,
+        cache_dir=tmp_path / "cache" if cache else None,
+    )
     client = ChatClient(llm)
-    config = GenerationConfig(scenarios=["single_hop"], n=n, split="test", max_attempts_factor=max_attempts_factor)
+    config = GenerationConfig(
+        scenarios=["single_hop"], n=n, split="test", max_attempts_factor=max_attempts_factor
+    )
     records, summary = generate_llm(config, llm, sandbox, client=client)
     return records["single_hop"], summary, client
 
@@ -112,12 +160,19 @@ def run(server, tmp_path, sandbox, n=1, max_attempts_factor=4, cache=True, concu
 def test_scripted_stages_make_a_valid_task_through_the_real_client(serve, tmp_path, sandbox):
     server = serve(good)
     (task,), summary, client = run(server, tmp_path, sandbox)
-    assert task.tool_names == ["get_capital", "get_anthem"] and task.unsolved_set == {"get_capital": ["Quorvis"]}
+    assert task.tool_names == ["get_capital", "get_anthem"] and task.unsolved_set == {
+        "get_capital": ["Quorvis"]
+    }
     assert task.answer == "Quorvis" and task.data_source == "ftrl_gym.generation/openai:scripted"
     assert server.requests == client.requests == 5
     assert server.bodies[0]["response_format"] == {"type": "json_object"}
-    assert server.bodies[0]["model"] == "scripted" and "STAGE 1" in server.bodies[0]["messages"][0]["content"]
-    assert summary.to_dict()["accepted"] == {"single_hop": 1} and summary.to_dict()["distractors"] == {"1": 1}
+    assert (
+        server.bodies[0]["model"] == "scripted"
+        and "STAGE 1" in server.bodies[0]["messages"][0]["content"]
+    )
+    assert summary.to_dict()["accepted"] == {"single_hop": 1} and summary.to_dict()[
+        "distractors"
+    ] == {"1": 1}
 
 
 def test_a_server_error_is_retried(serve, tmp_path, sandbox):
@@ -134,19 +189,42 @@ def test_an_endpoint_that_keeps_failing_is_a_generation_error(serve, tmp_path, s
     assert server.requests == 5
 
 
-@pytest.mark.parametrize("stage, content, reason", [
-    ("scene", "Sure! The capital is Quorvis.", "not_json"),
-    ("scene", json.dumps({"question": "q", "final_answer": "a"}), "missing_field"),
-    ("documents", json.dumps({"tools": "get_capital"}), "wrong_type"),
-    ("deployment", json.dumps(GOOD["deployment"] | {"codes": {"get_capital": CODE.replace("Quorvis", "Zed"),
-                                                             "get_anthem": DECOY}}), "wrong_answer"),
-    ("deployment", json.dumps(GOOD["deployment"] | {"codes": {"get_capital": CODE,
-                                                             "get_anthem": "def get_anthem(country):\n    return 'Quorvis'\n"}}),
-     "distractor_yields_answer"),
-])
-def test_bad_output_is_rejected_with_its_reason_and_never_emitted(serve, tmp_path, sandbox, stage, content, reason):
+@pytest.mark.parametrize(
+    "stage, content, reason",
+    [
+        ("scene", "Sure! The capital is Quorvis.", "not_json"),
+        ("scene", json.dumps({"question": "q", "final_answer": "a"}), "missing_field"),
+        ("documents", json.dumps({"tools": "get_capital"}), "wrong_type"),
+        (
+            "deployment",
+            json.dumps(
+                GOOD["deployment"]
+                | {"codes": {"get_capital": CODE.replace("Quorvis", "Zed"), "get_anthem": DECOY}}
+            ),
+            "wrong_answer",
+        ),
+        (
+            "deployment",
+            json.dumps(
+                GOOD["deployment"]
+                | {
+                    "codes": {
+                        "get_capital": CODE,
+                        "get_anthem": "def get_anthem(country):\n    return 'Quorvis'\n",
+                    }
+                }
+            ),
+            "distractor_yields_answer",
+        ),
+    ],
+)
+def test_bad_output_is_rejected_with_its_reason_and_never_emitted(
+    serve, tmp_path, sandbox, stage, content, reason
+):
     server = serve(lambda s, n: (200, content) if s == stage else good(s, n))
-    with pytest.raises(GenerationError, match="only 0 of 1 single_hop candidates passed in 2 attempts"):
+    with pytest.raises(
+        GenerationError, match="only 0 of 1 single_hop candidates passed in 2 attempts"
+    ):
         run(server, tmp_path, sandbox, max_attempts_factor=-18)
     expected = {"wrong_answer": "unmatched_answer"}.get(reason, reason)
     with pytest.raises(GenerationError, match=f"rejections: {{'{expected}': 2}}"):

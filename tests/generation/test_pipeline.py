@@ -24,25 +24,40 @@ def test_same_seed_twice_gives_identical_bytes_and_another_seed_does_not(sandbox
 
 
 def test_train_and_test_use_different_worlds(sandbox):
-    train, _ = generate(GenerationConfig(scenarios=["single_hop"], n=5, seed=1, split="train"), sandbox)
-    test, _ = generate(GenerationConfig(scenarios=["single_hop"], n=5, seed=1, split="test"), sandbox)
+    train, _ = generate(
+        GenerationConfig(scenarios=["single_hop"], n=5, seed=1, split="train"), sandbox
+    )
+    test, _ = generate(
+        GenerationConfig(scenarios=["single_hop"], n=5, seed=1, split="test"), sandbox
+    )
     assert {t.messages[0]["content"] for t in train["single_hop"]}.isdisjoint(
-        t.messages[0]["content"] for t in test["single_hop"])
+        t.messages[0]["content"] for t in test["single_hop"]
+    )
 
 
 def test_summary_counts_and_diversity(sandbox):
     progress = []
-    records, summary = generate(GenerationConfig(n=10, seed=5, split="test"), sandbox, progress.append)
+    records, summary = generate(
+        GenerationConfig(n=10, seed=5, split="test"), sandbox, progress.append
+    )
     assert len(progress) == 40 and {len(tasks) for tasks in records.values()} == {10}
     figures = summary.to_dict()
-    assert figures["accepted"] == {"multi_hop": 10, "parallel_multi_hop": 10, "parallel_single_hop": 10,
-                                   "single_hop": 10}
+    assert figures["accepted"] == {
+        "multi_hop": 10,
+        "parallel_multi_hop": 10,
+        "parallel_single_hop": 10,
+        "single_hop": 10,
+    }
     assert sum(figures["hops"].values()) == sum(figures["tools_per_task"].values()) == 40
     assert figures["distinct_tool_names"] > 60 and figures["distinct_templates"] >= 35
     assert len(figures["domains"]) == 7
     assert "distinct_tool_names" in summary.render()
     for task in records["multi_hop"]:
-        assert task.split == "test" and task.scenario == "multi_hop" and task.extra["meta"]["hops"] >= 2
+        assert (
+            task.split == "test"
+            and task.scenario == "multi_hop"
+            and task.extra["meta"]["hops"] >= 2
+        )
 
 
 def test_config_errors_say_how_to_fix():

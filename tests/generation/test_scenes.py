@@ -17,7 +17,9 @@ def scenes(world, scenario: str, count: int = 40) -> list[Scene]:
 
 def test_single_hop_is_one_lookup(world):
     for scene in scenes(world, "single_hop"):
-        assert len(scene.nodes) == 1 and scene.nodes[0].depends_on == [] and scene.nodes[0].is_lookup
+        assert (
+            len(scene.nodes) == 1 and scene.nodes[0].depends_on == [] and scene.nodes[0].is_lookup
+        )
         assert scene.answer == scene.nodes[0].answer
         assert scene.question.endswith((".", "?"))
 
@@ -63,7 +65,9 @@ def test_answers_follow_from_the_world_hop_by_hop(world):
             if node.is_lookup:
                 relation = RELATIONS[node.op]
                 value = world.value(world.find(node.inputs["subject"]), relation)
-                assert node.answer == (value.name if relation.value_type == "entity" else str(value))
+                assert node.answer == (
+                    value.name if relation.value_type == "entity" else str(value)
+                )
             for dep in node.depends_on:
                 parent = scene.node(dep)
                 assert parent.value in node.inputs.values() or parent.answer in node.inputs.values()
@@ -77,6 +81,8 @@ def test_scene_is_dumpable_with_explicit_edges(world):
 
 
 def test_unknown_scenario_names_the_choices(world):
-    with pytest.raises(ValueError, match="unknown scenario 'triple_hop'; expected one of single_hop"):
+    with pytest.raises(
+        ValueError, match="unknown scenario 'triple_hop'; expected one of single_hop"
+    ):
         decompose("triple_hop", world, random.Random(0))
     assert len(SCENARIOS) == 4

@@ -22,13 +22,17 @@ def candidate(world):
 
 
 def test_a_generated_candidate_is_accepted(candidate, sandbox):
-    assert validate(candidate.record, sandbox, candidate.intended, candidate.probes) == Verdict(True)
+    assert validate(candidate.record, sandbox, candidate.intended, candidate.probes) == Verdict(
+        True
+    )
 
 
 def test_code_that_raises_is_rejected(candidate, sandbox):
     record = copy.deepcopy(candidate.record)
     name = record["solution"][0][0]["name"]
-    record["codes"][name] = f"def {name}(*args, **kwargs):\n    raise RuntimeError('backend down')\n"
+    record["codes"][name] = (
+        f"def {name}(*args, **kwargs):\n    raise RuntimeError('backend down')\n"
+    )
     verdict = validate(record, sandbox, candidate.intended, candidate.probes)
     assert verdict.reason == "solution_call_failed" and "backend down" in verdict.detail
 
@@ -44,7 +48,9 @@ def test_a_wrong_result_is_rejected(candidate, sandbox):
 def test_answers_listed_under_the_wrong_tool_are_rejected(candidate, sandbox):
     record = copy.deepcopy(candidate.record)
     decoy = candidate.probes[0]["name"]
-    record["unsolved_set"] = {decoy: [a for answers in record["unsolved_set"].values() for a in answers]}
+    record["unsolved_set"] = {
+        decoy: [a for answers in record["unsolved_set"].values() for a in answers]
+    }
     assert validate(record, sandbox, None).reason == "unmatched_answer"
 
 
@@ -67,7 +73,10 @@ def test_a_distractor_that_fails_is_rejected(candidate, sandbox):
     record = copy.deepcopy(candidate.record)
     decoy = candidate.probes[0]["name"]
     record["codes"][decoy] = f"def {decoy}(**kwargs):\n    return 1 / 0\n"
-    assert validate(record, sandbox, candidate.intended, candidate.probes).reason == "distractor_failed"
+    assert (
+        validate(record, sandbox, candidate.intended, candidate.probes).reason
+        == "distractor_failed"
+    )
 
 
 def test_a_malformed_record_is_rejected(candidate, sandbox):

@@ -8,14 +8,18 @@ from ftrl_gym.generation.world import ENTITY_KINDS, RELATIONS, build_world
 
 def test_same_seed_same_world_and_other_seed_other_world():
     a, b, c = build_world("s"), build_world("s"), build_world("t")
-    assert [(e.name, e.attrs) for e in a.entities.values()] == [(e.name, e.attrs) for e in b.entities.values()]
+    assert [(e.name, e.attrs) for e in a.entities.values()] == [
+        (e.name, e.attrs) for e in b.entities.values()
+    ]
     assert [e.name for e in a.entities.values()] != [e.name for e in c.entities.values()]
 
 
 def test_names_are_unique_and_every_relation_is_filled(world):
     names = [e.name.lower() for e in world.entities.values()]
     assert len(names) == len(set(names))
-    assert {k: len(v) for k, v in world.by_kind.items()} == {k: n for k, (_, n) in ENTITY_KINDS.items()}
+    assert {k: len(v) for k, v in world.by_kind.items()} == {
+        k: n for k, (_, n) in ENTITY_KINDS.items()
+    }
     for relation in RELATIONS.values():
         for entity_id in world.by_kind[relation.subject]:
             value = world.value(world.get(entity_id), relation)
@@ -33,7 +37,13 @@ def test_a_capital_lies_in_its_country_when_the_country_has_cities(world):
 
 def test_seven_domains_are_covered():
     assert {domain for domain, _ in ENTITY_KINDS.values()} == {
-        "geography", "people", "organisations", "products", "science", "calendars"}
+        "geography",
+        "people",
+        "organisations",
+        "products",
+        "science",
+        "calendars",
+    }
     assert {r.domain for r in RELATIONS.values()} >= {"geography", "science", "calendars"}
 
 
