@@ -60,8 +60,8 @@ def harden(memory_mb: int, isolate_network: bool) -> bool:
         Whether the network namespace was entered.
     """
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past RLIMIT_FSIZE fails instead of killing
+    _enter_empty_directory()  # before unshare: an unmapped user namespace cannot create directories
     isolated = _unshare_network() if isolate_network else False
-    _enter_empty_directory()
     os.environ.clear()
     _set_limit(resource.RLIMIT_CORE, 0, 0)
     _set_limit(resource.RLIMIT_FSIZE, 0, 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -66,6 +67,7 @@ class WorkerProcess:
         self._poller = select.poll()
         self._write_fd = -1
         self._deadline = 0.0
+        self._owner_pid = os.getpid()
         self._spawn()
 
     @property
@@ -124,8 +126,11 @@ class WorkerProcess:
         """Send one frame.
 
         Raises:
-            WorkerDied: the worker is gone.
+            WorkerDied: the worker is gone, or this is a forked copy of the process that started it
+                (the caller restarts, which gives the fork a worker of its own).
         """
+        if os.getpid() != self._owner_pid:
+            self._disown()
         try:
             write_frame(self._write_fd, payload)
         except OSError:
@@ -187,6 +192,19 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             return None
 
+    def _disown(self) -> None:
+        """In a forked child: forget the parent's worker without touching it, so the child starts its own."""
+        proc, self._proc = self._proc, None
+        self._reader, self._write_fd = None, -1
+        self._owner_pid = os.getpid()
+        if proc is not None:
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                if stream is not None and not stream.closed:
+                    with contextlib.suppress(OSError):
+                        stream.close()
+            proc.returncode = -1  # not our child: never wait for it
+        raise WorkerDied(None)
+
     def restart(self) -> None:
         """Kill the process (if alive) and start a fresh one; sessions opened before must re-open."""
         self.kill()
@@ -195,7 +213,11 @@ class WorkerProcess:
         self.wait_ready()
 
     def kill(self) -> None:
-        """SIGKILL the process, reap it and close the pipes (idempotent)."""
+        """SIGKILL the process, reap it and close the pipes (idempotent; a forked copy only forgets it)."""
+        if os.getpid() != self._owner_pid:
+            with contextlib.suppress(WorkerDied):
+                self._disown()
+            return
         proc, self._proc = self._proc, None
         self._reader, self._write_fd = None, -1
         if proc is None:

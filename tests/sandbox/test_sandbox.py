@@ -383,3 +383,24 @@ def test_invalid_configuration_and_arguments_say_how_to_fix(sandbox: Sandbox) ->
         sandbox.open_session({"f": 1})  # type: ignore[dict-item]
     with pytest.raises(TypeError, match="state must be JSON-serialisable"):
         sandbox.open_session({}, state={"s": {1}})
+
+
+def test_forked_child_gets_its_own_worker_and_leaves_the_parents_alone() -> None:
+    with Sandbox(SandboxConfig(timeout_s=TIMEOUT_S)) as box:
+        session = box.open_session({"ok": "def ok():\n    return 'ok'\n"})
+        assert call(session, "ok").ok
+        parent_pids = box.worker_pids
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - runs in the child
+            try:
+                text = call(session, "ok").text
+                box.close()
+                os.write(write_end, f"{text} {box.worker_pids == []}".encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        os.waitpid(child, 0)
+        assert os.read(read_end, 100).decode() == "ok True"
+        assert box.worker_pids == parent_pids and not any(process_gone(p) for p in parent_pids)
+        assert call(session, "ok").text == "ok"
