@@ -142,7 +142,7 @@ class _Validator:
         if isinstance(value, str):
             try:
                 return json.loads(value)
-            except json.JSONDecodeError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise self.fail(f"{name} is a string but not valid JSON ({exc})") from None
         return value
 
@@ -317,7 +317,7 @@ def _load_file(path: Path, name: str) -> list[TaskRecord]:
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:
             raise TaskFormatError(f"{where}: not valid JSON ({exc})") from None
         records.append(TaskRecord.from_dict(record, where))
     return records
