@@ -37,6 +37,11 @@ MAX_REPLY_BYTES = 1 << 30
 """Largest frame the parent accepts from a worker (a state read back can be large; results are capped)."""
 
 
+_forks = [0]
+"""How many times this process is a forked child of a process that held workers (bumped at fork)."""
+os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
+
+
 class WorkerTimeout(Exception):
     """The worker did not answer before the deadline."""
 
@@ -67,7 +72,7 @@ class WorkerProcess:
         self._poller = select.poll()
         self._write_fd = -1
         self._deadline = 0.0
-        self._owner_pid = os.getpid()
+        self._owner = _forks[0]
         self._spawn()
 
     @property
@@ -129,7 +134,7 @@ class WorkerProcess:
             WorkerDied: the worker is gone, or this is a forked copy of the process that started it
                 (the caller restarts, which gives the fork a worker of its own).
         """
-        if os.getpid() != self._owner_pid:
+        if _forks[0] != self._owner:
             self._disown()
         try:
             write_frame(self._write_fd, payload)
@@ -196,7 +201,7 @@ class WorkerProcess:
         """In a forked child: forget the parent's worker without touching it, so the child starts its own."""
         proc, self._proc = self._proc, None
         self._reader, self._write_fd = None, -1
-        self._owner_pid = os.getpid()
+        self._owner = _forks[0]
         if proc is not None:
             for stream in (proc.stdin, proc.stdout, proc.stderr):
                 if stream is not None and not stream.closed:
@@ -214,7 +219,7 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """SIGKILL the process, reap it and close the pipes (idempotent; a forked copy only forgets it)."""
-        if os.getpid() != self._owner_pid:
+        if _forks[0] != self._owner:
             with contextlib.suppress(WorkerDied):
                 self._disown()
             return

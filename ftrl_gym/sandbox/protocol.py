@@ -15,8 +15,8 @@ from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore
 from json.scanner import c_make_scanner  # type: ignore[attr-defined]
 from typing import Any
 
-HEADER = struct.Struct(">I")
-"""A frame is a 4-byte big-endian payload length, then the payload (UTF-8 JSON)."""
+HEADER = struct.Struct("<I")
+"""A frame is a 4-byte little-endian payload length, then the payload."""
 
 READ_CHUNK = 1 << 16
 
@@ -55,6 +55,8 @@ def loads_exact(text: str) -> Any:
 
 REPLY_HEAD = struct.Struct("<cd")
 """Head of a call reply: the kind byte, then the elapsed seconds."""
+_REPLY_FRAME = struct.Struct("<Icd")
+"""A whole call-reply frame's head: length prefix and reply head in one ``pack``."""
 
 ERROR = b"E"
 """Reply kind of a failed call: the text is the error line."""
@@ -115,27 +117,24 @@ class FrameReader:
             buf += chunk
 
 
-def write_frame(fd: int, payload: bytes, wait: Callable[[], None] | None = None) -> None:
-    """Write one frame, all of it.
+def write_frame(fd: int, payload: bytes) -> None:
+    """Write one frame (length prefix and payload), all of it, to a blocking descriptor."""
+    write_all(fd, HEADER.pack(len(payload)) + payload)
 
-    Args:
-        fd: a blocking pipe descriptor.
-        payload: the frame's content.
-        wait: called before each further write when the pipe took only part of the frame.
-    """
-    data = HEADER.pack(len(payload)) + payload
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write ``data`` completely to a blocking descriptor (a pipe may take a large frame in parts)."""
     written = os.write(fd, data)
     if written < len(data):
         view = memoryview(data)
         while written < len(data):
-            if wait is not None:
-                wait()
             written += os.write(fd, view[written:])
 
 
 def encode_reply(kind: bytes, text: str, elapsed_s: float) -> bytes:
-    """The payload of one call's reply."""
-    return REPLY_HEAD.pack(kind, elapsed_s) + text.encode("utf-8", "surrogatepass")
+    """One call's reply as a whole frame, ready for ``os.write`` (length prefix included)."""
+    data = text.encode("utf-8", "surrogatepass")
+    return _REPLY_FRAME.pack(REPLY_HEAD.size + len(data), kind, elapsed_s) + data
 
 
 def decode_reply(payload: bytes) -> tuple[bool, str, Any, float]:

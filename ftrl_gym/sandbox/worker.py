@@ -16,7 +16,14 @@ import sys
 from typing import Any
 
 from ftrl_gym.sandbox import limits
-from ftrl_gym.sandbox.protocol import ERROR, FrameReader, encode_reply, loads_exact, write_frame
+from ftrl_gym.sandbox.protocol import (
+    ERROR,
+    FrameReader,
+    encode_reply,
+    loads_exact,
+    write_all,
+    write_frame,
+)
 from ftrl_gym.sandbox.runtime import ToolSession
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -75,11 +82,12 @@ class Worker:
         self.cpu.allow(self.timeout_s * len(calls) + 1)
         for name, arguments in calls:
             if session is None:
-                reply = encode_reply(ERROR, f"error: tool {name!r} was not run: unknown sandbox session", 0.0)
+                line = f"error: tool {name!r} was not run: unknown sandbox session"
+                frame = encode_reply(ERROR, line, 0.0)
             else:
                 self._activate(session)
-                reply = encode_reply(*session.call(name, arguments, self.output_limit))
-            write_frame(self.write_fd, reply)
+                frame = encode_reply(*session.call(name, arguments, self.output_limit))
+            write_all(self.write_fd, frame)
 
     def _state(self, sid: int) -> None:
         session = self.sessions.get(sid)
