@@ -27,7 +27,8 @@ class EvalConfig:
         env_ids: Gymnasium ids to evaluate on, e.g. ``["FTRL-MultiHop-v0"]``.
         split: ``"train"`` or ``"test"`` (built-in ids only).
         tasks: JSONL task file for ``FTRL-Custom-v0`` (required with that id, refused without it).
-        episodes: Tasks per env: the first ``episodes`` task indices; None for every task.
+        episodes: Tasks per env, spread evenly over the env's task list (indices ``i * count //
+            episodes``, so a mixed or sorted file is sampled across its scenarios); None for all.
         repeats: Episodes per task; repeats differ only through the agent's own sampling.
         concurrency: Episodes open at once; their pending turns go to the agent as one batch.
         max_turns: Assistant turns before an episode is truncated.
@@ -136,13 +137,23 @@ def plan_episodes(config: EvalConfig, pool: EnvPool) -> list[EpisodeSpec]:
         env = pool.take(env_id)
         count = len(env.unwrapped.tasks)
         pool.give_back(env_id, env)
-        count = count if config.episodes is None else min(config.episodes, count)
         specs.extend(
             EpisodeSpec(env_id, index, repeat)
             for repeat in range(config.repeats)
-            for index in range(count)
+            for index in spread_indices(count, config.episodes)
         )
     return specs
+
+
+def spread_indices(count: int, wanted: int | None) -> list[int]:
+    """``wanted`` task indices spread evenly over ``range(count)`` (all of them when None or more).
+
+    Examples:
+        ``spread_indices(10, 3) == [0, 3, 6]``; ``spread_indices(2, 5) == [0, 1]``.
+    """
+    if wanted is None or wanted >= count:
+        return list(range(count))
+    return [i * count // wanted for i in range(wanted)]
 
 
 def run_evaluation(
