@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import decimal
 import operator
 import string
 import types
@@ -17,11 +18,16 @@ from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 TOOL_FILENAME_PREFIX = "<tool "
 """Code compiled from tool sources carries a file name starting with this (see ``policy``)."""
 
+PUBLIC_UNDERSCORE_ATTRIBUTES = frozenset({"_asdict", "_replace", "_fields", "_field_defaults", "_make"})
+"""The namedtuple API: attributes that start with ``_`` yet are public (and harmless)."""
+
 PRINT_LIMIT = 65536
 """Characters of ``print`` output a call keeps (readable through RestrictedPython's ``printed``)."""
 
 _SANDBOX_CLASSES: weakref.WeakSet[type] = weakref.WeakSet()
-_WRITABLE_TYPES = (dict, list, set, bytearray, collections.deque)
+_WRITABLE_TYPES = (dict, list, set, bytearray, collections.deque, decimal.Context)
+"""Besides objects of tool-made classes, what ``_write_`` lets tool code modify. None of these is shared
+between sessions: module proxies expose no such instances, and each session has its own decimal context."""
 _FORMATTER = string.Formatter()
 
 
@@ -77,7 +83,7 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
     ``str.format`` only with plain fields."""
     if type(name) is not str:
         raise TypeError("attribute name must be a string")
-    if name.startswith("_") or name in INSPECT_ATTRIBUTES:
+    if (name.startswith("_") and name not in PUBLIC_UNDERSCORE_ATTRIBUTES) or name in INSPECT_ATTRIBUTES:
         if default:
             return default[0]
         raise AttributeError(f"attribute {name!r} is not accessible in the sandbox")

@@ -10,7 +10,7 @@ from collections import OrderedDict
 from RestrictedPython import RestrictingNodeTransformer, compile_restricted_exec
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES, IOPERATOR_TO_STR, copy_locations
 
-from ftrl_gym.sandbox.guards import TOOL_FILENAME_PREFIX
+from ftrl_gym.sandbox.guards import PUBLIC_UNDERSCORE_ATTRIBUTES, TOOL_FILENAME_PREFIX
 
 EXTRA_MAGIC_METHODS = frozenset({"__str__", "__repr__", "__len__", "__hash__", "__bool__", "__iter__",
                                  "__next__", "__getitem__"})
@@ -33,6 +33,15 @@ class ToolPolicy(RestrictingNodeTransformer):
         if allow_magic_methods and name in EXTRA_MAGIC_METHODS and getattr(node, "col_offset", 0) != 0:
             return
         super().check_name(node, name, allow_magic_methods)
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        """Also read the namedtuple API (``p._replace``, ``p._asdict``), through ``_getattr_`` as usual."""
+        if node.attr in PUBLIC_UNDERSCORE_ATTRIBUTES and isinstance(node.ctx, ast.Load):
+            call = ast.Call(func=ast.Name("_getattr_", ast.Load()),
+                            args=[self.visit(node.value), ast.Constant(node.attr)], keywords=[])
+            copy_locations(call, node)
+            return call
+        return super().visit_Attribute(node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
         """Rewrite augmented assignment of items and attributes into guarded helper calls."""

@@ -450,8 +450,14 @@ CASES = [
         import decimal
         def t():
             decimal.getcontext().prec = 1
+            return str(decimal.Decimal(2) / decimal.Decimal(3))
+    """, lambda r: r.ok and r.text == "0.7"),
+    Case("tampering", "decimal_default_context", """
+        import decimal
+        def t():
+            decimal.DefaultContext.prec = 1
             return "patched"
-    """, error_with("cannot be modified")),
+    """, error_with("AttributeError")),
     Case("tampering", "write_builtin_function", """
         def t():
             len.x = 1

@@ -61,6 +61,7 @@ def real_world(text: str, limit: Optional[int] = None) -> Dict[str, Any]:
         "fstr": f"{p.x:03d}|{3.14159:.2f}",
         "ratio": ratio,
         "sorted": sorted({"b": 2, "a": 1}.items(), key=lambda kv: kv[1]),
+        "moved": p._replace(x=0)._asdict(),
     }
 '''
 
@@ -69,7 +70,7 @@ EXPECTED = {
     "next_day": "2024-02-29", "digits": ["1", "22", "333"], "pairs": 6, "product": 24, "letters": "ab",
     "median": 3, "money": "0.30", "third": "1/2", "squares": [0, 4, 16], "ordered": ["b", "a"],
     "window": [2, 3], "fmt": "cart has   7 items", "fstr": "003|3.14", "ratio": "division by zero",
-    "sorted": [["a", 1], ["b", 2]],
+    "sorted": [["a", 1], ["b", 2]], "moved": {"x": 0, "y": 4},
 }
 
 BANK = '''
@@ -209,8 +210,11 @@ def test_decimal_context_does_not_leak_between_sessions(sandbox: Sandbox) -> Non
     code = ("import decimal\ndef third(prec=None):\n    if prec:\n"
             "        decimal.setcontext(decimal.Context(prec=prec))\n"
             "    return str(decimal.Decimal(1) / decimal.Decimal(3))\n")
-    with sandbox.open_session({"third": code}) as a:
+    patch = "import decimal\ndef patch():\n    decimal.getcontext().prec = 2\n    return 'patched'\n"
+    with sandbox.open_session({"third": code, "patch": patch}) as a:
         assert call(a, "third", prec=3).text == "0.333"
+        assert call(a, "patch").text == "patched"
+        assert call(a, "third").text == "0.33"
     with sandbox.open_session({"third": code}) as b:
         assert call(b, "third").text == "0." + "3" * 28
 
