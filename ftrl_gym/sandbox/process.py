@@ -73,6 +73,8 @@ class WorkerProcess:
         self._write_fd = -1
         self._deadline = 0.0
         self._owner = _forks[0]
+        self._ready = False
+        self.closed = False
         self._spawn()
 
     @property
@@ -97,14 +99,18 @@ class WorkerProcess:
         self._reader = FrameReader(self._proc.stdout.fileno(), MAX_REPLY_BYTES)
         self._poller = select.poll()
         self._poller.register(self._reader.fd, select.POLLIN)
+        self._ready = False
+        self.generation += 1
 
     def wait_ready(self) -> None:
-        """Wait for the worker's ready frame.
+        """Wait for the worker's ready frame (once per process; :meth:`send` calls this first).
 
         Raises:
             SandboxError: the worker exited or stayed silent past ``startup_timeout_s``; the message
                 carries the end of its stderr.
         """
+        if self._ready:
+            return
         try:
             ready = self.receive(self.config.startup_timeout_s)
             if not (isinstance(ready, list) and ready[:1] == ["ready"]):
@@ -116,7 +122,7 @@ class WorkerProcess:
         self.network_isolated = bool(ready[2])
         assert self._proc is not None and self._proc.stderr is not None
         self._proc.stderr.close()
-        self.generation += 1
+        self._ready = True
 
     def _stderr_tail(self) -> str:
         if self._proc is None or self._proc.stderr is None or self._proc.stderr.closed:
@@ -136,6 +142,12 @@ class WorkerProcess:
         """
         if _forks[0] != self._owner:
             self._disown()
+        if self._proc is None:
+            if self.closed:
+                raise SandboxError("the sandbox is closed")
+            self._spawn()
+        if not self._ready:
+            self.wait_ready()
         try:
             write_frame(self._write_fd, payload)
         except OSError:
@@ -211,11 +223,17 @@ class WorkerProcess:
         raise WorkerDied(None)
 
     def restart(self) -> None:
-        """Kill the process (if alive) and start a fresh one; sessions opened before must re-open."""
+        """Kill the process (if alive) and start a fresh one without waiting for it: its startup overlaps
+        whatever the caller does next, and the next :meth:`send` waits. Sessions opened before re-open."""
         self.kill()
         self.pending_drops.clear()
-        self._spawn()
-        self.wait_ready()
+        if not self.closed:
+            self._spawn()
+
+    def close(self) -> None:
+        """Kill the process for good: later sends raise :class:`SandboxError`."""
+        self.closed = True
+        self.kill()
 
     def kill(self) -> None:
         """SIGKILL the process, reap it and close the pipes (idempotent; a forked copy only forgets it)."""

@@ -20,7 +20,7 @@ def _shutdown(workers: list[WorkerProcess], grace_s: float) -> None:
     for worker in workers:
         acquired = worker.lock.acquire(timeout=grace_s)
         try:
-            worker.kill()
+            worker.close()
         finally:
             if acquired:
                 worker.lock.release()

@@ -142,7 +142,7 @@ class SandboxSession:
             sid = worker.pending_drops.pop()
             try:
                 worker.send(b'["drop",%d]' % sid)
-            except WorkerDied:
+            except (WorkerDied, SandboxError):
                 return
 
     def get_state(self) -> Any:

@@ -350,6 +350,11 @@ def test_close_leaves_no_process_behind() -> None:
     assert all(process_gone(pid) for pid in pids)
     with pytest.raises(SandboxError):
         box.open_session({})
+    with pytest.raises(SandboxError, match="closed"):
+        sessions[0].call([ToolCall("ok", {})])
+    for session in sessions:
+        session.close()
+    assert box.worker_pids == []
 
 
 def test_unreferenced_sandbox_is_cleaned_up() -> None:
