@@ -97,7 +97,7 @@ class Sandbox:
             worker = min(self._workers, key=lambda w: w.open_sessions)
             worker.open_sessions += 1
             sid = next(self._ids)
-        return SandboxSession(worker, sid, codes_json, state_json, seed, list(codes))
+        return SandboxSession(worker, sid, codes_json, state_json, seed, list(codes), owner=self)
 
     def close(self) -> None:
         """Kill and reap every worker process; no process is left behind (idempotent)."""

@@ -29,7 +29,8 @@ class SandboxSession:
     """
 
     def __init__(self, worker: WorkerProcess, sid: int, codes_json: str, state_json: str | None,
-                 seed: int | None, tool_names: list[str]) -> None:
+                 seed: int | None, tool_names: list[str], owner: object = None) -> None:
+        self._owner = owner  # keeps the Sandbox (and so its workers) alive while the session is used
         self._worker = worker
         self._sid = sid
         self._stateful = state_json is not None

@@ -364,6 +364,11 @@ def test_unreferenced_sandbox_is_cleaned_up() -> None:
     assert all(process_gone(pid) for pid in pids)
 
 
+def test_a_session_keeps_its_sandbox_alive() -> None:
+    session = Sandbox(SandboxConfig(timeout_s=TIMEOUT_S)).open_session({"ok": "def ok():\n    return 'ok'\n"})
+    assert call(session, "ok").text == "ok"
+
+
 def test_sandbox_pickles_as_its_config_and_sessions_refuse() -> None:
     with Sandbox(SandboxConfig(timeout_s=TIMEOUT_S)) as box:
         session = box.open_session({"ok": "def ok():\n    return 'ok'\n"})
