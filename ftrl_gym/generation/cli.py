@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
+from ftrl_gym.generation.datasets import RELEASE_SEED, RELEASE_SIZES, build_release
+from ftrl_gym.generation.pipeline import GenerationConfig, Summary, generate
 from ftrl_gym.generation.scaling import ScalingConfig
 from ftrl_gym.generation.scenes import SCENARIOS
+from ftrl_gym.tasks import TaskRecord, save_tasks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,31 +84,51 @@ def _scenarios(value: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Run ``ftrl-gym generate``; returns the exit status."""
     scenarios = _scenarios(args.scenario)
-    scaling = ScalingConfig(**{k: getattr(args, k) for k in ScalingConfig().to_dict()})
-    if args.backend == "openai":
-        from ftrl_gym.generation.llm_backend import run_cli
-
-        return run_cli(args, scenarios, scaling)
-    from ftrl_gym.generation.datasets import RELEASE_SEED, RELEASE_SIZES, build_release
-    from ftrl_gym.generation.pipeline import GenerationConfig, generate
-    from ftrl_gym.tasks import save_tasks
-
     if args.release:
-        total = len(scenarios) * sum(RELEASE_SIZES.values())
-        with tqdm(total=total, desc="release", file=sys.stderr) as bar:
-            seed = RELEASE_SEED if args.seed is None else args.seed
-            manifest = build_release(args.out, scenarios, seed, progress=bar.update)
-        print(json.dumps(manifest["summary"], indent=2))
-        return 0
+        return _release(args, scenarios)
+    scaling = ScalingConfig(**{k: getattr(args, k) for k in ScalingConfig().to_dict()})
     config = GenerationConfig(
         scenarios=scenarios, n=args.n, seed=args.seed or 0, split=args.split, scaling=scaling
     )
-    with tqdm(total=len(scenarios) * args.n, desc=f"generate {args.split}", file=sys.stderr) as bar:
-        records, summary = generate(config, progress=bar.update)
+    desc = f"generate {args.split}" + (f" ({args.model})" if args.backend == "openai" else "")
+    with tqdm(total=len(scenarios) * args.n, desc=desc, file=sys.stderr) as bar:
+        if args.backend == "openai":
+            records, summary = _generate_llm(args, config, bar.update)
+        else:
+            records, summary = generate(config, progress=bar.update)
     for scenario, tasks in records.items():
         path = args.out / scenario / f"{args.split}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         save_tasks(tasks, path, json_strings=False)
     print(summary.render())
     print(f"wrote {sum(len(t) for t in records.values())} tasks under {args.out}")
+    return 0
+
+
+def _generate_llm(
+    args: argparse.Namespace, config: GenerationConfig, progress: Callable[[int], None]
+) -> tuple[dict[str, list[TaskRecord]], Summary]:
+    """Run the LLM backend with the endpoint options of the command line."""
+    from ftrl_gym.generation.llm_backend import LLMConfig, generate_llm
+
+    if not args.model:
+        raise SystemExit(
+            "ftrl-gym generate --backend openai needs --model (and --base-url for a local server)"
+        )
+    llm = LLMConfig(
+        model=args.model,
+        base_url=args.base_url,
+        concurrency=args.concurrency,
+        cache_dir=args.cache_dir or args.out / ".llm_cache",
+    )
+    return generate_llm(config, llm, progress=progress)
+
+
+def _release(args: argparse.Namespace, scenarios: list[str]) -> int:
+    """Build the shipped release (every split at the release sizes, and the manifest) into ``--out``."""
+    total = len(scenarios) * sum(RELEASE_SIZES.values())
+    seed = RELEASE_SEED if args.seed is None else args.seed
+    with tqdm(total=total, desc="release", file=sys.stderr) as bar:
+        manifest = build_release(args.out, scenarios, seed, progress=bar.update)
+    print(json.dumps(manifest["summary"], indent=2))
     return 0

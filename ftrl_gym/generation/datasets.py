@@ -81,7 +81,8 @@ def dataset_path(
 
     An on-demand split is written beside the committed files when that directory is writable
     (``envs_generated/`` ignores it in git), else under ``$FTRL_GYM_CACHE_DIR`` (default
-    ``~/.cache/ftrl-gym``). Its sha256 must equal the manifest's.
+    ``~/.cache/ftrl-gym``). Its sha256 must equal the manifest's; a stale file left by an older
+    release is regenerated.
 
     Args:
         scenario: One of :data:`SCENARIOS`.
@@ -97,37 +98,35 @@ def dataset_path(
             (the generator changed without a new release).
     """
     base = Path(root) if root is not None else data_dir()
-    entry = read_manifest(base)["files"].get(_relative(scenario, split))
+    manifest = read_manifest(base)
+    entry = manifest["files"].get(_relative(scenario, split))
     if entry is None:
         raise GenerationError(
             f"{base / MANIFEST_NAME} lists no {split} split for scenario {scenario!r}; "
             f"scenarios: {', '.join(SCENARIOS)}; splits: train, test"
         )
-    for candidate in (
-        base / _relative(scenario, split),
-        _cache_root() / f"{entry['sha256'][:16]}" / _relative(scenario, split),
-    ):
-        if candidate.is_file():
+    committed = base / _relative(scenario, split)
+    if entry["committed"]:
+        return committed
+    cached = _cache_root() / entry["sha256"][:16] / _relative(scenario, split)
+    for candidate in (committed, cached):
+        if candidate.is_file() and file_sha256(candidate) == entry["sha256"]:
             return candidate
-    return _materialise(base, scenario, split, entry, progress)
+    target = committed if os.access(committed.parent, os.W_OK) else cached
+    return _materialise(target, scenario, split, entry, manifest["seed"], progress)
 
 
 def _materialise(
-    base: Path,
+    target: Path,
     scenario: str,
     split: str,
     entry: dict[str, Any],
+    seed: int,
     progress: Callable[[int], None] | None,
 ) -> Path:
-    """Generate an on-demand split, check its hash, and store it where it can be written."""
-    manifest = read_manifest(base)
-    config = GenerationConfig(
-        scenarios=[scenario], n=entry["count"], seed=manifest["seed"], split=split
-    )
+    """Generate an on-demand split into ``target`` and check its hash against the manifest entry."""
+    config = GenerationConfig(scenarios=[scenario], n=entry["count"], seed=seed, split=split)
     records, _ = generate(config, progress=progress)
-    target = base / _relative(scenario, split)
-    if not os.access(base / scenario, os.W_OK):
-        target = _cache_root() / f"{entry['sha256'][:16]}" / _relative(scenario, split)
     target.parent.mkdir(parents=True, exist_ok=True)
     save_tasks(records[scenario], target, json_strings=False)
     digest = file_sha256(target)

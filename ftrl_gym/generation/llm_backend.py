@@ -255,7 +255,6 @@ def build_llm_candidate(
         "sub_problems": len(scene["sub_problems"]),
         "tools": len(tools),
         "distractors": len(scaled["distractors"]),
-        "tool_names": [t["function"]["name"] for t in tools],
     }
     return LLMCandidate(index, record, deployed["distractor_probes"], meta)
 
@@ -328,10 +327,9 @@ def _scenario_tasks(
             if not verdict.ok:
                 summary.rejected[verdict.reason or "invalid"] += 1
                 continue
-            summary.add(scenario, candidate.meta or {})
-            accepted.append(
-                TaskRecord.from_dict(candidate.record or {}, f"{scenario}[{candidate.index}]")
-            )
+            record = TaskRecord.from_dict(candidate.record or {}, f"{scenario}[{candidate.index}]")
+            summary.add(scenario, record, candidate.meta or {})
+            accepted.append(record)
             if progress is not None:
                 progress(1)
     if len(accepted) < config.n:
@@ -340,37 +338,3 @@ def _scenario_tasks(
             f"attempts; rejections: {dict(summary.rejected)}"
         )
     return accepted
-
-
-def run_cli(args: Any, scenarios: list[str], scaling: Any) -> int:
-    """``ftrl-gym generate --backend openai``: generate, write, print the summary."""
-    import sys
-
-    from tqdm import tqdm
-
-    from ftrl_gym.tasks import save_tasks
-
-    if not args.model:
-        raise SystemExit(
-            "ftrl-gym generate --backend openai needs --model (and --base-url for a local server)"
-        )
-    llm = LLMConfig(
-        model=args.model,
-        base_url=args.base_url,
-        concurrency=args.concurrency,
-        cache_dir=args.cache_dir or args.out / ".llm_cache",
-    )
-    config = GenerationConfig(
-        scenarios=scenarios, n=args.n, seed=args.seed or 0, split=args.split, scaling=scaling
-    )
-    with tqdm(
-        total=len(scenarios) * args.n, desc=f"generate {args.split} ({args.model})", file=sys.stderr
-    ) as bar:
-        records, summary = generate_llm(config, llm, progress=bar.update)
-    for scenario, tasks in records.items():
-        path = args.out / scenario / f"{args.split}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_tasks(tasks, path, json_strings=False)
-    print(summary.render())
-    print(f"wrote {sum(len(t) for t in records.values())} tasks under {args.out}")
-    return 0

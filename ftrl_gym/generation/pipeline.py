@@ -66,7 +66,6 @@ def build_candidate(
     toolset = integrate(scene, documents, rng, config.merge_rate)
     toolset = scale(scene, toolset, rng, config.scaling)
     candidate = deploy(scene, toolset, world, rng, config.split, config.explicit_rate)
-    candidate.meta["tool_names"] = [d.name for d in toolset.docs]
     return candidate
 
 
@@ -83,13 +82,13 @@ class Summary:
     templates: set = field(default_factory=set)
     domains: Counter = field(default_factory=Counter)
 
-    def add(self, scenario: str, meta: dict[str, Any]) -> None:
-        """Count one accepted task."""
+    def add(self, scenario: str, record: TaskRecord, meta: dict[str, Any]) -> None:
+        """Count one accepted task; ``meta`` holds its tools, hops, distractors, template, domains."""
         self.accepted[scenario] += 1
         self.tools_per_task[meta["tools"]] += 1
         self.hops[meta["hops"]] += 1
         self.distractors[meta["distractors"]] += 1
-        self.tool_names.update(meta["tool_names"])
+        self.tool_names.update(record.tool_names)
         self.templates.add(meta["template"])
         self.domains.update(meta["domains"])
 
@@ -144,10 +143,11 @@ def iter_scenario(
             summary.rejected[verdict.reason] += 1
             continue
         accepted += 1
-        summary.add(scenario, candidate.meta)
-        yield TaskRecord.from_dict(
+        record = TaskRecord.from_dict(
             candidate.record | {"meta": candidate.meta}, f"{scenario}[{index}]"
         )
+        summary.add(scenario, record, candidate.meta)
+        yield record
     if accepted < config.n:
         raise GenerationError(
             f"only {accepted} of {config.n} {scenario} candidates passed validation "

@@ -82,7 +82,8 @@ def scale(scene: Scene, toolset: Toolset, rng: random.Random, config: ScalingCon
     for doc in toolset.docs:
         if rng.random() < config.parameter_rate and expand_parameters(doc, rng):
             toolset.log.append(f"parameter expansion: {doc.name}")
-        if rng.random() < config.type_rate and generalise_types(doc, rng):
+        if rng.random() < config.type_rate:
+            generalise_types(doc, rng)
             toolset.log.append(f"type generalisation: {doc.name}")
     if rng.random() < config.distractor_rate:
         for decoy in distractors(
@@ -201,11 +202,10 @@ def _add_option(doc: ToolDoc, option: str, rng: random.Random) -> None:
     doc.options[option] = name
 
 
-def generalise_types(doc: ToolDoc, rng: random.Random) -> bool:
+def generalise_types(doc: ToolDoc, rng: random.Random) -> None:
     """Loosen input types (ids as int or str, numbers as strings) and/or return JSON objects.
 
-    Returns:
-        Whether anything changed.
+    A tool whose inputs cannot be loosened always gets a structured return, so something changes.
     """
     changed = False
     if doc.kind and rng.random() < 0.6:
@@ -222,7 +222,6 @@ def generalise_types(doc: ToolDoc, rng: random.Random) -> bool:
     if not changed or rng.random() < 0.5:
         doc.options["structured"] = True
         doc.description += " Returns a JSON object."
-    return True
 
 
 def distractors(

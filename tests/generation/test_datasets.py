@@ -94,7 +94,7 @@ def test_the_train_split_is_generated_on_demand_and_hash_checked(tmp_path):
     assert datasets.dataset_path("single_hop", "train", data) == path
 
 
-def test_a_drifted_generator_is_caught(tmp_path):
+def test_a_stale_file_is_not_served_and_a_drifted_generator_is_caught(tmp_path):
     data = tmp_path / "data"
     (data / "single_hop").mkdir(parents=True)
     manifest = {
@@ -102,6 +102,7 @@ def test_a_drifted_generator_is_caught(tmp_path):
         "files": {"single_hop/train.jsonl": {"count": 3, "sha256": "0" * 64, "committed": False}},
     }
     (data / "manifest.json").write_text(json.dumps(manifest))
+    (data / "single_hop" / "train.jsonl").write_text("left by an older release\n")
     with pytest.raises(GenerationError, match="the generator changed"):
         datasets.dataset_path("single_hop", "train", data)
     assert not (data / "single_hop" / "train.jsonl").exists()
