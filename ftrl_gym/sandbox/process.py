@@ -133,12 +133,13 @@ class WorkerProcess:
         text = self._proc.stderr.read().decode("utf-8", "replace").strip()
         return f"Worker stderr: {text[-2000:]}" if text else ""
 
-    def send(self, payload: bytes) -> None:
-        """Send one frame.
+    def ensure_running(self) -> None:
+        """Make sure a ready worker exists: start one if there is none (or this is a forked copy of the
+        process that started the current one) and wait for a starting one. Call before :meth:`send`,
+        and read :attr:`generation` after it.
 
         Raises:
-            WorkerDied: the worker is gone, or this is a forked copy of the process that started it
-                (the caller restarts, which gives the fork a worker of its own).
+            SandboxError: the sandbox is closed, or a worker cannot be started.
         """
         if _forks[0] != self._owner:
             self._disown()
@@ -148,6 +149,15 @@ class WorkerProcess:
             self._spawn()
         if not self._ready:
             self.wait_ready()
+
+    def send(self, payload: bytes) -> None:
+        """Send one frame.
+
+        Raises:
+            WorkerDied: the worker is gone (or was never started: see :meth:`ensure_running`).
+        """
+        if _forks[0] != self._owner or not self._ready:
+            raise WorkerDied(None)
         try:
             write_frame(self._write_fd, payload)
         except OSError:
@@ -212,7 +222,7 @@ class WorkerProcess:
     def _disown(self) -> None:
         """In a forked child: forget the parent's worker without touching it, so the child starts its own."""
         proc, self._proc = self._proc, None
-        self._reader, self._write_fd = None, -1
+        self._reader, self._write_fd, self._ready = None, -1, False
         self._owner = _forks[0]
         if proc is not None:
             for stream in (proc.stdin, proc.stdout, proc.stderr):
@@ -220,7 +230,6 @@ class WorkerProcess:
                     with contextlib.suppress(OSError):
                         stream.close()
             proc.returncode = -1  # not our child: never wait for it
-        raise WorkerDied(None)
 
     def restart(self) -> None:
         """Kill the process (if alive) and start a fresh one without waiting for it: its startup overlaps
@@ -238,11 +247,10 @@ class WorkerProcess:
     def kill(self) -> None:
         """SIGKILL the process, reap it and close the pipes (idempotent; a forked copy only forgets it)."""
         if _forks[0] != self._owner:
-            with contextlib.suppress(WorkerDied):
-                self._disown()
+            self._disown()
             return
         proc, self._proc = self._proc, None
-        self._reader, self._write_fd = None, -1
+        self._reader, self._write_fd, self._ready = None, -1, False
         if proc is None:
             return
         if proc.poll() is None:

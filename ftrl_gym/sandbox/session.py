@@ -61,10 +61,12 @@ class SandboxSession:
         return list(self._tool_names)
 
     def call(self, calls: Sequence[ToolCall]) -> list[ToolResult]:
-        """Run a batch of calls in order, in one round trip; one result per call, never an exception.
+        """Run a batch of calls in order, in one round trip; one result per call. What the tools do
+        never raises: failures are results with ``ok=False``.
 
         Raises:
-            SandboxError: only when a replacement worker cannot be started at all.
+            SandboxError: only for the infrastructure: a replacement worker cannot be started, or the
+                sandbox was closed.
         """
         calls = list(calls)
         if not calls:
@@ -104,6 +106,7 @@ class SandboxSession:
     def _exchange(self, calls: list[ToolCall], body: str) -> list[ToolResult]:
         """Send the encoded batch and collect one reply per call, recovering from a dead worker."""
         worker = self._worker
+        worker.ensure_running()
         if worker.pending_drops:
             self._flush_drops()
         fresh = self._generation != worker.generation
@@ -116,7 +119,7 @@ class SandboxSession:
             return self._call_locked(calls)
         self._generation = worker.generation
         if self._stateful:
-            self._setup = None  # the state now lives in the worker; do not keep 5 MB around
+            self._setup = self._initial_state = None  # the state lives in the worker now
         results: list[ToolResult] = []
         timeout = worker.config.timeout_s
         for call in calls:
@@ -166,6 +169,9 @@ class SandboxSession:
 
     def _read_state(self) -> Any:
         worker = self._worker
+        worker.ensure_running()
+        if self.state_lost:
+            raise EpisodeStateLostError("the episode state was lost when its sandbox worker died")
         try:
             worker.send(b'["state",%d]' % self._sid)
             reply = worker.receive(worker.config.timeout_s)
