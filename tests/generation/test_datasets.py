@@ -108,3 +108,17 @@ def test_a_stale_file_is_not_served_and_a_drifted_generator_is_caught(tmp_path):
     assert not (data / "single_hop" / "train.jsonl").exists()
     with pytest.raises(GenerationError, match="lists no test split for scenario 'single_hop'"):
         datasets.dataset_path("single_hop", "test", data)
+
+
+def test_a_small_release_round_trips_through_its_manifest(tmp_path):
+    root = tmp_path / "release"
+    root.mkdir()
+    manifest = datasets.build_release(root, ["multi_hop"], seed=7, sizes={"test": 3, "train": 2})
+    assert set(manifest["files"]) == {"multi_hop/test.jsonl", "multi_hop/train.jsonl"}
+    assert manifest["summary"]["train"]["accepted"] == {"multi_hop": 2}
+    assert datasets.check_manifest(root) == []
+    (root / "multi_hop" / "train.jsonl").unlink()
+    assert datasets.check_manifest(root) == []
+    regenerated = datasets.dataset_path("multi_hop", "train", root)
+    assert datasets.file_sha256(regenerated) == manifest["files"]["multi_hop/train.jsonl"]["sha256"]
+    assert datasets.dataset_path("multi_hop", "test", root) == root / "multi_hop" / "test.jsonl"

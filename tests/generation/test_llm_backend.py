@@ -240,3 +240,32 @@ def test_the_cache_replays_a_run_without_requests(serve, tmp_path, sandbox):
     assert client.requests == 0 and server.requests == before == 6
     assert [t.to_dict() for t in first] == [t.to_dict() for t in second]
     assert len(list((tmp_path / "cache").rglob("*.json"))) == 6
+
+
+def test_the_command_line_drives_the_openai_backend(serve, tmp_path, capsys):
+    from ftrl_gym.cli import main
+    from ftrl_gym.tasks import load_tasks
+
+    server = serve(good)
+    argv = [
+        "generate",
+        "--backend",
+        "openai",
+        "--base-url",
+        server.url,
+        "--model",
+        "scripted",
+        "--scenario",
+        "single_hop",
+        "--n",
+        "1",
+        "--split",
+        "test",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main(argv) == 0
+    (task,) = load_tasks(tmp_path / "single_hop" / "test.jsonl")
+    assert task.answer == "Quorvis" and server.requests == 5
+    assert "accepted             single_hop: 1" in capsys.readouterr().out
+    assert len(list((tmp_path / ".llm_cache").rglob("*.json"))) == 5
