@@ -1,0 +1,148 @@
+"""verl: the parquet rows read back with pandas, scored through ``compute_score`` as verl calls it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+pd = pytest.importorskip("pandas", reason="verl tests need pandas: pip install 'ftrl-gym[verl]'")
+pytest.importorskip("pyarrow", reason="verl tests need pyarrow: pip install 'ftrl-gym[verl]'")
+
+import ftrl_gym.integrations.verl as ftrl_verl  # noqa: E402
+from ftrl_gym.tasks import load_tasks  # noqa: E402
+
+ENV_ID = "FTRL-MultiHop-v0"
+DATA = Path(__file__).resolve().parents[1] / "data" / "tasks.jsonl"
+
+
+def call(name: str, **arguments) -> str:
+    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
+
+
+@pytest.fixture(scope="module")
+def multihop(tmp_path_factory):
+    """The first three FTRL-MultiHop-v0 test tasks and their parquet file."""
+    env = gym.make(ENV_ID, split="test")
+    tasks = env.unwrapped.tasks[:3]
+    env.close()
+    path = ftrl_verl.write_parquet(tasks, tmp_path_factory.mktemp("verl") / "train.parquet")
+    return tasks, path
+
+
+def responses_for(task) -> dict[str, float]:
+    """Responses to the task's first turn and their rewards, computed by hand from SPEC 3."""
+    first = task.solution[0][0]
+    right = call(first["name"], **first["arguments"])
+    return {
+        right + "<|im_end|>": 2 * 1 / (1 + 1),
+        right + call(first["name"], **first["arguments"]): 2 * 1 / (2 + 1),
+        "": -0.5,
+        "<tool_call>not json</tool_call>": -0.3,
+        f"The answer is {task.answer}.": 1 / (1 + task.total_answers),
+        "I do not know.": 0.0,
+    }
+
+
+def verl_call(row, response: str) -> dict:
+    """Call ``compute_score`` the way verl's NaiveRewardManager does for one row."""
+    extra_info = dict(row["extra_info"])
+    extra_info.update(num_turns=None, rollout_reward_scores={})
+    return ftrl_verl.compute_score(
+        data_source=row["data_source"],
+        solution_str=response,
+        ground_truth=row["reward_model"]["ground_truth"],
+        extra_info=extra_info,
+    )
+
+
+def test_parquet_layout_reads_back_with_pandas(multihop):
+    tasks, path = multihop
+    frame = pd.read_parquet(path)
+    assert list(frame.columns) == ["data_source", "prompt", "ability", "reward_model", "extra_info"]
+    assert len(frame) == 3
+    row = frame.iloc[0]
+    assert row["data_source"] == "ftrl_gym/multi_hop" and row["ability"] == "tool_use"
+    assert row["reward_model"] == {"style": "rule", "ground_truth": tasks[0].answer}
+    prompt = list(row["prompt"])
+    assert [m["role"] for m in prompt] == ["system", "user"]
+    assert prompt[1]["content"] == tasks[0].messages[0]["content"]
+    assert '"name": "find_company_info"' in prompt[0]["content"]
+    info = row["extra_info"]
+    assert json.loads(info["unsolved_set"]) == tasks[0].unsolved_set
+    assert json.loads(info["codes"]) == tasks[0].codes
+    assert json.loads(info["tools"]) == tasks[0].tools
+    assert (info["index"], info["answer"], info["state"]) == (0, tasks[0].answer, "null")
+
+
+def test_compute_score_matches_hand_values_and_the_env(multihop):
+    tasks, path = multihop
+    frame = pd.read_parquet(path)
+    env = gym.make(ENV_ID, split="test")
+    try:
+        for i, task in enumerate(tasks):
+            for response, expected in responses_for(task).items():
+                score = verl_call(frame.iloc[i], response)
+                assert score["score"] == pytest.approx(expected), (i, response)
+                env.reset(options={"task_index": i})
+                assert env.step(response)[1] == pytest.approx(score["score"])
+    finally:
+        env.close()
+    first = tasks[0].solution[0][0]
+    twice = verl_call(frame.iloc[0], 2 * call(first["name"], **first["arguments"]))
+    assert (twice["num_calls"], twice["num_solved"]) == (2, 1)
+
+
+def test_stateful_task_runs_with_its_world_state(tmp_path):
+    bank = load_tasks(DATA)[2]
+    frame = pd.read_parquet(ftrl_verl.write_parquet([bank], tmp_path / "bank.parquet"))
+    response = call("transfer", from_account="checking", to_account="savings", amount=40) + call(
+        "get_balance", account="savings"
+    )
+    score = verl_call(frame.iloc[0], response)
+    assert score == {"score": pytest.approx(2 * 2 / 3), "num_calls": 2, "num_solved": 2}
+    assert verl_call(frame.iloc[0], call("get_balance", account="savings"))["num_solved"] == 0
+
+
+def test_verl_naive_reward_manager_scores_through_the_custom_function(multihop):
+    verl = pytest.importorskip("verl", reason="installing verl is optional (it pins transformers<5.11)")
+    torch = pytest.importorskip("torch")
+    from omegaconf import OmegaConf
+    from transformers import AutoTokenizer
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+    from verl.workers.reward_manager.naive import NaiveRewardManager
+
+    models = pytest.importorskip("agents.models")
+    tokenizer = AutoTokenizer.from_pretrained(models.resolve_model("smollm2"), local_files_only=True)
+    tasks, path = multihop
+    frame = pd.read_parquet(path)
+    config = OmegaConf.create(
+        {"reward": {"custom_reward_function": {"path": ftrl_verl.__file__, "name": "compute_score"}}}
+    )
+    manager = NaiveRewardManager(tokenizer, num_examine=0, compute_score=get_custom_reward_fn(config))
+    rows, texts, expected = [], [], []
+    for i, task in enumerate(tasks):
+        for response, value in responses_for(task).items():
+            if response:  # verl scores the last valid response token: an empty response has none
+                rows.append(frame.iloc[i]), texts.append(response), expected.append(value)
+    prompt_ids = [tokenizer.encode(tokenizer.apply_chat_template(list(r["prompt"]), tokenize=False)) for r in rows]
+    response_ids = [tokenizer.encode(t) for t in texts]
+    width_p, width_r = max(map(len, prompt_ids)), max(map(len, response_ids))
+    pad = tokenizer.pad_token_id or 0
+    prompts = torch.tensor([[pad] * (width_p - len(p)) + p for p in prompt_ids])
+    responses = torch.tensor([r + [pad] * (width_r - len(r)) for r in response_ids])
+    mask = torch.tensor([[0] * (width_p - len(p)) + [1] * len(p) + [1] * len(r) + [0] * (width_r - len(r))
+                         for p, r in zip(prompt_ids, response_ids)])
+    import numpy as np
+
+    data = verl.DataProto.from_dict(
+        tensors={"prompts": prompts, "responses": responses, "attention_mask": mask},
+        non_tensors={
+            key: np.array([r[key] for r in rows], dtype=object) for key in ("data_source", "reward_model", "extra_info")
+        },
+    )
+    out = manager(data, return_dict=True)
+    assert out["reward_tensor"].sum(dim=1).tolist() == pytest.approx(expected)
+    assert out["reward_extra_info"]["num_calls"][:2] == [1, 2]
