@@ -30,7 +30,7 @@ from ftrl_gym.generation.llm_prompts import (
     scaling_ops,
     user_message,
 )
-from ftrl_gym.generation.pipeline import GenerationConfig, Summary
+from ftrl_gym.generation.pipeline import GenerationConfig, Summary, validation_sandbox
 from ftrl_gym.generation.validation import validate
 from ftrl_gym.sandbox import Sandbox
 from ftrl_gym.tasks import TaskRecord
@@ -286,17 +286,9 @@ def generate_llm(
     """
     client = client or ChatClient(llm)
     summary, out = Summary(), {}
-    own = sandbox is None
-    sandbox = sandbox or Sandbox()
-    try:
-        with ThreadPoolExecutor(max_workers=llm.concurrency) as pool:
-            for scenario in config.scenarios:
-                out[scenario] = _scenario_tasks(
-                    client, pool, scenario, config, sandbox, summary, progress
-                )
-    finally:
-        if own:
-            sandbox.close()
+    with validation_sandbox(sandbox) as box, ThreadPoolExecutor(llm.concurrency) as pool:
+        for scenario in config.scenarios:
+            out[scenario] = _scenario_tasks(client, pool, scenario, config, box, summary, progress)
     return out, summary
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -73,14 +74,14 @@ def build_candidate(
 class Summary:
     """What a run produced: counts, rejections and diversity figures."""
 
-    accepted: Counter = field(default_factory=Counter)
-    rejected: Counter = field(default_factory=Counter)
-    tools_per_task: Counter = field(default_factory=Counter)
-    hops: Counter = field(default_factory=Counter)
-    distractors: Counter = field(default_factory=Counter)
-    tool_names: set = field(default_factory=set)
-    templates: set = field(default_factory=set)
-    domains: Counter = field(default_factory=Counter)
+    accepted: Counter[Any] = field(default_factory=Counter)
+    rejected: Counter[Any] = field(default_factory=Counter)
+    tools_per_task: Counter[Any] = field(default_factory=Counter)
+    hops: Counter[Any] = field(default_factory=Counter)
+    distractors: Counter[Any] = field(default_factory=Counter)
+    tool_names: set[str] = field(default_factory=set)
+    templates: set[str] = field(default_factory=set)
+    domains: Counter[Any] = field(default_factory=Counter)
 
     def add(self, scenario: str, record: TaskRecord, meta: dict[str, Any]) -> None:
         """Count one accepted task; ``meta`` holds its tools, hops, distractors, template, domains."""
@@ -95,7 +96,7 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (counters keyed by strings, sets as sizes)."""
 
-        def plain(counter: Counter) -> dict[str, int]:
+        def plain(counter: Counter[Any]) -> dict[str, int]:
             return {str(k): counter[k] for k in sorted(counter)}
 
         return {
@@ -172,17 +173,22 @@ def generate(
     """
     world = build_world(f"{config.seed}:{config.split}")
     summary = Summary()
-    own = sandbox is None
-    sandbox = sandbox or Sandbox(SandboxConfig(timeout_s=10.0))
-    try:
-        out: dict[str, list[TaskRecord]] = {}
+    out: dict[str, list[TaskRecord]] = {}
+    with validation_sandbox(sandbox) as box:
         for scenario in config.scenarios:
             out[scenario] = []
-            for record in iter_scenario(scenario, world, config, sandbox, summary):
+            for record in iter_scenario(scenario, world, config, box, summary):
                 out[scenario].append(record)
                 if progress is not None:
                     progress(1)
-        return out, summary
-    finally:
-        if own:
-            sandbox.close()
+    return out, summary
+
+
+@contextmanager
+def validation_sandbox(sandbox: Sandbox | None) -> Iterator[Sandbox]:
+    """Use the caller's sandbox, or open a private one for the run and close it afterwards."""
+    if sandbox is not None:
+        yield sandbox
+        return
+    with Sandbox(SandboxConfig(timeout_s=10.0)) as private:
+        yield private
