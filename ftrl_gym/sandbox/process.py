@@ -21,17 +21,8 @@ from ftrl_gym.sandbox.protocol import FrameReader, ProtocolError, decode_reply, 
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 """The directory holding ``ftrl_gym``: the worker's working directory and only ``PYTHONPATH`` entry."""
 
-_BOOTSTRAP = (
-    "import sys, types\n"
-    "for _name in ('ftrl_gym', 'ftrl_gym.sandbox'):\n"
-    "    _module = types.ModuleType(_name)\n"
-    "    _module.__path__ = [sys.argv[1] + '/' + _name.replace('.', '/')]\n"
-    "    sys.modules[_name] = _module\n"
-    "from ftrl_gym.sandbox.worker import main\n"
-    "main(sys.argv[2])\n"
-)
-"""Starts ``ftrl_gym.sandbox.worker`` (like ``python -m``) without running the package ``__init__``
-modules, which import the whole library (gymnasium, ...): a worker imports only the sandbox's own modules."""
+BOOTSTRAP = str(Path(__file__).with_name("bootstrap.py"))
+"""The script a worker process runs (see ``bootstrap.py``)."""
 
 MAX_REPLY_BYTES = 1 << 30
 """Largest frame the parent accepts from a worker (a state read back can be large; results are capped)."""
@@ -85,7 +76,7 @@ class WorkerProcess:
     def _spawn(self) -> None:
         settings = {"timeout_s": self.config.timeout_s, "memory_mb": self.config.memory_mb,
                     "output_limit": self.config.output_limit, "isolate_network": self.config.isolate_network}
-        argv = [sys.executable, "-s", "-B", "-c", _BOOTSTRAP, PACKAGE_ROOT, json.dumps(settings)]
+        argv = [sys.executable, "-s", "-B", BOOTSTRAP, PACKAGE_ROOT, json.dumps(settings)]
         env = {"PATH": os.defpath, "PYTHONPATH": PACKAGE_ROOT, "PYTHONHASHSEED": "0",
                "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C.UTF-8"}
         try:

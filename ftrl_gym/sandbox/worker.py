@@ -1,4 +1,4 @@
-"""The worker process (``python -m ftrl_gym.sandbox.worker CONFIG_JSON``): serves tool calls over its pipes.
+"""The worker process (started through ``bootstrap.py``; ``python -m`` works too): serves tool calls.
 
 Frames in (JSON lists):
     ``["call", sid, [[name, arguments], ...], setup]``, setup ``[codes, stateful, data, seed]`` or null
