@@ -325,6 +325,28 @@ def test_two_threads_share_one_worker(sandbox: Sandbox) -> None:
     assert failures == []
 
 
+def test_a_timeout_in_one_thread_does_not_disturb_another(sandbox: Sandbox) -> None:
+    codes = {"echo": "def echo(i):\n    return i\n", "spin": "def spin():\n    while True:\n        pass\n"}
+    seen: list[object] = []
+    spun: list[ToolResult] = []
+
+    def steady() -> None:
+        with sandbox.open_session(codes) as session:
+            seen.extend(call(session, "echo", i=i).value for i in range(300))
+
+    def spinner() -> None:
+        with sandbox.open_session(codes) as session:
+            spun.append(call(session, "spin"))
+
+    threads = [threading.Thread(target=steady), threading.Thread(target=spinner)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == list(range(300))
+    assert "timed out" in (spun[0].error or "")
+
+
 def test_worker_limits_are_in_place(sandbox: Sandbox) -> None:
     with sandbox.open_session({"ok": "def ok():\n    return 1\n"}) as session:
         call(session, "ok")
