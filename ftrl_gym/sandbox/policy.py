@@ -18,7 +18,11 @@ EXTRA_MAGIC_METHODS = frozenset({"__str__", "__repr__", "__len__", "__hash__", "
 comparisons, ``__contains__``): they run as restricted code like any other method."""
 
 CACHE_SIZE = 8192
-"""Compiled tool sources kept per process (least recently used dropped first)."""
+"""Most compiled tool sources kept per process (the least recently used is dropped first)."""
+
+CACHE_SOURCE_BYTES = 32 << 20
+"""Most characters of source behind the cached code: code objects of generated tools carry their data
+tables, so the cache must not eat into the worker's memory limit."""
 
 
 class ToolPolicy(RestrictingNodeTransformer):
@@ -67,7 +71,8 @@ class ToolPolicy(RestrictingNodeTransformer):
         return call
 
 
-_cache: OrderedDict[str, tuple[types.CodeType | None, str | None]] = OrderedDict()
+_cache: OrderedDict[str, tuple[types.CodeType | None, str | None, int]] = OrderedDict()
+_cached_chars = [0]
 
 
 def compile_tool(name: str, source: str) -> tuple[types.CodeType | None, str | None]:
@@ -80,12 +85,13 @@ def compile_tool(name: str, source: str) -> tuple[types.CodeType | None, str | N
     hit = _cache.get(key)
     if hit is not None:
         _cache.move_to_end(key)
-        return hit
-    result = _compile(name, source)
-    _cache[key] = result
-    if len(_cache) > CACHE_SIZE:
-        _cache.popitem(last=False)
-    return result
+        return hit[0], hit[1]
+    code, error = _compile(name, source)
+    _cache[key] = (code, error, len(source))
+    _cached_chars[0] += len(source)
+    while len(_cache) > CACHE_SIZE or (_cached_chars[0] > CACHE_SOURCE_BYTES and len(_cache) > 1):
+        _cached_chars[0] -= _cache.popitem(last=False)[1][2]
+    return code, error
 
 
 def _compile(name: str, source: str) -> tuple[types.CodeType | None, str | None]:

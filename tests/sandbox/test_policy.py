@@ -29,7 +29,7 @@ def test_policy_rewrites_augmented_item_and_attribute_assignment() -> None:
 
 def test_compiled_code_is_cached_by_source() -> None:
     source = "def cached():\n    return 1\n"
-    assert compile_tool("cached", source) is compile_tool("cached", source)
+    assert compile_tool("cached", source)[0] is compile_tool("cached", source)[0]
 
 
 def test_module_proxies_hold_no_modules_or_shared_mutable_data() -> None:
