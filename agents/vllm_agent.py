@@ -28,7 +28,9 @@ class VLLMAgent(BaseAgent):
         max_model_len: Context length the engine reserves per sequence.
         kv_cache_gib: KV-cache size in GiB; on the CPU backend this bounds the RAM it takes instead of
             a fraction of all memory (``gpu_memory_utilization``).
-        engine_kwargs: Passed on to ``vllm.LLM`` (e.g. ``dtype``, ``gpu_memory_utilization``).
+        engine_kwargs: Passed on to ``vllm.LLM`` (e.g. ``dtype``, ``gpu_memory_utilization``). Without a
+            GPU, ``enforce_eager`` defaults to True: the CPU backend's compile warm-up costs about 90 s
+            at start and gains little for a small model.
 
     Raises:
         AgentError: The model path is bad, or the engine cannot start.
@@ -49,6 +51,10 @@ class VLLMAgent(BaseAgent):
         path = resolve_model(model)
         from vllm import LLM, SamplingParams
 
+        import torch
+
+        if not torch.cuda.is_available():
+            engine_kwargs.setdefault("enforce_eager", True)
         if kv_cache_gib is not None and "gpu_memory_utilization" not in engine_kwargs:
             engine_kwargs["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
         try:

@@ -29,7 +29,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "episodes": 3,
         "repeats": 1,
         "max_tokens": 128,
-        "concurrency": 3,
+        "concurrency": 12,
         "out": "runs/main",
     },
 }
@@ -148,10 +148,11 @@ def run(args: argparse.Namespace) -> int:
     except (FTRLError, ValueError) as exc:
         print(f"ftrl-gym eval: error: {exc}", file=sys.stderr)
         return 2
-    rows, table = write_report(records, args.out)
+    _, table = write_report(records, args.out)
     print(table)
-    print(f"results: {store.path}  report: {Path(args.out) / 'report.md'}  "
-          f"chart: {Path(args.out) / 'solve_f1.png'}")
+    chart = Path(args.out) / "solve_f1.png"
+    chart_note = f"chart: {chart}" if chart.exists() else "chart: skipped (pip install matplotlib)"
+    print(f"results: {store.path}  report: {Path(args.out) / 'report.md'}  {chart_note}")
     return 0
 
 

