@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from ftrl_gym.generation.documents import ATTRIBUTE_LABELS, ToolDoc
@@ -70,7 +71,7 @@ def _fail(doc: ToolDoc, message: str, indent: str = "        ") -> str:
 
 
 def _module(
-    doc: ToolDoc, module_imports: list[str], body: list[str], constants: list[str] = ()
+    doc: ToolDoc, module_imports: list[str], body: list[str], constants: Sequence[str] = ()
 ) -> str:
     """Assemble a module: imports at the top (style 0/2) or inside the function (style 1)."""
     inside = doc.variant == 1

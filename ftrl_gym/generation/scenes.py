@@ -106,6 +106,35 @@ class _Cursor:
     converted: bool = False
 
 
+def _unary(
+    op: str, x: Any, unit: str | None, rng: random.Random
+) -> tuple[dict[str, Any], Any, str, str | None, dict[str, Any]]:
+    """Compute a unary op: (inputs, value, value type, unit, extra template fields)."""
+    if op == "convert":
+        to_unit = wd.target_unit(unit or "") or ""
+        value = wd.convert(x, unit or "", to_unit)
+        return (
+            {"value": x, "from_unit": unit, "to_unit": to_unit},
+            value,
+            "float",
+            to_unit,
+            {"unit": wd.UNIT_NAMES[to_unit]},
+        )
+    if op.startswith("math."):
+        n = rng.randint(2, 12) if op in ("math.multiply", "math.divide") else rng.randint(100, 999)
+        value = wd.arithmetic(op.split(".")[1], x, n)
+        kind = "int" if isinstance(value, int) else "float"
+        return {"a": x, "b": n}, value, kind, unit, {"n": n}
+    if op == "date.add_days":
+        n = rng.randint(10, 400)
+        return {"date": x, "days": n}, wd.add_days(x, n), "date", unit, {"n": n}
+    if op == "date.weekday":
+        return {"date": x}, wd.weekday(x), "text", unit, {}
+    text = x.name if isinstance(x, Entity) else str(x)
+    result = text[::-1] if op == "text.reverse" else wd.slugify(text)
+    return {"text": text}, result, "text", unit, {}
+
+
 class _SceneBuilder:
     """Builds nodes for one scene from a world and a private generator."""
 
@@ -186,40 +215,7 @@ class _SceneBuilder:
 
     def compute(self, cursor: _Cursor, op: str, deps: list[str]) -> tuple[SubProblem, _Cursor]:
         """Apply a unary computation to the cursor's value."""
-        rng, x, unit = self.rng, cursor.value, cursor.unit
-        extra: dict[str, Any] = {}
-        if op == "convert":
-            to_unit = wd.target_unit(unit or "")
-            inputs = {"value": x, "from_unit": unit, "to_unit": to_unit}
-            value, value_type, unit, extra = (
-                wd.convert(x, unit, to_unit),
-                "float",
-                to_unit,
-                {"unit": wd.UNIT_NAMES[to_unit]},
-            )
-        elif op.startswith("math."):
-            n = (
-                rng.randint(2, 12)
-                if op in ("math.multiply", "math.divide")
-                else rng.randint(100, 999)
-            )
-            inputs, extra = {"a": x, "b": n}, {"n": n}
-            value = wd.arithmetic(op.split(".")[1], x, n)
-            value_type = "int" if isinstance(value, int) else "float"
-        elif op == "date.add_days":
-            n = rng.randint(10, 400)
-            inputs, extra, value, value_type = (
-                {"date": x, "days": n},
-                {"n": n},
-                wd.add_days(x, n),
-                "date",
-            )
-        elif op == "date.weekday":
-            inputs, value, value_type = {"date": x}, wd.weekday(x), "text"
-        else:
-            text = x.name if isinstance(x, Entity) else str(x)
-            inputs, value_type = {"text": text}, "text"
-            value = text[::-1] if op == "text.reverse" else wd.slugify(text)
+        inputs, value, value_type, unit, extra = _unary(op, cursor.value, cursor.unit, self.rng)
         phrase, pid = self.phrase(tpl.COMPUTE_PHRASES[op], op, cursor.phrase, cursor.bare, **extra)
         node = self.add(op, "computation", inputs, deps, value, value_type, unit, phrase, pid)
         self.seen.add(str(value))
@@ -399,6 +395,7 @@ def _join(b: _SceneBuilder) -> Scene | None:
             node, _ = b.lookup(b.start(final.subject), final, [])
         ends.append(node)
     x, y = ends
+    value: float
     if final.value_type == "date":
         op, value = "date.days_between", wd.days_between(x.value, y.value)
         inputs = {"start": x.value, "end": y.value}

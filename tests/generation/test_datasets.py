@@ -41,13 +41,15 @@ def test_check_manifest_reports_tampering(tmp_path):
 
 
 def test_the_committed_test_split_regenerates_byte_for_byte(sandbox, tmp_path):
-    entry = datasets.read_manifest(ROOT)["files"]["single_hop/test.jsonl"]
-    config = GenerationConfig(
-        scenarios=["single_hop"], n=entry["count"], seed=datasets.RELEASE_SEED, split="test"
-    )
+    files = datasets.read_manifest(ROOT)["files"]
+    sizes = {files[f"{scenario}/test.jsonl"]["count"] for scenario in SCENARIOS}
+    config = GenerationConfig(n=sizes.pop(), seed=datasets.RELEASE_SEED, split="test")
+    assert not sizes, "every scenario's test split has the same size"
     records, _ = generate(config, sandbox)
-    save_tasks(records["single_hop"], tmp_path / "test.jsonl", json_strings=False)
-    assert datasets.file_sha256(tmp_path / "test.jsonl") == entry["sha256"]
+    for scenario, tasks in records.items():
+        save_tasks(tasks, tmp_path / f"{scenario}.jsonl", json_strings=False)
+        digest = datasets.file_sha256(tmp_path / f"{scenario}.jsonl")
+        assert digest == files[f"{scenario}/test.jsonl"]["sha256"], scenario
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
