@@ -36,14 +36,18 @@ def get_weather(city: str, unit: str = "celsius") -> str:
 """The stateless tool: a dict lookup and an f-string, ten lines."""
 
 BALANCE = """
-def get_balance(user_id: str, data=None) -> str:
+def get_balance(user_id: str, currency: str = "USD", data=None) -> str:
     account = data["accounts"].get(user_id)
     if account is None:
         return f"error: no account {user_id}"
+    rates = {"USD": 1.0, "EUR": 0.92, "GBP": 0.79}
+    if currency not in rates:
+        return f"error: unsupported currency {currency}"
     account["reads"] += 1
-    return f"{account['owner']}: {account['balance']:.2f} ({account['reads']} reads)"
+    amount = account["balance"] * rates[currency]
+    return f"{account['owner']}: {amount:.2f} {currency} ({account['reads']} reads)"
 """
-"""The stateful tool: reads and updates one account of a 5 MB world state."""
+"""The stateful tool, also ten lines: reads and updates one account of a 5 MB world state."""
 
 TIMEOUT_S = 10.0
 """Per-call timeout of both the reference approach and the sandbox (the product's default)."""
@@ -145,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
     weather_args = {"city": "Paris", "unit": "celsius"}
     state = make_state(args.state_mb)
-    balance_args = {"user_id": "u0000042"}
+    balance_args = {"user_id": "u0000042", "currency": "EUR"}
     with Sandbox(SandboxConfig(timeout_s=TIMEOUT_S)) as sandbox:
         stateless = {
             "(a) plain Python call": plain_call(WEATHER, "get_weather", weather_args),
