@@ -15,6 +15,7 @@ import datetime
 import decimal
 import fractions
 import functools
+import importlib
 import itertools
 import json
 import math
@@ -22,6 +23,7 @@ import random
 import re
 import statistics
 import string
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -49,6 +51,15 @@ _TYPING_NAMES = (
     "SupportsFloat", "SupportsInt", "Text", "Tuple", "Type", "TypeVar", "TypedDict", "Union", "cast",
     "TYPE_CHECKING",
 )
+
+
+C_LAZY_IMPORTS = ("_strptime", "time", "locale", "calendar", "unicodedata", "warnings")
+"""Modules that C code of the whitelisted modules imports on first use (``datetime.strptime`` needs
+``_strptime``, ``strftime`` needs ``time``): loaded when the worker starts, see :class:`SessionImporter`."""
+
+for _name in C_LAZY_IMPORTS:
+    importlib.import_module(_name)
+
 
 
 class ModuleProxy:
@@ -167,9 +178,13 @@ class SessionImporter:
         self._random: ModuleProxy | None = None
 
     def __call__(self, name: str, globals: Any = None, locals: Any = None,  # noqa: A002
-                 fromlist: Any = (), level: int = 0) -> ModuleProxy:
+                 fromlist: Any = (), level: int = 0) -> ModuleProxy | None:
         if level != 0:
             raise ImportError("relative imports are not available in the sandbox")
+        if type(fromlist) is list and name in sys.modules:
+            # PyImport_Import, i.e. C code of a whitelisted module (an import statement passes None or a
+            # tuple): it ignores what this returns and takes the module from sys.modules itself.
+            return None
         if name == "random":
             if self._random is None:
                 self._random = random_proxy(self._rng_factory())

@@ -23,7 +23,7 @@ import json
 import math
 from copy import deepcopy
 from collections import Counter, defaultdict, namedtuple, deque
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 import re, itertools, functools, string, statistics, decimal, fractions
 from typing import Any, Dict, List, Optional
 
@@ -62,6 +62,7 @@ def real_world(text: str, limit: Optional[int] = None) -> Dict[str, Any]:
         "ratio": ratio,
         "sorted": sorted({"b": 2, "a": 1}.items(), key=lambda kv: kv[1]),
         "moved": p._replace(x=0)._asdict(),
+        "parsed": datetime.strptime("2024-01-02 10:30", "%Y-%m-%d %H:%M").strftime("%A %d %B, %H:%M"),
     }
 '''
 
@@ -71,6 +72,7 @@ EXPECTED = {
     "median": 3, "money": "0.30", "third": "1/2", "squares": [0, 4, 16], "ordered": ["b", "a"],
     "window": [2, 3], "fmt": "cart has   7 items", "fstr": "003|3.14", "ratio": "division by zero",
     "sorted": [["a", 1], ["b", 2]], "moved": {"x": 0, "y": 4},
+    "parsed": "Tuesday 02 January, 10:30",
 }
 
 BANK = '''
