@@ -1,0 +1,261 @@
+"""``TrainConfig``: every knob of SFT, GRPO / Reinforce++ and the pipeline, in one validated dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCENARIO_ENV_IDS = [
+    "FTRL-SingleHop-v0",
+    "FTRL-ParallelSingleHop-v0",
+    "FTRL-MultiHop-v0",
+    "FTRL-ParallelMultiHop-v0",
+]
+ALGORITHMS = ("grpo", "reinforce_pp", "reinforce_pp_baseline")
+SCHEMES = ("turn", "episode")
+BACKENDS = ("transformers", "vllm")
+REWARDS = ("solve_f1", "solve_p", "solve_r", "solve_pr")
+
+
+class ConfigError(ValueError):
+    """A training setting is invalid; the message says how to fix it."""
+
+
+@dataclass
+class TrainConfig:
+    """Training settings. Defaults follow SPEC 7 (the paper) where they apply; see ``PRESETS``."""
+
+    algorithm: str = "grpo"
+    """``grpo`` (group-normalised), ``reinforce_pp`` (whitened returns) or ``reinforce_pp_baseline``."""
+    scheme: str = "turn"
+    """``turn``: the paper's per-turn prefixes, n responses each, scored by the turn reward (a);
+    ``episode``: whole online multi-turn episodes with turn-level advantages (b)."""
+    model: str = "smollm2"
+    """Starting weights: ``smollm2``, a ``.gguf`` or a transformers folder (e.g. the SFT checkpoint)."""
+    backend: str = "transformers"
+    """Rollout generation: ``transformers`` (the learner's own model) or ``vllm`` (an offline engine)."""
+    env_ids: list[str] = field(default_factory=lambda: list(SCENARIO_ENV_IDS))
+    """Gymnasium ids whose ``train`` split the rollouts come from."""
+    tasks: str = ""
+    """JSONL task file for ``FTRL-Custom-v0`` (its tasks are the train tasks)."""
+    reward: str = "solve_f1"
+    """Env reward variant (SPEC 3)."""
+    train_tasks: int = 1000
+    """Train tasks per env id (the first ``train_tasks`` indices of the train split)."""
+    max_turns: int = 20
+    """Assistant turns before an episode is truncated."""
+    prompts_per_step: int = 512
+    """Prompts (tasks for ``episode``, turn prefixes for ``turn``) in one training batch."""
+    rollouts_per_prompt: int = 16
+    """Responses sampled per prompt (the GRPO group size)."""
+    mini_batch_size: int = 32
+    """Prompts per optimiser update (each with all its rollouts)."""
+    micro_batch_size: int = 8
+    """Sequences per forward/backward pass; gradients accumulate up to a mini-batch."""
+    ppo_epochs: int = 1
+    """Passes of optimiser updates over each batch."""
+    epochs: int = 3
+    """Passes over the train tasks; trajectories are re-sampled at the start of each epoch."""
+    max_steps: int = 0
+    """Stop after this many training steps (0: run all epochs)."""
+    lr: float = 1e-6
+    """Adam learning rate of the RL phase."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm (0: no clipping)."""
+    kl_coef: float = 0.001
+    """Weight of the low-variance KL to the frozen reference policy (0: no reference model)."""
+    entropy_coef: float = 0.001
+    """Weight of the entropy bonus (subtracted from the loss)."""
+    clip_low: float = 0.2
+    """PPO ratio floor is ``1 - clip_low``."""
+    clip_high: float = 0.2
+    """PPO ratio ceiling is ``1 + clip_high``."""
+    gamma: float = 1.0
+    """Discount per token (Reinforce++) or per turn (``episode`` scheme)."""
+    normalize_by_std: bool = True
+    """GRPO: divide group-centred scores by the group's std."""
+    max_new_tokens: int = 1024
+    """Most tokens generated per assistant turn."""
+    max_context_tokens: int = 4096
+    """Episodes whose context would pass this many tokens are truncated."""
+    temperature: float = 1.0
+    """Sampling temperature of rollouts (1.0 keeps the reported logprobs those of the policy)."""
+    top_p: float = 1.0
+    """Nucleus mass of rollouts (1.0: the full distribution, as the PPO ratio assumes)."""
+    seed: int = 0
+    """Seed of task order, sampling and initialisation."""
+    dtype: str = "float32"
+    """Torch dtype of the learner (``float32`` on CPU, ``bfloat16`` on GPUs)."""
+    device: str = "cpu"
+    """Torch device of the learner."""
+    torch_threads: int = 0
+    """CPU threads for torch (0: torch's default)."""
+    vllm_kv_cache_gib: float = 1.0
+    """KV-cache size of the vLLM engine, GiB."""
+    save_every: int = 10
+    """Write a resumable checkpoint every this many steps (and at the end)."""
+    sft_tasks: int = 200
+    """SFT: oracle trajectories per env id from the train split."""
+    sft_epochs: int = 2
+    """SFT: passes over the oracle trajectories."""
+    sft_lr: float = 5e-5
+    """SFT: AdamW learning rate."""
+    sft_batch_size: int = 8
+    """SFT: trajectories per optimiser update."""
+    eval_episodes: int = 0
+    """Pipeline evaluation: test tasks per scenario (0: all of them)."""
+    eval_max_new_tokens: int = 256
+    """Pipeline evaluation: tokens per turn (greedy decoding)."""
+    eval_max_turns: int = 20
+    """Pipeline evaluation: turns before truncation."""
+    rl_algorithms: list[str] = field(default_factory=lambda: ["grpo", "reinforce_pp"])
+    """Pipeline: the RL algorithms run from the SFT start, each evaluated."""
+
+    def __post_init__(self) -> None:
+        self._check_choices()
+        self._check_positive()
+        self._check_ranges()
+
+    def _check_choices(self) -> None:
+        choices = {"algorithm": ALGORITHMS, "scheme": SCHEMES, "backend": BACKENDS, "reward": REWARDS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is unknown: use one of {', '.join(allowed)}")
+        for algorithm in self.rl_algorithms:
+            if algorithm not in ALGORITHMS:
+                raise ConfigError(f"rl_algorithms holds {algorithm!r}: use names from {', '.join(ALGORITHMS)}")
+        if "FTRL-Custom-v0" in self.env_ids and not self.tasks:
+            raise ConfigError("FTRL-Custom-v0 needs a task file: set tasks=PATH.jsonl")
+        if not self.env_ids:
+            raise ConfigError("env_ids is empty: give at least one id, e.g. env_ids=[FTRL-SingleHop-v0]")
+
+    def _check_positive(self) -> None:
+        for name in ("train_tasks", "max_turns", "prompts_per_step", "rollouts_per_prompt",
+                     "mini_batch_size", "micro_batch_size", "ppo_epochs", "epochs", "max_new_tokens",
+                     "max_context_tokens", "save_every", "sft_tasks", "sft_batch_size",
+                     "eval_max_new_tokens", "eval_max_turns"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_steps", "sft_epochs", "eval_episodes", "torch_threads"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+
+    def _check_ranges(self) -> None:
+        if self.algorithm == "grpo" and self.rollouts_per_prompt < 2:
+            raise ConfigError("GRPO compares responses to one prompt: set rollouts_per_prompt >= 2")
+        if self.mini_batch_size > self.prompts_per_step:
+            raise ConfigError(
+                f"mini_batch_size={self.mini_batch_size} exceeds prompts_per_step={self.prompts_per_step}: "
+                "lower mini_batch_size or raise prompts_per_step"
+            )
+        if self.max_new_tokens >= self.max_context_tokens:
+            raise ConfigError("max_new_tokens must be below max_context_tokens (the prompt needs room)")
+        for name in ("lr", "sft_lr", "temperature"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("kl_coef", "entropy_coef", "clip_low", "clip_high", "weight_decay", "max_grad_norm"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.top_p <= 1.0:
+            raise ConfigError("gamma must lie in [0, 1] and top_p in (0, 1]")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "cpu": {
+        "train_tasks": 64, "max_turns": 6, "prompts_per_step": 8, "rollouts_per_prompt": 4,
+        "mini_batch_size": 4, "micro_batch_size": 4, "epochs": 1, "max_steps": 30, "lr": 2e-6,
+        "max_new_tokens": 96, "max_context_tokens": 2048, "save_every": 5, "sft_tasks": 48,
+        "sft_epochs": 2, "sft_lr": 1e-4, "sft_batch_size": 4, "eval_episodes": 10,
+        "eval_max_new_tokens": 96, "eval_max_turns": 6,
+    },
+}
+"""Named starting points: ``paper`` is SPEC 7; ``cpu`` is the small run that fits a 2-core machine."""
+
+
+def parse_value(text: str) -> Any:
+    """Read one ``--set`` value: JSON when it parses (numbers, booleans, lists), else the raw string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        if text.startswith("[") and text.endswith("]"):
+            return [part.strip() for part in text[1:-1].split(",") if part.strip()]
+        return text
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """Turn ``key=value`` strings into a dict.
+
+    Raises:
+        ConfigError: An item has no ``=``.
+    """
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r} (e.g. --set lr=1e-6)")
+        overrides[key.strip()] = parse_value(value.strip())
+    return overrides
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read settings from a ``.json`` or ``.yaml``/``.yml`` file holding one mapping."""
+    text = Path(path).read_text()
+    if str(path).endswith((".yaml", ".yml")):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def build_config(
+    preset: str | None = None,
+    path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """Layer a preset, a config file and ``--set`` overrides (later wins) into a ``TrainConfig``.
+
+    Raises:
+        ConfigError: Unknown preset or key, or a value that fails validation.
+    """
+    values: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
+        values.update(PRESETS[preset])
+    if path is not None:
+        values.update(read_config_file(path))
+    values.update(overrides or {})
+    known = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        import difflib
+
+        hints = [f"{k} (did you mean {difflib.get_close_matches(k, known, n=1)}?)" for k in unknown]
+        raise ConfigError(f"unknown setting(s): {', '.join(hints)}")
+    return TrainConfig(**{k: _coerce(known[k], v) for k, v in values.items()})
+
+
+def _coerce(spec: dataclasses.Field[Any], value: Any) -> Any:
+    kind = str(spec.type)
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind == "list[str]" and isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if kind == "bool" and isinstance(value, str):
+        return value.lower() in ("1", "true", "yes")
+    return value

@@ -1,0 +1,68 @@
+"""Per-step training metrics: an append-only JSONL log and a PNG of the curves."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+CURVES = ("reward", "solve_f1", "kl", "entropy", "clip_fraction", "tokens_per_s")
+"""The metrics drawn in ``curves.png``, one panel each."""
+
+
+class MetricsLog:
+    """One JSON object per training step, flushed to disk as it is written.
+
+    Args:
+        path: The ``.jsonl`` file.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def append(self, metrics: dict[str, Any]) -> None:
+        """Write one step's metrics and flush them to disk."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(metrics, default=float) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every logged step, in order (a torn last line from a kill is skipped)."""
+        if not self.path.is_file():
+            return []
+        rows = []
+        for line in self.path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return rows
+
+    def truncate(self, step: int) -> None:
+        """Keep only steps up to ``step`` (after a resume, later steps are run again)."""
+        rows = [r for r in self.read() if int(r.get("step", 0)) <= step]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def plot(self, path: str | Path) -> Path | None:
+        """Draw the ``CURVES`` against the step into a PNG; None when nothing is logged."""
+        rows = self.read()
+        if not rows:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(2, 3, figsize=(12, 6), constrained_layout=True)
+        steps = [r["step"] for r in rows]
+        for ax, name in zip(axes.flat, CURVES):
+            ax.plot(steps, [r.get(name, float("nan")) for r in rows], marker=".")
+            ax.set_title(name)
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return Path(path)

@@ -1,0 +1,126 @@
+"""The learner: a Hugging Face causal LM scoring given token ids (logprobs, entropy), saved in HF format."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agents.models import resolve_model
+from agents.training.losses import entropy_from_logits
+
+
+@dataclass
+class TokenBatch:
+    """Right-padded sequences for one forward pass.
+
+    Attributes:
+        input_ids: ``(B, L)`` token ids, padded with ``pad_id``.
+        attention_mask: ``(B, L)`` 1 on real tokens.
+        loss_mask: ``(B, L - 1)`` 1 where the *next* token is one the policy generated (aligned with
+            the predictions: position ``t`` predicts token ``t + 1``).
+        targets: ``(B, L - 1)`` the next token at each position.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    loss_mask: torch.Tensor
+    targets: torch.Tensor
+
+
+def make_batch(sequences: Sequence[Sequence[int]], masks: Sequence[Sequence[int]], pad_id: int) -> TokenBatch:
+    """Pad sequences and their generated-token masks into a ``TokenBatch``."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(sequences), width), dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.float32)
+    for row, (seq, m) in enumerate(zip(sequences, masks)):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        attention[row, : len(seq)] = 1
+        mask[row, : len(m)] = torch.tensor(m, dtype=torch.float32)
+    return TokenBatch(ids, attention, mask[:, 1:], ids[:, 1:])
+
+
+def pad_rows(rows: Sequence[Sequence[float]], width: int) -> torch.Tensor:
+    """``(B, width)`` float tensor of per-token values, zero-padded on the right."""
+    out = torch.zeros((len(rows), width), dtype=torch.float32)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.tensor(list(row), dtype=torch.float32)
+    return out
+
+
+class Policy:
+    """A causal LM and its tokenizer; computes what the losses need from given token ids.
+
+    Args:
+        model: ``"smollm2"``, a ``.gguf`` or a transformers folder (``agents.models.resolve_model``),
+            or an already built ``PreTrainedModel`` (tests).
+        tokenizer: Required when ``model`` is a module; loaded from the folder otherwise.
+        dtype: Torch dtype name of the weights.
+        device: Torch device.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any = None, dtype: str = "float32", device: str = "cpu") -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if isinstance(model, str):
+            self.path = resolve_model(model)
+            tokenizer = tokenizer or AutoTokenizer.from_pretrained(self.path)
+            model = AutoModelForCausalLM.from_pretrained(self.path, dtype=getattr(torch, dtype))
+        else:
+            self.path = ""
+        if tokenizer is None:
+            raise ValueError("pass the tokenizer together with a model object")
+        self.model = model.to(device)
+        self.tokenizer = tokenizer
+        self.device = torch.device(device)
+        self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+
+    def eos_ids(self) -> set[int]:
+        """Token ids that end an assistant turn (the tokenizer's eos and the generation config's)."""
+        ids = getattr(self.model.generation_config, "eos_token_id", None)
+        ids = set(ids if isinstance(ids, list) else [ids]) - {None}
+        return {int(i) for i in ids} | {int(self.tokenizer.eos_token_id)}
+
+    def forward(self, batch: TokenBatch, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Log-probabilities of the generated tokens (and the entropy of the policy there).
+
+        The output projection (hidden to vocabulary, the widest matrix of a small model) runs only at
+        positions that predict a generated token; other positions get 0.
+
+        Args:
+            batch: The sequences.
+            with_entropy: Also return the entropy of the predicted distribution.
+
+        Returns:
+            ``(B, L - 1)`` logprobs of ``batch.targets``, and ``(B, L - 1)`` entropies or None.
+        """
+        hidden = self.model.get_decoder()(
+            input_ids=batch.input_ids.to(self.device), attention_mask=batch.attention_mask.to(self.device)
+        ).last_hidden_state[:, :-1]  # (B, L-1, H): position t predicts token t+1
+        rows, cols = batch.loss_mask.to(self.device).nonzero(as_tuple=True)
+        logits = self.model.get_output_embeddings()(hidden[rows, cols]).float()  # (N, V)
+        logprobs = torch.log_softmax(logits, dim=-1)
+        targets = batch.targets.to(self.device)[rows, cols]
+        chosen = torch.zeros(hidden.shape[:2], device=self.device).index_put(
+            (rows, cols), logprobs.gather(-1, targets[:, None])[:, 0]
+        )
+        if not with_entropy:
+            return chosen, None
+        entropy = torch.zeros(hidden.shape[:2], device=self.device).index_put(
+            (rows, cols), entropy_from_logits(logits)
+        )
+        return chosen, entropy
+
+    def save(self, folder: str | Path) -> Path:
+        """Write weights, config and tokenizer in Hugging Face format (loadable by the agents)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        return folder

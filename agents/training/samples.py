@@ -1,0 +1,169 @@
+"""Training samples from env episodes, two schemes: per-turn prefixes (the paper's) and whole episodes.
+
+(a) ``turn``: sampled trajectories are cut into per-turn prefixes; each prefix (a prompt) gets ``n``
+fresh responses, each scored by the env's reward for that turn. One sample = prefix + one response.
+(b) ``episode``: ``n`` online episodes per task; one sample = the whole episode, every assistant turn
+in the loss, each turn's tokens weighted by its turn-level advantage.
+
+Either way the ids, loss mask and logprobs come from the rollout unchanged (token in, token out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from agents.training.advantages import (
+    grpo_advantages,
+    reinforce_pp_advantages,
+    reinforce_pp_baseline_advantages,
+    scatter_scores,
+    turn_level_advantages,
+)
+from agents.training.generation import Generator, SamplingSettings
+from agents.training.policy import pad_rows
+from agents.training.rollout import EnvPool, Episode, TokenRenderer, replay_and_score
+
+
+@dataclass
+class Sample:
+    """One training sequence.
+
+    Attributes:
+        token_ids: Context and response ids, exactly as generated.
+        loss_mask: 1 on ids the policy generated.
+        logprobs: The generator's logprob of each generated id (0.0 elsewhere).
+        group: Samples answering the same prompt share a group (GRPO's baseline).
+        score: The sample's scalar reward (turn reward, or episode return).
+        turn_rewards: Scheme (b): the env reward of each assistant turn.
+        turn_of_token: Scheme (b): the turn each id belongs to (-1 for context).
+        advantages: Per-token advantages, filled in by ``assign_advantages``.
+    """
+
+    token_ids: list[int]
+    loss_mask: list[int]
+    logprobs: list[float]
+    group: str
+    score: float
+    turn_rewards: list[float] = field(default_factory=list)
+    turn_of_token: list[int] = field(default_factory=list)
+    advantages: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """Scheme (a)'s prompt: an episode cut before one of its assistant turns."""
+
+    episode: Episode
+    turn: int
+
+    @property
+    def group(self) -> str:
+        """The prefix's id: task and turn."""
+        return f"{self.episode.group}/turn{self.turn}"
+
+
+def episode_prefixes(episodes: Sequence[Episode]) -> list[Prefix]:
+    """Every assistant turn of every episode, as a prefix to answer again."""
+    return [Prefix(e, k) for e in episodes for k in range(len(e.turns))]
+
+
+def turn_samples(
+    prefixes: Sequence[Prefix],
+    generator: Generator,
+    renderer: TokenRenderer,
+    pool: EnvPool,
+    settings: SamplingSettings,
+) -> list[Sample]:
+    """Scheme (a): ``settings.n`` responses per prefix, each scored by the env's turn reward.
+
+    Args:
+        prefixes: The prompts (each carries the exact context ids of its turn).
+        generator: Samples responses from the current policy.
+        renderer: Decodes responses to text for the env.
+        pool: Envs to replay and score in.
+        settings: Sampling settings (``n`` responses per prefix).
+
+    Returns:
+        ``len(prefixes) * n`` samples, grouped by prefix.
+    """
+    prompts = [p.episode.turns[p.turn].prompt_ids for p in prefixes]
+    responses = generator.generate(prompts, settings)
+    samples = []
+    for prefix, prompt, group in zip(prefixes, prompts, responses):
+        env = pool.get(prefix.episode.env_id, 1)[0]
+        rewards = replay_and_score(env, prefix.episode, prefix.turn, group, renderer)
+        for completion, reward in zip(group, rewards):
+            samples.append(Sample(
+                token_ids=list(prompt) + completion.token_ids,
+                loss_mask=[0] * len(prompt) + [1] * len(completion.token_ids),
+                logprobs=[0.0] * len(prompt) + completion.logprobs,
+                group=prefix.group,
+                score=reward,
+            ))
+    return samples
+
+
+def episode_samples(episodes: Sequence[Episode]) -> list[Sample]:
+    """Scheme (b): each episode is one sample with its per-turn rewards."""
+    samples = []
+    for e in episodes:
+        rewards = [t.reward for t in e.turns]
+        samples.append(Sample(
+            token_ids=list(e.token_ids), loss_mask=list(e.loss_mask), logprobs=list(e.logprobs),
+            group=e.group, score=float(sum(rewards)), turn_rewards=rewards,
+            turn_of_token=list(e.turn_of_token),
+        ))
+    return samples
+
+
+def assign_advantages(
+    samples: Sequence[Sample], algorithm: str, gamma: float = 1.0, normalize_by_std: bool = True
+) -> None:
+    """Fill each sample's per-token ``advantages`` (zero off the loss mask).
+
+    Scheme (b) samples (with ``turn_rewards``) under GRPO take turn-level advantages; under
+    Reinforce++ each turn's reward sits on its last token and returns run back over the episode's
+    generated tokens. Scheme (a) samples use the sequence score.
+
+    Args:
+        samples: The batch.
+        algorithm: ``grpo``, ``reinforce_pp`` or ``reinforce_pp_baseline``.
+        gamma: Discount (per token for Reinforce++, per turn for turn-level GRPO).
+        normalize_by_std: GRPO's division by the group std.
+    """
+    width = max(len(s.token_ids) for s in samples)
+    mask = pad_rows([s.loss_mask for s in samples], width)  # (B, L)
+    groups = [s.group for s in samples]
+    scores = torch.tensor([s.score for s in samples], dtype=torch.float32)
+    multi_turn = all(s.turn_rewards for s in samples)
+    if algorithm == "grpo" and multi_turn:
+        per_turn = turn_level_advantages([s.turn_rewards for s in samples], groups, gamma, normalize_by_std)
+        rows = [[per_turn[i][t] if t >= 0 else 0.0 for t in s.turn_of_token] for i, s in enumerate(samples)]
+        advantages = pad_rows(rows, width) * mask
+    elif algorithm == "grpo":
+        advantages = grpo_advantages(scores, groups, normalize_by_std)[:, None] * mask
+    elif algorithm == "reinforce_pp":
+        token_rewards = _turn_end_rewards(samples, width) if multi_turn else scatter_scores(scores, mask)
+        advantages = reinforce_pp_advantages(token_rewards, mask, gamma)
+    elif algorithm == "reinforce_pp_baseline":
+        advantages = reinforce_pp_baseline_advantages(scores, groups, mask)
+    else:
+        raise ValueError(f"unknown algorithm {algorithm!r}: use grpo, reinforce_pp or reinforce_pp_baseline")
+    for sample, row in zip(samples, advantages.tolist()):
+        sample.advantages = row[: len(sample.token_ids)]
+
+
+def _turn_end_rewards(samples: Sequence[Sample], width: int) -> torch.Tensor:
+    """``(B, L)`` with each turn's env reward on the last token generated in that turn."""
+    rewards = torch.zeros((len(samples), width), dtype=torch.float32)
+    for row, sample in enumerate(samples):
+        last: dict[int, int] = {}
+        for position, turn in enumerate(sample.turn_of_token):
+            if turn >= 0:
+                last[turn] = position
+        for turn, position in last.items():
+            rewards[row, position] = sample.turn_rewards[turn]
+    return rewards

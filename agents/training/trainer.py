@@ -1,0 +1,325 @@
+"""GRPO and Reinforce++ on env rollouts: sampling, advantages, PPO-clipped updates, checkpoints, metrics."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agents.training.checkpoint import CheckpointStore
+from agents.training.config import TrainConfig
+from agents.training.generation import (
+    Generator,
+    SamplingSettings,
+    TransformersGenerator,
+    VLLMGenerator,
+)
+from agents.training.losses import kl_loss, ppo_clipped_policy_loss
+from agents.training.masked import masked_mean
+from agents.training.metrics import MetricsLog
+from agents.training.policy import Policy, make_batch, pad_rows
+from agents.training.rollout import EnvPool, Episode, EpisodeSpec, TokenRenderer, run_episodes
+from agents.training.samples import (
+    Prefix,
+    Sample,
+    assign_advantages,
+    episode_prefixes,
+    episode_samples,
+    turn_samples,
+)
+
+
+@dataclass
+class DataState:
+    """Where the trainer is in its data; saved in checkpoints so a resumed run skips and repeats nothing.
+
+    Attributes:
+        epoch: Current pass over the train tasks.
+        position: Tasks of this epoch's order already used.
+        prefixes: Scheme (a): sampled prefixes not yet trained on.
+        last_metrics: Episode metrics of the latest sampled trajectories (for logging).
+    """
+
+    epoch: int = 0
+    position: int = 0
+    prefixes: list[Prefix] = field(default_factory=list)
+    last_metrics: dict[str, float] = field(default_factory=dict)
+
+
+class RLTrainer:
+    """Policy-gradient training on ftrl-gym envs (GRPO, Reinforce++), resumable from ``out_dir``.
+
+    Args:
+        config: The settings.
+        out_dir: Run folder: ``metrics.jsonl``, ``curves.png``, ``checkpoints/``, ``final/``.
+        policy: A ready learner (tests); built from ``config.model`` otherwise.
+        progress: Show a tqdm bar.
+    """
+
+    def __init__(self, config: TrainConfig, out_dir: str | Path, policy: Policy | None = None,
+                 progress: bool = True) -> None:
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if config.torch_threads:
+            torch.set_num_threads(config.torch_threads)
+        torch.manual_seed(config.seed)
+        self.policy = policy or Policy(config.model, dtype=config.dtype, device=config.device)
+        self.reference = _frozen_copy(self.policy) if config.kl_coef > 0 else None
+        self.optimizer = torch.optim.AdamW(
+            self.policy.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.renderer = TokenRenderer(self.policy.tokenizer)
+        self.pool = EnvPool(config.max_turns, config.reward, tasks=config.tasks)
+        self.tasks = [(e, i) for e in config.env_ids for i in range(min(config.train_tasks, self.pool.num_tasks(e)))]
+        self.rng = random.Random(config.seed)
+        self.step = 0
+        self.data = DataState()
+        self.checkpoints = CheckpointStore(self.out_dir / "checkpoints")
+        self.log = MetricsLog(self.out_dir / "metrics.jsonl")
+        self.progress = progress
+        self._resume()
+        self.generator = self._build_generator()
+
+    def _build_generator(self) -> Generator:
+        eos = self.policy.eos_ids()
+        if self.config.backend == "vllm":
+            start = self.checkpoints.latest_model() or self.policy.path
+            generator: Generator = VLLMGenerator(
+                str(start), self.config.seed, self.config.max_context_tokens, self.config.vllm_kv_cache_gib,
+                self.config.dtype, eos,
+            )
+            generator.sync_weights(self.policy.model)
+            return generator
+        return TransformersGenerator(self.policy.model, eos, self.policy.pad_id, self.config.micro_batch_size)
+
+    def total_steps(self) -> int | None:
+        """Steps the run will take, when known in advance."""
+        if self.config.max_steps:
+            return self.config.max_steps
+        if self.config.scheme == "episode":
+            return self.config.epochs * math.ceil(len(self.tasks) / self.config.prompts_per_step)
+        return None
+
+    def train(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        """Run steps until ``max_steps`` or the last epoch ends; checkpoint as configured.
+
+        Returns:
+            The metrics of every step of the run (earlier runs' steps included after a resume).
+        """
+        from tqdm import tqdm
+
+        bar = tqdm(total=self.total_steps(), initial=self.step, desc=self.config.algorithm, unit="step",
+                   disable=not self.progress)
+        try:
+            while not self._finished():
+                metrics = self.train_step()
+                bar.update(1)
+                bar.set_postfix(reward=f"{metrics['reward']:.3f}", f1=f"{metrics.get('solve_f1', 0):.3f}")
+                if on_step:
+                    on_step(metrics)
+                if self.step % self.config.save_every == 0:
+                    self.save_checkpoint()
+            self.save_checkpoint()
+            self.policy.save(self.out_dir / "final")
+            self.log.plot(self.out_dir / "curves.png")
+        finally:
+            bar.close()
+        return self.log.read()
+
+    def _finished(self) -> bool:
+        if self.config.max_steps and self.step >= self.config.max_steps:
+            return True
+        return self.data.epoch >= self.config.epochs
+
+    def train_step(self) -> dict[str, Any]:
+        """Sample one batch from the envs, update the policy on it, log and return the step's metrics."""
+        started = time.perf_counter()
+        samples = self._sample_batch()
+        sampled = time.perf_counter()
+        assign_advantages(samples, self.config.algorithm, self.config.gamma, self.config.normalize_by_std)
+        update = self._update(samples)
+        self.generator.sync_weights(self.policy.model)
+        self.step += 1
+        done = time.perf_counter()
+        generated = sum(sum(s.loss_mask) for s in samples)
+        metrics = {
+            "step": self.step, "epoch": self.data.epoch, "samples": len(samples),
+            "reward": sum(s.score for s in samples) / len(samples),
+            **self.data.last_metrics, **update,
+            "response_tokens": generated / len(samples),
+            "tokens_per_s": sum(len(s.token_ids) for s in samples) * self.config.ppo_epochs / max(done - sampled, 1e-9),
+            "generated_tokens_per_s": generated / max(sampled - started, 1e-9),
+            "sample_s": round(sampled - started, 3), "update_s": round(done - sampled, 3),
+        }
+        self.log.append(metrics)
+        return metrics
+
+    # --- data -------------------------------------------------------------------------------------
+
+    def _epoch_order(self) -> list[tuple[str, int]]:
+        order = list(self.tasks)
+        random.Random(self.config.seed * 1_000_003 + self.data.epoch).shuffle(order)
+        return order
+
+    def _next_tasks(self, count: int) -> list[tuple[str, int]]:
+        """The next ``count`` tasks of the epoch (fewer at its end); moves to the next epoch when used up."""
+        order = self._epoch_order()
+        chosen = order[self.data.position : self.data.position + count]
+        self.data.position += len(chosen)
+        return chosen
+
+    def _advance_epoch(self) -> None:
+        self.data.epoch += 1
+        self.data.position = 0
+
+    def _episode_specs(self, tasks: list[tuple[str, int]], repeats: int) -> list[EpisodeSpec]:
+        base = self.step * 1009 + self.data.epoch * 7919
+        return [
+            EpisodeSpec(env_id, index, base + r, f"{env_id}/{index}/e{self.data.epoch}s{self.step}")
+            for env_id, index in tasks for r in range(repeats)
+        ]
+
+    def _rollouts(self, specs: list[EpisodeSpec]) -> list[Episode]:
+        settings = SamplingSettings(1, self.config.max_new_tokens, self.config.temperature, self.config.top_p)
+        episodes = run_episodes(specs, self.generator, self.renderer, self.pool, settings,
+                                self.config.max_context_tokens)
+        self.data.last_metrics = _mean_metrics(episodes)
+        return episodes
+
+    def _sample_batch(self) -> list[Sample]:
+        if self.config.scheme == "episode":
+            tasks = self._next_tasks(self.config.prompts_per_step)
+            samples = episode_samples(self._rollouts(self._episode_specs(tasks, self.config.rollouts_per_prompt)))
+            if self.data.position >= len(self.tasks):
+                self._advance_epoch()
+            return samples
+        while len(self.data.prefixes) < self.config.prompts_per_step and self.data.position < len(self.tasks):
+            episodes = self._rollouts(self._episode_specs(self._next_tasks(self.config.prompts_per_step), 1))
+            fresh = episode_prefixes(episodes)
+            self.rng.shuffle(fresh)
+            self.data.prefixes.extend(fresh)
+        batch = self.data.prefixes[: self.config.prompts_per_step]
+        self.data.prefixes = self.data.prefixes[self.config.prompts_per_step :]
+        if not self.data.prefixes and self.data.position >= len(self.tasks):
+            self._advance_epoch()
+        settings = SamplingSettings(self.config.rollouts_per_prompt, self.config.max_new_tokens,
+                                    self.config.temperature, self.config.top_p)
+        return turn_samples(batch, self.generator, self.renderer, self.pool, settings)
+
+    # --- update -----------------------------------------------------------------------------------
+
+    def _update(self, samples: list[Sample]) -> dict[str, float]:
+        """PPO-style updates: ``ppo_epochs`` passes of mini-batches (whole groups), token-mean loss."""
+        groups: dict[str, list[Sample]] = {}
+        for sample in samples:
+            groups.setdefault(sample.group, []).append(sample)
+        group_lists = list(groups.values())
+        totals: dict[str, float] = {}
+        updates = 0
+        for _ in range(self.config.ppo_epochs):
+            self.rng.shuffle(group_lists)
+            for start in range(0, len(group_lists), self.config.mini_batch_size):
+                mini = [s for g in group_lists[start : start + self.config.mini_batch_size] for s in g]
+                for key, value in self._optimizer_step(mini).items():
+                    totals[key] = totals.get(key, 0.0) + value
+                updates += 1
+        return {key: value / max(updates, 1) for key, value in totals.items()}
+
+    def _optimizer_step(self, mini: list[Sample]) -> dict[str, float]:
+        """One optimiser update over a mini-batch, accumulated over micro-batches by token share."""
+        self.optimizer.zero_grad(set_to_none=True)
+        total_tokens = sum(sum(s.loss_mask) for s in mini) or 1
+        stats = {"loss": 0.0, "policy_loss": 0.0, "kl": 0.0, "entropy": 0.0, "clip_fraction": 0.0,
+                 "approx_kl": 0.0}
+        for start in range(0, len(mini), self.config.micro_batch_size):
+            micro = mini[start : start + self.config.micro_batch_size]
+            share = sum(sum(s.loss_mask) for s in micro) / total_tokens
+            terms = self.micro_batch_loss(micro)
+            (terms["loss"] * share).backward()
+            for key in stats:
+                stats[key] += float(torch.as_tensor(terms[key]).detach()) * share
+        norm = torch.nn.utils.clip_grad_norm_(
+            self.policy.model.parameters(), self.config.max_grad_norm or float("inf")
+        )
+        self.optimizer.step()
+        stats["grad_norm"] = float(norm)
+        return stats
+
+    def micro_batch_loss(self, micro: list[Sample]) -> dict[str, Any]:
+        """The loss of a micro-batch: PPO clipped policy loss + ``kl_coef`` KL - ``entropy_coef`` entropy."""
+        batch = make_batch([s.token_ids for s in micro], [s.loss_mask for s in micro], self.policy.pad_id)
+        width = batch.input_ids.shape[1]
+        old = pad_rows([s.logprobs for s in micro], width)[:, 1:]  # (B, L-1), aligned with targets
+        advantages = pad_rows([s.advantages for s in micro], width)[:, 1:]
+        mask = batch.loss_mask
+        logprobs, entropy = self.policy.forward(batch, with_entropy=True)
+        policy = ppo_clipped_policy_loss(logprobs, old, advantages, mask, self.config.clip_low,
+                                         self.config.clip_high)
+        kl = torch.zeros(())
+        if self.reference is not None:
+            with torch.no_grad():
+                ref_logprobs, _ = self.reference.forward(batch)
+            kl = kl_loss(logprobs, ref_logprobs, mask)
+        mean_entropy = masked_mean(entropy, mask) if entropy is not None else torch.zeros(())
+        loss = policy.loss + self.config.kl_coef * kl - self.config.entropy_coef * mean_entropy
+        return {"loss": loss, "policy_loss": policy.loss.detach(), "kl": kl.detach(),
+                "entropy": mean_entropy.detach(), "clip_fraction": policy.clip_fraction,
+                "approx_kl": policy.approx_kl}
+
+    # --- checkpoints ------------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> Path:
+        """Write weights (HF format), optimiser, RNG states, step counter and data position."""
+        state = {
+            "step": self.step, "data": self.data, "optimizer": self.optimizer.state_dict(),
+            "torch_rng": torch.random.get_rng_state(), "python_rng": self.rng.getstate(),
+            "config": self.config.to_dict(),
+        }
+        return self.checkpoints.save(self.step, self.policy, state)
+
+    def _resume(self) -> None:
+        found = self.checkpoints.load_latest()
+        if found is None:
+            return
+        model_dir, state = found
+        from transformers import AutoModelForCausalLM
+
+        loaded = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, self.config.dtype))
+        self.policy.model.load_state_dict(loaded.state_dict())
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.random.set_rng_state(state["torch_rng"])
+        self.rng.setstate(state["python_rng"])
+        self.step = int(state["step"])
+        self.data = state["data"]
+        self.log.truncate(self.step)
+
+    def close(self) -> None:
+        """Close the envs and the generation back end."""
+        self.pool.close()
+        self.generator.close()
+
+
+def _frozen_copy(policy: Policy) -> Policy:
+    reference = Policy(copy.deepcopy(policy.model), policy.tokenizer, device=str(policy.device))
+    reference.model.eval()
+    reference.model.requires_grad_(False)
+    return reference
+
+
+def _mean_metrics(episodes: list[Episode]) -> dict[str, float]:
+    keys = ("solve_p", "solve_r", "solve_f1")
+    return {k: sum(float(e.metrics.get(k, 0.0)) for e in episodes) / max(len(episodes), 1) for k in keys}
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON."""
+    path.write_text(json.dumps(data, indent=2, default=str))
