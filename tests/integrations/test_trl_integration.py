@@ -152,12 +152,12 @@ def test_grpo_steps_with_environment_factory(adapter, tokenizer, tmp_path):
     os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
     recorder = Recorder(adapter.reward_func)
     trainer = GRPOTrainer(
-        model=tiny_model(tokenizer), processing_class=tokenizer, reward_funcs=recorder, args=grpo_config(tmp_path, 2),
+        model=tiny_model(tokenizer), processing_class=tokenizer, reward_funcs=recorder, args=grpo_config(tmp_path, 1),
         train_dataset=adapter.environment_dataset(), environment_factory=adapter.environment_factory(),
     )
     names = {tool.__name__ for tool in trainer._env_tools["task_0"]}
     assert names == set(adapter.tasks[0].tool_names)
-    check_training(trainer, recorder, 2)
+    check_training(trainer, recorder, 1)
 
 
 def test_grpo_step_on_per_turn_prompts(adapter, tokenizer, tmp_path):
