@@ -1,9 +1,4 @@
-"""The five-stage environment construction pipeline (offline and LLM backends) and the shipped datasets.
-
-Stages: :mod:`.scenes` → :mod:`.documents` → :mod:`.integration` → :mod:`.scaling` →
-:mod:`.deployment` + :mod:`.validation`; :mod:`.pipeline` runs them, :mod:`.llm_backend` runs them
-through a model, :mod:`.datasets` serves ``envs_generated/``. See ``docs/generation.md``.
-"""
+"""The five-stage environment construction pipeline (offline and LLM backends) and the shipped datasets."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""Python source for generated tools: input normalisation, realistic errors, varied code styles.
-
-Three code styles (``ToolDoc.variant``): 0 imports and data at module level, errors returned as
-text; 1 imports and data inside the function, errors raised; 2 a module-level helper, errors
-returned as JSON objects. Names never start with ``_`` (RestrictedPython forbids them).
-"""
+"""Python source for generated tools: input normalisation, realistic errors, varied code styles."""
 
 from __future__ import annotations
 
@@ -358,7 +353,12 @@ def text_source(doc: ToolDoc) -> str:
 
 
 def tool_source(doc: ToolDoc, rows: list[dict[str, Any]] | None = None) -> str:
-    """Write the Python source of any document (``rows`` are required for lookup tools)."""
+    """Write the Python source of any document (``rows`` are required for lookup tools).
+
+    ``doc.variant`` picks one of three code styles: 0 imports and data at module level, errors
+    returned as text; 1 imports and data inside the function, errors raised; 2 a module-level helper,
+    errors returned as JSON objects. No name starts with ``_`` (RestrictedPython forbids them).
+    """
     if doc.kind:
         return lookup_source(doc, rows or [])
     writers = {

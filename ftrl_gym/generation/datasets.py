@@ -1,9 +1,4 @@
-"""The shipped datasets: where each split lives, their manifest, and the train split built on demand.
-
-``envs_generated/<scenario>/test.jsonl`` is committed and never regenerated silently. The train split
-is not committed (it would bloat the repository); :func:`dataset_path` generates it deterministically
-on first use, checks its sha256 against ``manifest.json`` and caches it.
-"""
+"""The shipped datasets: where each split lives, their manifest, and on-demand train splits."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""The LLM backend: the five stages as prompts to any OpenAI-compatible endpoint, validated in the sandbox.
-
-Responses are cached on disk by request, so an interrupted run resumes where it stopped and a finished
-run replays without a single request. Bad model output is a rejection with a reason, never a crash.
-"""
+"""The LLM backend: the five stages as prompts to any OpenAI-compatible endpoint."""
 
 from __future__ import annotations
 
@@ -72,7 +68,10 @@ class LLMConfig:
 
 
 class ResponseCache:
-    """Responses on disk, one JSON file per request, keyed by the sha256 of the request."""
+    """Responses on disk, one JSON file per request, keyed by the sha256 of the request.
+
+    An interrupted run resumes where it stopped; a finished run replays without a single request.
+    """
 
     def __init__(self, root: Path | None) -> None:
         self.root = root
