@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="build the shipped release into --out: every split at the release sizes, "
         "with manifest.json",
     )
+    parser.add_argument(
+        "--merge-rate",
+        type=float,
+        default=GenerationConfig.merge_rate,
+        help="function integration: probability of merging different ops of one family (default 0.8)",
+    )
     for name, default in ScalingConfig().to_dict().items():
         parser.add_argument(
             f"--{name.replace('_', '-')}",
@@ -88,7 +94,12 @@ def run(args: argparse.Namespace) -> int:
         return _release(args, scenarios)
     scaling = ScalingConfig(**{k: getattr(args, k) for k in ScalingConfig().to_dict()})
     config = GenerationConfig(
-        scenarios=scenarios, n=args.n, seed=args.seed or 0, split=args.split, scaling=scaling
+        scenarios=scenarios,
+        n=args.n,
+        seed=args.seed or 0,
+        split=args.split,
+        merge_rate=args.merge_rate,
+        scaling=scaling,
     )
     desc = f"generate {args.split}" + (f" ({args.model})" if args.backend == "openai" else "")
     with tqdm(total=len(scenarios) * args.n, desc=desc, file=sys.stderr) as bar:

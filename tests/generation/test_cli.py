@@ -24,6 +24,8 @@ def test_generate_writes_one_file_per_scenario_and_prints_the_summary(tmp_path, 
             str(tmp_path),
             "--distractor-rate",
             "1.0",
+            "--merge-rate",
+            "0.0",
         ]
     )
     out = capsys.readouterr().out
