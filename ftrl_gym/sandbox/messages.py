@@ -51,11 +51,9 @@ def session_closed(name: str) -> str:
     return f"error: tool {name!r} was not run: the sandbox session is closed"
 
 
-def raised(name: str, exc: BaseException) -> str:
-    """The error line for a tool that raised ``exc``."""
-    detail = one_line(str(exc))
-    kind = type(exc).__name__
-    return f"error: tool {name!r} raised {kind}" + (f": {detail}" if detail else "")
+def raised(name: str, description: str) -> str:
+    """The error line for a tool that raised; ``description`` is ``"Type: message"``."""
+    return f"error: tool {name!r} raised {description}"
 
 
 def bad_arguments(name: str, detail: str) -> str:

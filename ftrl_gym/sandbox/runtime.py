@@ -103,7 +103,7 @@ class ToolSession:
         except TypeError as exc:
             return self._error(self._type_error(name, exc), start)
         except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... are contained
-            return self._error(f"error: tool {name!r} raised {_describe(exc)}", start)
+            return self._error(messages.raised(name, _describe(exc)), start)
         try:
             kind, text = render(value, output_limit)
         except MemoryError:
@@ -122,4 +122,4 @@ class ToolSession:
             detail = _describe(exc).split(": ", 1)[-1]
             detail = detail.split("() ", 1)[-1] if "() " in detail else detail
             return messages.bad_arguments(name, detail)
-        return f"error: tool {name!r} raised {_describe(exc)}"
+        return messages.raised(name, _describe(exc))
