@@ -361,6 +361,8 @@ def test_worker_limits_are_in_place(sandbox: Sandbox) -> None:
     assert limits.split("Max core file size")[1].split()[:2] == ["0", "0"]
     assert os.readlink(f"/proc/{pid}/cwd").endswith("(deleted)")
     assert sorted(os.listdir(f"/proc/{pid}/fd")) == ["0", "1", "2", "3", "4"]
+    if sandbox.network_isolated:
+        assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
 
 
 def test_close_leaves_no_process_behind() -> None:
