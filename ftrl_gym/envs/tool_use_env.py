@@ -54,7 +54,8 @@ class ToolUseEnv(gym.Env[str, Any]):
     - ``tool_results``: their results, ``{"id", "name", "ok", "text", "error"}`` each.
     - ``parse_errors``: one line per call attempt that did not parse (skipped).
     - ``reward_breakdown``: ``{"variant", "branch", "num_calls", "num_solved",
-      "answers_left_before", "solved": [[tool, answer], ...]}``; None after ``reset``.
+      "answers_left_before", "solved": [[tool, answer], ...]}``; ``{}`` after ``reset`` (always a dict,
+      so that vector envs can batch a reset sub-env's info beside a stepped one's).
     - ``task_index``: index of the episode's task in ``env.unwrapped.tasks``.
     - ``turn``: assistant turns taken so far.
     - ``answers_left``: expected answers not yet obtained.
@@ -142,7 +143,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._turn = self._calls = self._solved = 0
         self._done = False
         self._ensure_session()
-        info = self._info([], [], [], None, None)
+        info = self._info([], [], [], {}, None)
         return fit(render_messages(self._messages), OBSERVATION_MAX_LENGTH), info
 
     def step(self, action: Any) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
@@ -294,7 +295,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         calls: Sequence[ParsedCall],
         results: Sequence[ToolResult],
         parse_errors: list[str],
-        breakdown: dict[str, Any] | None,
+        breakdown: dict[str, Any],
         truncation_reason: str | None,
     ) -> dict[str, Any]:
         assert self.task is not None

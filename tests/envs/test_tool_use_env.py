@@ -84,7 +84,7 @@ def test_reset_observation_info_and_metrics(custom_env):
     assert info["metrics"] == {
         "solve_p": 1.0, "solve_r": 0.0, "solve_f1": 0.0, "calls": 0, "solved": 0, "total_answers": 2,
     }
-    assert (info["tool_calls"], info["reward_breakdown"], info["answers_left"]) == ([], None, 2)
+    assert (info["tool_calls"], info["reward_breakdown"], info["answers_left"]) == ([], {}, 2)
 
 
 def test_partial_turn_counts_wrong_and_right_calls(custom_env):
