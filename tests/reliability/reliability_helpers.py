@@ -92,3 +92,59 @@ def pid_exists(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+DICE_TASK: dict[str, Any] = {
+    "messages": [{"role": "user", "content": "Roll the dice and tell me the number."}],
+    "tools": [{"type": "function", "function": {"name": "roll", "description": "Roll a die.",
+                                                "parameters": {"type": "object", "properties": {}}}}],
+    "codes": {"roll": "import random\n\ndef roll():\n    return random.randint(1, 10 ** 9)\n"},
+    "unsolved_set": {"roll": ["7"]},
+    "answer": "7",
+}
+"""A task whose tool uses ``random``: its results are reproducible only if the env seeds the session."""
+
+
+def random_action(rng: Any, tool_names: list[str], answer: str | None) -> str:
+    """A seeded agent's turn: a call with drawn arguments, the answer, or garbage."""
+    roll = rng.random()
+    if roll < 0.6 and tool_names:
+        name = rng.choice(tool_names)
+        arguments = {} if rng.random() < 0.4 else {
+            rng.choice(["city", "user", "country", "x"]): rng.choice(["Paris", "ann", "France", 3])}
+        return call_text([{"name": name, "arguments": arguments}])
+    if roll < 0.8:
+        return f"The answer is {answer}."
+    return "".join(rng.choice("ab <>{}\"") for _ in range(rng.randrange(20)))
+
+
+def rollout_digest(seed: int, episodes: int) -> str:
+    """SHA-256 of every observation, reward, flag and message of ``episodes`` seeded episodes.
+
+    The env is ``FTRL-Custom-v0`` over the fixture tasks plus :data:`DICE_TASK`; tasks are drawn by
+    the env's ``np_random`` and actions by ``random.Random(seed)``, so the digest depends on the seed only.
+    """
+    import hashlib
+    import random
+
+    import gymnasium as gym
+
+    import ftrl_gym  # noqa: F401
+
+    rng = random.Random(seed)
+    digest = hashlib.sha256()
+    env = gym.make("FTRL-Custom-v0", tasks=fixture_records() + [DICE_TASK], max_turns=4)
+    try:
+        for episode in range(episodes):
+            obs, info = env.reset(seed=seed if episode == 0 else None)
+            digest.update(json.dumps([obs, info["task_index"]]).encode("utf-8", "surrogatepass"))
+            task = env.unwrapped.task
+            done = False
+            while not done:
+                obs, reward, terminated, truncated, info = env.step(random_action(rng, task.tool_names, task.answer))
+                done = terminated or truncated
+                record = [obs, reward, terminated, truncated, info["messages"], info["metrics"]]
+                digest.update(json.dumps(record, sort_keys=True).encode("utf-8", "surrogatepass"))
+    finally:
+        env.close()
+    return digest.hexdigest()
