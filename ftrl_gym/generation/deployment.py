@@ -12,7 +12,7 @@ from ftrl_gym.generation.integration import Toolset
 from ftrl_gym.generation.scenes import Scene
 from ftrl_gym.generation.world import RELATIONS, Entity, World
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 """Bumped whenever the offline backend's output changes for a given seed."""
 
 

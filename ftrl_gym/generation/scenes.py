@@ -104,6 +104,8 @@ class _Cursor:
     bare: bool
     computed: int = 0
     converted: bool = False
+    trailing: bool = False
+    """The phrase ends in a clause after a nested phrase ("... where X was born")."""
 
 
 def _unary(
@@ -180,11 +182,19 @@ class _SceneBuilder:
         return node
 
     def phrase(
-        self, templates: tuple[str, ...], key: str, x: str, bare: bool, **extra: Any
-    ) -> tuple[str, str]:
-        """Pick a template for ``key`` and fill it; returns (phrase, phrase id)."""
-        index = self.rng.choice(tpl.phrase_choices(templates, nested=not bare))
-        return templates[index].format(x=x, **extra), f"{key}/{index}"
+        self, templates: tuple[str, ...], key: str, cursor: _Cursor, **extra: Any
+    ) -> tuple[str, str, bool]:
+        """Pick a template for ``key`` and fill it with the cursor's phrase.
+
+        Returns:
+            The phrase, its template id, and whether it now ends in a clause after a nested phrase.
+        """
+        choices = tpl.phrase_choices(templates, nested=not cursor.bare, trailing=cursor.trailing)
+        index = self.rng.choice(choices)
+        template = templates[index]
+        tail = not template.endswith("{x}")
+        trailing = (tail and not cursor.bare) or (not tail and cursor.trailing)
+        return template.format(x=cursor.phrase, **extra), f"{key}/{index}", trailing
 
     def lookup(
         self, cursor: _Cursor, relation: Relation, deps: list[str]
@@ -192,8 +202,8 @@ class _SceneBuilder:
         """Apply a relation to the cursor's entity."""
         entity: Entity = cursor.value
         value = self.world.value(entity, relation)
-        phrase, pid = self.phrase(
-            tpl.RELATION_PHRASES[relation.key], relation.key, cursor.phrase, cursor.bare
+        phrase, pid, trailing = self.phrase(
+            tpl.RELATION_PHRASES[relation.key], relation.key, cursor
         )
         kind = (
             f"entity:{relation.target}" if relation.value_type == "entity" else relation.value_type
@@ -211,12 +221,15 @@ class _SceneBuilder:
             pid,
         )
         self.seen.add(str(answer))
-        return node, _Cursor(value, kind, relation.unit, phrase, False, cursor.computed)
+        moved = _Cursor(
+            value, kind, relation.unit, phrase, False, cursor.computed, trailing=trailing
+        )
+        return node, moved
 
     def compute(self, cursor: _Cursor, op: str, deps: list[str]) -> tuple[SubProblem, _Cursor]:
         """Apply a unary computation to the cursor's value."""
         inputs, value, value_type, unit, extra = _unary(op, cursor.value, cursor.unit, self.rng)
-        phrase, pid = self.phrase(tpl.COMPUTE_PHRASES[op], op, cursor.phrase, cursor.bare, **extra)
+        phrase, pid, trailing = self.phrase(tpl.COMPUTE_PHRASES[op], op, cursor, **extra)
         node = self.add(op, "computation", inputs, deps, value, value_type, unit, phrase, pid)
         self.seen.add(str(value))
         moved = _Cursor(
@@ -227,6 +240,7 @@ class _SceneBuilder:
             False,
             cursor.computed + 1,
             cursor.converted or op == "convert",
+            trailing,
         )
         return node, moved
 
@@ -321,11 +335,16 @@ def _answers_distinct(scene: Scene) -> bool:
     return len(set(answers)) == len(answers)
 
 
+def _is_person(node: SubProblem) -> bool:
+    """Whether a node's answer is a person (questions about it start with "Who")."""
+    return node.value_type == "entity:person"
+
+
 def _single_hop(b: _SceneBuilder) -> Scene | None:
     nodes = b.chain(1)
     if nodes is None or not nodes[0].is_lookup:
         return None
-    question, frame = tpl.render_single(nodes[0].phrase, b.rng)
+    question, frame = tpl.render_single(nodes[0].phrase, b.rng, _is_person(nodes[0]))
     return Scene("single_hop", b.nodes, question, nodes[0].answer, f"{frame}|{nodes[0].phrase_id}")
 
 
@@ -348,7 +367,7 @@ def _multi_hop(b: _SceneBuilder) -> Scene | None:
     nodes = b.chain(b.rng.choice((2, 2, 3, 3, 4, 5)))
     if nodes is None:
         return None
-    question, frame = tpl.render_single(nodes[-1].phrase, b.rng)
+    question, frame = tpl.render_single(nodes[-1].phrase, b.rng, _is_person(nodes[-1]))
     return Scene(
         "multi_hop",
         b.nodes,
@@ -403,7 +422,8 @@ def _join(b: _SceneBuilder) -> Scene | None:
         op = b.rng.choice(("math.add", "math.subtract", "math.divide"))
         value = wd.arithmetic(op.split(".")[1], x.value, y.value)
         inputs = {"a": x.value, "b": y.value}
-    phrase, pid = b.phrase(tpl.JOIN_PHRASES[op], f"join:{op}", x.phrase, False, y=y.phrase)
+    left = _Cursor(x.value, x.value_type, x.unit, x.phrase, False)
+    phrase, pid, _ = b.phrase(tpl.JOIN_PHRASES[op], f"join:{op}", left, y=y.phrase)
     kind = "int" if isinstance(value, int) else "float"
     join = b.add(op, "computation", inputs, [x.id, y.id], value, kind, None, phrase, pid)
     question, frame = tpl.render_single(phrase, b.rng)

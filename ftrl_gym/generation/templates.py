@@ -251,6 +251,25 @@ SINGLE_FRAMES: tuple[str, ...] = (
 )
 """Frames around one noun phrase (single-hop, multi-hop, joins)."""
 
+PERSON_FRAMES: tuple[str, ...] = (
+    "Who is {np}?",
+    "Can you tell me who {np} is?",
+    "I need to know who {np} is.",
+    "Do you know who {np} is?",
+    "Quick question: who is {np}?",
+)
+"""Frames for a single noun phrase whose answer is a person."""
+
+_WHAT = (
+    "What is",
+    "Can you tell me",
+    "Do you know",
+    "Quick question",
+    "I'm writing",
+    "I need to know",
+)
+"""Frame openings that read oddly before a person ("What is the CEO of ...")."""
+
 MULTI_FRAMES: tuple[str, ...] = (
     "What are {joined}?",
     "Can you find {joined}?",
@@ -266,14 +285,21 @@ MULTI_FRAMES: tuple[str, ...] = (
 _COUNT_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
 
 
-def phrase_choices(templates: Sequence[str], nested: bool) -> list[int]:
-    """Return the indices of usable templates: possessives only fit a bare name.
+def phrase_choices(templates: Sequence[str], nested: bool, trailing: bool = False) -> list[int]:
+    """Return the indices of usable templates.
+
+    Possessives only fit a bare name; after a phrase that ends in a clause ("the city where X was
+    born") templates that end with ``{x}`` are preferred, so clauses do not pile up ("the university
+    the mayor of ... graduated from graduated from").
 
     Args:
         templates: Candidate noun-phrase templates.
         nested: Whether ``{x}`` will be another phrase rather than a name.
+        trailing: Whether that phrase ends in a clause.
     """
-    return [i for i, t in enumerate(templates) if not (nested and t.startswith("{x}'s"))]
+    usable = [i for i, t in enumerate(templates) if not (nested and t.startswith("{x}'s"))]
+    closed = [i for i in usable if templates[i].endswith("{x}")]
+    return closed if trailing and closed else usable
 
 
 def capitalise(text: str) -> str:
@@ -287,14 +313,24 @@ def _join_list(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else separator.join(items[:-1]) + " and " + items[-1]
 
 
-def render_single(np: str, rng: random.Random) -> tuple[str, str]:
+def render_single(np: str, rng: random.Random, person: bool = False) -> tuple[str, str]:
     """Wrap one noun phrase in a question frame.
+
+    Args:
+        np: The noun phrase.
+        rng: The candidate's generator.
+        person: The answer is a person: "Who is ...?" frames join the neutral ones.
 
     Returns:
         The question and the frame's id.
     """
-    index = rng.randrange(len(SINGLE_FRAMES))
-    return capitalise(SINGLE_FRAMES[index].format(np=np)), f"single/{index}"
+    frames = [(f"single/{i}", f) for i, f in enumerate(SINGLE_FRAMES) if not f.startswith(_WHAT)]
+    if person:
+        frames += [(f"who/{i}", f) for i, f in enumerate(PERSON_FRAMES)]
+    else:
+        frames += [(f"single/{i}", f) for i, f in enumerate(SINGLE_FRAMES) if f.startswith(_WHAT)]
+    frame_id, frame = frames[rng.randrange(len(frames))]
+    return capitalise(frame.format(np=np)), frame_id
 
 
 def render_multi(nps: Sequence[str], rng: random.Random) -> tuple[str, str]:
