@@ -173,14 +173,21 @@ class TrainConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "cpu": {
+        "train_tasks": 16, "max_turns": 4, "prompts_per_step": 4, "rollouts_per_prompt": 4,
+        "mini_batch_size": 4, "micro_batch_size": 4, "epochs": 1, "max_steps": 3, "lr": 1e-5,
+        "max_new_tokens": 96, "max_context_tokens": 1536, "save_every": 1, "sft_tasks": 8,
+        "sft_epochs": 1, "sft_lr": 1e-4, "sft_batch_size": 4, "eval_episodes": 5,
+        "eval_max_new_tokens": 96, "eval_max_turns": 4, "torch_threads": 2,
+    },
+    "cpu_long": {
         "train_tasks": 64, "max_turns": 6, "prompts_per_step": 8, "rollouts_per_prompt": 4,
-        "mini_batch_size": 4, "micro_batch_size": 4, "epochs": 1, "max_steps": 30, "lr": 2e-6,
-        "max_new_tokens": 96, "max_context_tokens": 2048, "save_every": 5, "sft_tasks": 48,
-        "sft_epochs": 2, "sft_lr": 1e-4, "sft_batch_size": 4, "eval_episodes": 10,
-        "eval_max_new_tokens": 96, "eval_max_turns": 6,
+        "mini_batch_size": 4, "micro_batch_size": 4, "epochs": 1, "max_steps": 20, "lr": 1e-5,
+        "max_new_tokens": 128, "max_context_tokens": 2048, "save_every": 2, "sft_tasks": 32,
+        "sft_epochs": 2, "sft_lr": 1e-4, "sft_batch_size": 4, "eval_episodes": 25,
+        "eval_max_new_tokens": 128, "eval_max_turns": 6, "torch_threads": 2,
     },
 }
-"""Named starting points: ``paper`` is SPEC 7; ``cpu`` is the small run that fits a 2-core machine."""
+"""Named starting points: ``paper`` is SPEC 7; ``cpu`` the README's shortened 2-core run; ``cpu_long`` a longer one."""
 
 
 def parse_value(text: str) -> Any:

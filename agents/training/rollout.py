@@ -210,8 +210,12 @@ def _assign_envs(specs: Sequence[EpisodeSpec], pool: EnvPool) -> list[Any]:
     return [available[spec.env_id].pop(0) for spec in specs]
 
 
-def take_turn(episode: Episode, env: Any, completion: Completion, renderer: TokenRenderer) -> None:
-    """Step the env with one completion and append its ids, then the observation's, to the context."""
+def take_turn(episode: Episode, env: Any, completion: Completion, renderer: TokenRenderer) -> dict[str, Any]:
+    """Step the env with one completion and append its ids, then the observation's, to the context.
+
+    Returns:
+        The env's ``info`` after the step.
+    """
     prompt = list(episode.token_ids)
     action = completion_text(renderer, completion)
     _, reward, terminated, truncated, info = env.step(action)
@@ -223,6 +227,7 @@ def take_turn(episode: Episode, env: Any, completion: Completion, renderer: Toke
         episode.extend([renderer.eos_id], generated=False)
     if not episode.done:
         episode.extend(renderer.continuation_ids(info["messages"], info["tools"]), generated=False)
+    return info
 
 
 def completion_text(renderer: TokenRenderer, completion: Completion) -> str:

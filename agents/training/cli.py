@@ -1,0 +1,62 @@
+"""``ftrl-gym train``: SFT warm start, GRPO, Reinforce++, or the whole evaluate/SFT/RL pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from agents.training.config import PRESETS, ConfigError, build_config, parse_overrides
+
+MODES = ("sft", "grpo", "reinforce_pp", "reinforce_pp_baseline", "pipeline")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``train`` options to the subcommand's parser."""
+    parser.add_argument("mode", choices=MODES, help="what to run (pipeline: eval → SFT → eval → RL → eval)")
+    parser.add_argument("--config", metavar="FILE", help="settings file (.yaml/.yml/.json) of TrainConfig fields")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="named starting settings (cpu: 2-core run)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting, e.g. --set lr=1e-6 (repeatable; wins over --config)")
+    parser.add_argument("--out", metavar="DIR", default="runs/train",
+                        help="run folder; rerunning with the same folder resumes [runs/train]")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen mode.
+
+    Returns:
+        0 on success, 2 for invalid settings.
+    """
+    try:
+        config = build_config(args.preset, args.config, parse_overrides(args.overrides))
+    except (ConfigError, OSError) as exc:
+        print(f"ftrl-gym train: error: {exc}", file=sys.stderr)
+        return 2
+    progress = not args.no_progress
+    out = Path(args.out)
+    if args.mode == "sft":
+        from agents.training.sft import run_sft
+
+        print(f"SFT model: {run_sft(config, out, progress=progress)}")
+        return 0
+    if args.mode == "pipeline":
+        from agents.training.pipeline import results_table, run_pipeline
+
+        rows = run_pipeline(config, out, progress=progress)
+        print(results_table(rows))
+        print(f"results: {out / 'results.md'}")
+        return 0
+    from agents.training.trainer import RLTrainer
+
+    trainer = RLTrainer(dataclasses.replace(config, algorithm=args.mode), out, progress=progress)
+    try:
+        metrics = trainer.train()
+    finally:
+        trainer.close()
+    last = metrics[-1] if metrics else {}
+    print(f"steps: {len(metrics)}  last reward: {last.get('reward', float('nan')):.3f}  "
+          f"model: {out / 'final'}  metrics: {out / 'metrics.jsonl'}  curves: {out / 'curves.png'}")
+    return 0

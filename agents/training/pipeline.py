@@ -1,0 +1,135 @@
+"""The README's result: evaluate → SFT warm start → evaluate → GRPO / Reinforce++ → evaluate, as a table."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from agents.training.config import SCENARIO_ENV_IDS, TrainConfig
+
+SCENARIO_COLUMNS = {
+    "single_hop": "SingleHop",
+    "parallel_single_hop": "ParallelSingleHop",
+    "multi_hop": "MultiHop",
+    "parallel_multi_hop": "ParallelMultiHop",
+}
+
+
+def evaluate_model(model: str, config: TrainConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
+    """Greedy Solve-P/R/F1 of a model on the test split of the four scenarios (``ftrl-gym eval``'s harness).
+
+    Args:
+        model: ``"smollm2"`` or a transformers folder.
+        config: ``eval_*`` settings, ``micro_batch_size`` (generation batch), ``seed``.
+        out_dir: Where the harness keeps ``results.jsonl`` (a rerun resumes it).
+        progress: Show a tqdm bar.
+
+    Returns:
+        ``{"solve_p", "solve_r", "solve_f1", "episodes", "per_scenario": {scenario: solve_f1}}``.
+    """
+    from tqdm import tqdm
+
+    from agents.hf_agent import HFAgent
+    from benchmarks.harness import EvalConfig, run_evaluation
+    from benchmarks.results import ResultStore
+
+    agent = HFAgent(model=model, max_new_tokens=config.eval_max_new_tokens, batch_size=config.micro_batch_size,
+                    dtype=config.dtype, device=config.device)
+    eval_config = EvalConfig(
+        env_ids=list(SCENARIO_ENV_IDS), split="test", episodes=config.eval_episodes or None,
+        concurrency=config.micro_batch_size, max_turns=config.eval_max_turns, seed=config.seed,
+    )
+    bar = tqdm(desc=f"eval {out_dir.name}", unit="ep", disable=not progress)
+
+    def advance(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        records = run_evaluation(agent, eval_config, ResultStore(out_dir / "results.jsonl"), advance)
+    finally:
+        bar.close()
+        agent.close()
+    return summarize(records)
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean Solve-P/R/F1 over episodes, and Solve-F1 per scenario."""
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values) if values else float("nan")
+
+    per_scenario = {
+        s: mean([r["solve_f1"] for r in records if r.get("scenario") == s]) for s in SCENARIO_COLUMNS
+    }
+    return {
+        "solve_p": mean([r["solve_p"] for r in records]),
+        "solve_r": mean([r["solve_r"] for r in records]),
+        "solve_f1": mean([r["solve_f1"] for r in records]),
+        "episodes": len(records),
+        "per_scenario": per_scenario,
+    }
+
+
+def results_table(rows: dict[str, dict[str, Any]]) -> str:
+    """A markdown table: one row per stage, Solve-F1 per scenario (x100), overall P/R/F1, wall time."""
+    header = ["stage", *SCENARIO_COLUMNS.values(), "Solve-P", "Solve-R", "Solve-F1", "episodes", "stage wall s"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for stage, row in rows.items():
+        cells = [stage, *(f"{100 * row['per_scenario'][s]:.1f}" for s in SCENARIO_COLUMNS)]
+        cells += [f"{100 * row[k]:.1f}" for k in ("solve_p", "solve_r", "solve_f1")]
+        cells += [str(row["episodes"]), f"{row.get('wall_s', 0):.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run_pipeline(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> dict[str, dict[str, Any]]:
+    """Evaluate the start model, SFT it, evaluate, run each of ``config.rl_algorithms`` from the SFT
+    model, evaluate each; write ``results.md`` and ``results.json``. Every stage resumes from its folder.
+
+    Args:
+        config: All settings; ``model`` is the starting model.
+        out_dir: The run folder.
+        progress: Show progress bars.
+
+    Returns:
+        Stage name → evaluation summary (with ``wall_s``: the stage's training plus evaluation time).
+    """
+    from agents.training.sft import run_sft
+    from agents.training.trainer import RLTrainer
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    rows: dict[str, dict[str, Any]] = {}
+
+    def record(stage: str, model: str, started: float) -> None:
+        rows[stage] = {**evaluate_model(model, config, out / "eval" / stage, progress),
+                       "wall_s": time.perf_counter() - started}
+        _write_results(out, rows)
+
+    started = time.perf_counter()
+    record("start", config.model, started)
+    started = time.perf_counter()
+    sft_model = out / "sft" / "model"
+    if not (sft_model / "config.json").is_file():
+        run_sft(config, out / "sft", progress=progress)
+    record("sft", str(sft_model), started)
+    for algorithm in config.rl_algorithms:
+        started = time.perf_counter()
+        rl_config = dataclasses.replace(config, algorithm=algorithm, model=str(sft_model))
+        if not (out / algorithm / "final" / "config.json").is_file():
+            trainer = RLTrainer(rl_config, out / algorithm, progress=progress)
+            try:
+                trainer.train()
+            finally:
+                trainer.close()
+        record(algorithm, str(out / algorithm / "final"), started)
+    return rows
+
+
+def _write_results(out: Path, rows: dict[str, dict[str, Any]]) -> None:
+    (out / "results.json").write_text(json.dumps(rows, indent=2))
+    (out / "results.md").write_text(results_table(rows) + "\n")
