@@ -116,6 +116,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._owns_sandbox = sandbox is None
         self._session: SandboxSession | None = None
         self._pending_state: Any = None
+        self._tool_seed: int | None = None
         self.task: TaskRecord | None = None
         self._task_index = -1
         self._done = True
@@ -126,7 +127,8 @@ class ToolUseEnv(gym.Env[str, Any]):
         """Start an episode: task ``options["task_index"]``, or one drawn with ``self.np_random``.
 
         Args:
-            seed: Seeds ``self.np_random`` (the only randomness of the env).
+            seed: Seeds ``self.np_random`` (the only randomness of the env; it also seeds the tools'
+                ``random`` module, once per episode).
             options: ``{"task_index": i}`` to choose the task.
 
         Returns:
@@ -134,6 +136,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         """
         super().reset(seed=seed)
         self._task_index = self._choose_task(options)
+        self._tool_seed = int(self.np_random.integers(2**31))
         self.task = self.tasks[self._task_index]
         self._close_session()
         self._pending_state = copy.deepcopy(self.task.state)
@@ -254,7 +257,9 @@ class ToolUseEnv(gym.Env[str, Any]):
                 )
                 self._owns_sandbox = True
             assert self.task is not None
-            self._session = self._sandbox.open_session(self.task.codes, self._pending_state)
+            self._session = self._sandbox.open_session(
+                self.task.codes, self._pending_state, seed=self._tool_seed
+            )
         return self._session
 
     def _close_session(self) -> None:
