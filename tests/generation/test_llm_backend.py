@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -73,19 +74,36 @@ GOOD = {
 
 
 class ScriptedServer:
-    """A chat-completions server: ``script(stage, attempt)`` returns (HTTP status, content)."""
+    """A chat-completions server: ``script(stage, attempt, message)`` returns (HTTP status, content).
 
-    def __init__(self, script: Callable[[str, int], tuple[int, str]]) -> None:
+    ``message`` is the decoded user message of the request (its ``stage``, ``candidate``...).
+
+    ``delay_s`` holds every answer back a little; ``max_in_flight`` records the most requests that
+    were being answered at once.
+    """
+
+    def __init__(
+        self, script: Callable[[str, int, dict], tuple[int, str]], delay_s: float = 0.0
+    ) -> None:
         self.script, self.requests, self.bodies = script, 0, []
+        self.delay_s, self.in_flight, self.max_in_flight = delay_s, 0, 0
+        self.lock = threading.Lock()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                owner.requests += 1
-                owner.bodies.append(body)
-                stage = json.loads(body["messages"][1]["content"])["stage"]
-                status, content = owner.script(stage, owner.requests)
+                with owner.lock:
+                    owner.requests += 1
+                    owner.bodies.append(body)
+                    owner.in_flight += 1
+                    owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
+                    attempt = owner.requests
+                time.sleep(owner.delay_s)
+                message = json.loads(body["messages"][1]["content"])
+                status, content = owner.script(message["stage"], attempt, message)
+                with owner.lock:
+                    owner.in_flight -= 1
                 payload = {
                     "id": "c",
                     "object": "chat.completion",
@@ -127,8 +145,8 @@ class ScriptedServer:
 def serve():
     servers = []
 
-    def start(script):
-        servers.append(ScriptedServer(script))
+    def start(script, delay_s=0.0):
+        servers.append(ScriptedServer(script, delay_s))
         return servers[-1]
 
     yield start
@@ -136,7 +154,7 @@ def serve():
         server.close()
 
 
-def good(stage: str, _: int) -> tuple[int, str]:
+def good(stage: str, attempt: int = 0, message: dict | None = None) -> tuple[int, str]:
     return 200, json.dumps(GOOD[stage])
 
 
@@ -176,14 +194,14 @@ def test_scripted_stages_make_a_valid_task_through_the_real_client(serve, tmp_pa
 
 
 def test_a_server_error_is_retried(serve, tmp_path, sandbox):
-    server = serve(lambda stage, n: (500, "") if n == 1 else good(stage, n))
+    server = serve(lambda stage, n, _: (500, "") if n == 1 else good(stage))
     (task,), summary, client = run(server, tmp_path, sandbox)
     assert server.requests == client.requests == 6 and task.answer == "Quorvis"
     assert summary.to_dict()["rejected"] == {}
 
 
 def test_an_endpoint_that_keeps_failing_is_a_generation_error(serve, tmp_path, sandbox):
-    server = serve(lambda stage, n: (503, ""))
+    server = serve(lambda stage, n, _: (503, ""))
     with pytest.raises(GenerationError, match="failed 5 times"):
         run(server, tmp_path, sandbox)
     assert server.requests == 5
@@ -221,7 +239,7 @@ def test_an_endpoint_that_keeps_failing_is_a_generation_error(serve, tmp_path, s
 def test_bad_output_is_rejected_with_its_reason_and_never_emitted(
     serve, tmp_path, sandbox, stage, content, reason
 ):
-    server = serve(lambda s, n: (200, content) if s == stage else good(s, n))
+    server = serve(lambda s, n, _: (200, content) if s == stage else good(s))
     with pytest.raises(
         GenerationError, match="only 0 of 1 single_hop candidates passed in 2 attempts"
     ):
@@ -269,3 +287,23 @@ def test_the_command_line_drives_the_openai_backend(serve, tmp_path, capsys):
     assert task.answer == "Quorvis" and server.requests == 5
     assert "accepted             single_hop: 1" in capsys.readouterr().out
     assert len(list((tmp_path / ".llm_cache").rglob("*.json"))) == 5
+
+
+def test_concurrency_is_bounded_and_output_keeps_candidate_order(serve, tmp_path, sandbox):
+    def numbered(stage: str, attempt: int, message: dict) -> tuple[int, str]:
+        if stage != "scene":
+            return good(stage)
+        scene = json.loads(json.dumps(GOOD["scene"]))
+        scene["question"] = f"What is the capital of Veltrana? (candidate {message['candidate']})"
+        return 200, json.dumps(scene)
+
+    server = serve(numbered, delay_s=0.05)
+    tasks, _, _ = run(server, tmp_path, sandbox, n=4, concurrency=2)
+    assert server.max_in_flight == 2
+    questions = [t.messages[0]["content"] for t in tasks]
+    assert questions == [
+        f"What is the capital of Veltrana? (candidate 0:test:{i})" for i in range(4)
+    ]
+    replay, _, client = run(server, tmp_path, sandbox, n=4, concurrency=2)
+    assert client.requests == 0
+    assert [t.messages for t in replay] == [t.messages for t in tasks]
