@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 from dataclasses import asdict, dataclass
 
@@ -63,13 +64,14 @@ def scale(scene: Scene, toolset: Toolset, rng: random.Random, config: ScalingCon
 
     Args:
         scene: The stage-1 scene (entity kinds present guide the distractors).
-        toolset: The stage-3 toolset; it is modified in place and returned.
+        toolset: The stage-3 toolset (left unchanged: stage outputs stay inspectable).
         rng: The candidate's private generator.
         config: The rates.
 
     Returns:
-        The scaled toolset; the assignment follows renamed tools.
+        A new, scaled toolset; the assignment follows renamed tools.
     """
+    toolset = copy.deepcopy(toolset)
     taken = {d.name for d in toolset.docs}
     for doc in list(toolset.docs):
         if rng.random() < config.functional_rate:
@@ -95,7 +97,11 @@ def scale(scene: Scene, toolset: Toolset, rng: random.Random, config: ScalingCon
 
 
 def generalise_function(doc: ToolDoc, rng: random.Random, taken: set[str]) -> ToolDoc | None:
-    """Return a broader document covering the whole family of ``doc``, or None if it is already broad."""
+    """Return a broader version of ``doc``, or None when it already covers its whole family.
+
+    A lookup gains other facts of its entity kind, up to :data:`MAX_LOOKUP_FIELDS`; a computation
+    covers its whole family (every conversion, every arithmetic operation...).
+    """
     if doc.kind:
         family_ops = [
             key for key, rel in RELATIONS.items() if rel.subject == doc.kind and key not in doc.ops

@@ -44,6 +44,7 @@ def test_parameter_expansion_adds_only_optional_parameters(make_scene):
     required_before = toolset.docs[0].schema()["function"]["parameters"]["required"]
     scaled = scale(scene, toolset, random.Random(0), ScalingConfig(**OFF | {"parameter_rate": 1.0}))
     doc = scaled.docs[0]
+    assert len(toolset.docs[0].params) == 1, "the stage-3 output is left as it was"
     assert (
         len(doc.params) > 1
         and doc.schema()["function"]["parameters"]["required"] == required_before
