@@ -11,7 +11,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ftrl_gym.generation.datasets import RELEASE_SEED, RELEASE_SIZES, build_release
-from ftrl_gym.generation.pipeline import GenerationConfig, Summary, generate
+from ftrl_gym.generation.pipeline import (
+    GenerationConfig,
+    Summary,
+    generate,
+    inspect_candidate,
+    validation_sandbox,
+)
 from ftrl_gym.generation.scaling import ScalingConfig
 from ftrl_gym.generation.scenes import SCENARIOS
 from ftrl_gym.tasks import TaskRecord, save_tasks
@@ -44,6 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="build the shipped release into --out: every split at the release sizes, "
         "with manifest.json",
+    )
+    parser.add_argument(
+        "--inspect",
+        type=int,
+        default=None,
+        metavar="INDEX",
+        help="print every stage's output for candidate INDEX of the first --scenario (offline) as JSON",
     )
     parser.add_argument(
         "--merge-rate",
@@ -101,6 +114,11 @@ def run(args: argparse.Namespace) -> int:
         merge_rate=args.merge_rate,
         scaling=scaling,
     )
+    if args.inspect is not None:
+        with validation_sandbox(None) as sandbox:
+            stages = inspect_candidate(config, scenarios[0], args.inspect, sandbox)
+        print(json.dumps(stages, indent=2, ensure_ascii=False))
+        return 0
     desc = f"generate {args.split}" + (f" ({args.model})" if args.backend == "openai" else "")
     with tqdm(total=len(scenarios) * args.n, desc=desc, file=sys.stderr) as bar:
         if args.backend == "openai":

@@ -62,12 +62,41 @@ def build_candidate(
     scenario: str, world: World, rng: random.Random, config: GenerationConfig
 ) -> Candidate:
     """Run stages 1–5a for one candidate with its own generator."""
+    return trace_candidate(scenario, world, rng, config)["deployment"]
+
+
+def trace_candidate(
+    scenario: str, world: World, rng: random.Random, config: GenerationConfig
+) -> dict[str, Any]:
+    """Run stages 1–5a for one candidate and keep every stage's output.
+
+    Returns:
+        ``scene``, ``documents``, ``integration``, ``scaling`` and ``deployment`` outputs, each with
+        a ``to_dict()`` for inspection.
+    """
     scene = decompose(scenario, world, rng)
     documents = generate_documents(scene, rng)
-    toolset = integrate(scene, documents, rng, config.merge_rate)
-    toolset = scale(scene, toolset, rng, config.scaling)
-    candidate = deploy(scene, toolset, world, rng, config.split, config.explicit_rate)
-    return candidate
+    merged = integrate(scene, documents, rng, config.merge_rate)
+    scaled = scale(scene, merged, rng, config.scaling)
+    deployed = deploy(scene, scaled, world, rng, config.split, config.explicit_rate)
+    return {
+        "scene": scene,
+        "documents": documents,
+        "integration": merged,
+        "scaling": scaled,
+        "deployment": deployed,
+    }
+
+
+def inspect_candidate(
+    config: GenerationConfig, scenario: str, index: int, sandbox: Sandbox
+) -> dict[str, Any]:
+    """Every stage's output for candidate ``index`` of a run, and its validation verdict, as JSON-ready data."""
+    world = build_world(f"{config.seed}:{config.split}")
+    stages = trace_candidate(scenario, world, candidate_rng(config, scenario, index), config)
+    candidate = stages["deployment"]
+    verdict = validate(candidate.record, sandbox, candidate.intended, candidate.probes)
+    return {name: out.to_dict() for name, out in stages.items()} | {"validation": asdict(verdict)}
 
 
 @dataclass

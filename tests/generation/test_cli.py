@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ftrl_gym.cli import main
@@ -46,3 +48,23 @@ def test_unknown_scenario_is_a_clear_error(tmp_path):
         SystemExit, match="unknown scenario\\(s\\) triple_hop; choose from all, single_hop"
     ):
         main(["generate", "--scenario", "triple_hop", "--out", str(tmp_path)])
+
+
+def test_inspect_prints_every_stage_as_json(capsys):
+    assert (
+        main(["generate", "--scenario", "parallel_multi_hop", "--inspect", "2", "--seed", "4"]) == 0
+    )
+    stages = json.loads(capsys.readouterr().out)
+    assert list(stages) == [
+        "scene",
+        "documents",
+        "integration",
+        "scaling",
+        "deployment",
+        "validation",
+    ]
+    assert stages["validation"] == {"ok": True, "reason": None, "detail": ""}
+    names = [d["name"] for d in stages["scaling"]["docs"]]
+    assert sorted(names) == sorted(stages["deployment"]["record"]["codes"])
+    assert len(stages["documents"]["docs"]) == len(stages["scene"]["nodes"])
+    assert len(stages["integration"]["docs"]) <= len(stages["documents"]["docs"])
