@@ -20,13 +20,10 @@ MAX_OPEN_FILES = 16
 def _unshare_network() -> bool:
     """Move into an empty network namespace if the OS lets this process do it; report success."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
+        unshare = ctypes.CDLL(None, use_errno=True).unshare
+    except (OSError, AttributeError):  # no libc handle, or not Linux
         return False
-    for flags in (CLONE_NEWNET, CLONE_NEWUSER | CLONE_NEWNET):
-        if libc.unshare(flags) == 0:
-            return True
-    return False
+    return any(unshare(flags) == 0 for flags in (CLONE_NEWNET, CLONE_NEWUSER | CLONE_NEWNET))
 
 
 def _enter_empty_directory() -> None:
