@@ -7,12 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+from training_helpers import EASY_ANSWER
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-EASY_ANSWER = "w"
-"""The easy task's answer: a reply containing the letter ``w`` scores 1 / (1 + 1) = 0.5 (SPEC 3.4)."""
-
 
 @pytest.fixture(scope="session")
 def tokenizer():
@@ -22,37 +19,6 @@ def tokenizer():
     from agents.models import resolve_model
 
     return AutoTokenizer.from_pretrained(resolve_model("smollm2"))
-
-
-FOCUS_LETTERS = "abcdefghijklmnow"
-"""Letters whose single-character tokens a focused tiny model samples almost exclusively."""
-
-
-def tiny_model(tokenizer, seed: int = 0, layers: int = 2, focused: bool = False):
-    """A randomly initialised 2-layer Llama with SmolLM2's vocabulary (fast on one CPU core).
-
-    With ``focused``, the output rows of the ``FOCUS_LETTERS`` tokens share a large weight on a
-    hidden direction that every input embedding also carries, so at initialisation the model samples
-    those 16 letters (nearly uniformly) instead of spreading over 49k tokens: a reward for one letter
-    then has variance within a group of a few responses.
-    """
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        tie_word_embeddings=not focused, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
-    model = LlamaForCausalLM(config).eval()
-    if focused:
-        ids = [tokenizer.convert_tokens_to_ids(letter) for letter in FOCUS_LETTERS]
-        with torch.no_grad():
-            model.get_input_embeddings().weight[:, 0] = 1.0
-            model.lm_head.weight[ids, 0] = 3.0
-    return model
 
 
 @pytest.fixture
