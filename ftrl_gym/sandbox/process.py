@@ -139,7 +139,13 @@ class WorkerProcess:
                 raise SandboxError("the sandbox is closed")
             self._spawn()
         if not self._ready:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except SandboxError:
+                if self.closed:
+                    raise
+                self._spawn()  # one more try: a starting replacement can be killed from outside
+                self.wait_ready()
 
     def send(self, payload: bytes) -> None:
         """Send one frame.
