@@ -7,6 +7,8 @@ import csv
 import json
 import os
 import random
+import signal
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -144,6 +146,7 @@ class Totals:
     truncations: Counter[str] = field(default_factory=Counter)
     recycles: int = 0
     leaked_after_close: int = 0
+    kills: int = 0
 
 
 def classify_error(line: str) -> str:
@@ -160,6 +163,7 @@ class Soak:
 
     def __init__(self, seed: int, rare_rate: float) -> None:
         self.rng = random.Random(seed)
+        self.kill_rng = random.Random(seed + 1)
         self.agent = RandomAgent(self.rng)
         self.rare_rate = rare_rate
         self.process = psutil.Process()
@@ -184,6 +188,16 @@ class Soak:
         self.totals.leaked_after_close += leaked
         self._open()
         return leaked
+
+    def inject_kill(self) -> None:
+        """SIGKILL one live sandbox worker from outside, a few milliseconds from now (often mid-call)."""
+        pids = self.sandbox.worker_pids + self.hostile_sandbox.worker_pids
+        if not pids:
+            return
+        timer = threading.Timer(self.kill_rng.uniform(0.0, 0.005), _kill, [self.kill_rng.choice(pids)])
+        timer.daemon = True
+        timer.start()
+        self.totals.kills += 1
 
     def close(self) -> None:
         """Close the envs, then their sandboxes (they were passed in, so the envs leave them open)."""
@@ -252,6 +266,13 @@ class Soak:
         )
 
 
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def _status(process: psutil.Process) -> str:
     try:
         return process.status()
@@ -260,7 +281,7 @@ def _status(process: psutil.Process) -> str:
 
 
 def run(steps: int, out: Path, seed: int, sample_s: float, recycle_every: int, rare_rate: float,
-        warmup_fraction: float, growth_bound_mib: float) -> dict[str, Any]:
+        warmup_fraction: float, growth_bound_mib: float, kill_every: int) -> dict[str, Any]:
     """Play ``steps`` env steps and write ``soak.csv``, ``soak.png`` and ``soak.json`` under ``out``.
 
     Returns:
@@ -272,12 +293,16 @@ def run(steps: int, out: Path, seed: int, sample_s: float, recycle_every: int, r
     samples = [soak.sample(start, (start, 0))]
     last = (start, 0)
     next_recycle = recycle_every
+    next_kill = kill_every if kill_every > 0 else steps + 1
     with open(out / "soak.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(asdict(samples[0])))
         writer.writeheader()
         writer.writerow(asdict(samples[0]))
         while soak.totals.steps < steps:
             soak.episode(min(20, steps - soak.totals.steps))
+            if soak.totals.steps >= next_kill:
+                soak.inject_kill()
+                next_kill += kill_every
             if soak.totals.steps >= next_recycle:
                 soak.recycle()
                 next_recycle += recycle_every
@@ -322,6 +347,7 @@ def summarize(samples: list[Sample], totals: Totals, wall: float, left_at_exit: 
         "workers_max": max(s.workers for s in samples),
         "zombies_max": max(s.zombies for s in samples),
         "recycles": totals.recycles,
+        "workers_sigkilled_from_outside": totals.kills,
         "workers_leaked_after_close": totals.leaked_after_close + left_at_exit,
         "open_fds_min": min(s.open_fds for s in samples),
         "open_fds_max": max(s.open_fds for s in samples),
@@ -379,13 +405,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="close and reopen every env and sandbox after this many steps")
     parser.add_argument("--rare-rate", type=float, default=0.004,
                         help="chance that a hostile call hangs or allocates (each costs a timeout)")
+    parser.add_argument("--kill-every", type=int, default=5000,
+                        help="SIGKILL a sandbox worker from outside every this many steps (0: never)")
     parser.add_argument("--warmup-fraction", type=float, default=0.1,
                         help="memory growth is measured from this fraction of the steps on")
     parser.add_argument("--growth-bound-mib", type=float, default=64.0,
                         help="resident memory may grow at most this much after warm-up")
     args = parser.parse_args(argv)
     summary = run(args.steps, args.out, args.seed, args.sample_seconds, args.recycle_every, args.rare_rate,
-                  args.warmup_fraction, args.growth_bound_mib)
+                  args.warmup_fraction, args.growth_bound_mib, args.kill_every)
     print_table(summary)
     ok = summary["workers_leaked_after_close"] == 0 and summary["zombies_max"] == 0
     return 0 if ok and summary["rss_growth_within_bound"] else 1
