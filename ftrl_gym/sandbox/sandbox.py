@@ -90,7 +90,7 @@ class Sandbox:
             raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
         try:
             state_json = None if state is None else json.dumps(state, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise TypeError(f"state must be JSON-serialisable: {exc}") from None
         codes_json = json.dumps(dict(codes), separators=(",", ":"))
         with self._lock:

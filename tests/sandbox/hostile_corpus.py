@@ -378,6 +378,13 @@ CASES = [
         def t():
             return 7 ** 20000
     """, error_with("cannot be converted to text")),
+    Case("resources", "deeply_nested_result", """
+        def t():
+            x = []
+            for i in range(200000):
+                x = [x]
+            return x
+    """, error_with("cannot be converted to text", "RecursionError")),
     Case("resources", "hostile_eq_result", """
         class Evil:
             def __eq__(self, other):
