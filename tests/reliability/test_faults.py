@@ -117,7 +117,7 @@ def test_worker_killed_between_turns_never_restarts_the_state_silently() -> None
         [pid] = sandbox.worker_pids
         os.kill(pid, signal.SIGKILL)
         assert wait_until(lambda: not pid_exists(pid))
-        obs, reward, terminated, truncated, info = env.step(BUMP_CALL)
+        obs, _reward, _terminated, truncated, info = env.step(BUMP_CALL)
         assert (truncated, info["truncation_reason"]) == (True, "state_lost")
         assert "the episode state was lost" in obs and "\n1\n" not in obs and "\n2\n" not in obs
         env.close()
@@ -237,7 +237,7 @@ def test_vector_env_close_leaves_no_process_behind(mode: str, processes: int) ->
     sandbox_workers = [p for p in started if not psutil.Process(p).children()]
     assert len(sandbox_workers) == 3
     os.kill(sandbox_workers[0], signal.SIGKILL)
-    _, _, _, truncated, infos = envs.step((weather,) * 3)
+    _, _, _, _truncated, infos = envs.step((weather,) * 3)
     assert infos["turn"].tolist() == [2, 2, 2]
     envs.close()
     assert_no_new_process(before)

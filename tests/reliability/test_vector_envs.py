@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gymnasium as gym
-import numpy as np
 import pytest
 
 CALL = '<tool_call>{"name": "no_such_tool", "arguments": {}}</tool_call>'
@@ -16,7 +15,7 @@ def test_autoreset_beside_a_stepping_env_keeps_infos_batched(mode: str) -> None:
         envs.reset(seed=0)
         _, _, terminated, _, _ = envs.step(("The answer is unknown.", CALL))
         assert terminated.tolist() == [True, False]
-        obs, rewards, terminated, truncated, infos = envs.step(("ignored: env 0 resets", CALL))
+        _obs, rewards, terminated, truncated, infos = envs.step(("ignored: env 0 resets", CALL))
         assert infos["turn"].tolist() == [0, 2]
         assert infos["_reward_breakdown"].tolist() == [True, True]
         assert infos["reward_breakdown"]["num_calls"].tolist() == [0, 1]
