@@ -220,8 +220,12 @@ class PrintCollector:
 
 
 def safe_type(obj: Any) -> type:
-    """``type`` with one argument only (three-argument ``type`` would bypass ``build_class``)."""
-    return type(obj)
+    """``type(obj)`` for instances only: the type of a class is a metaclass, and calling one (like
+    three-argument ``type``) would make classes that bypass ``build_class``, with any dunder methods."""
+    kind = type(obj)
+    if issubclass(kind, type):
+        raise TypeError("type() of a class is not available in the sandbox")
+    return kind
 
 
 _EXTRA_BUILTINS = (

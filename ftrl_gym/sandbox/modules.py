@@ -43,12 +43,12 @@ _EXCLUDED: dict[str, frozenset[str]] = {
     "typing": frozenset(),
 }
 
-_TYPING_NAMES = (
+_TYPING_NAMES = (  # not Type: calling typing.Type(...) calls type() with three arguments
     "AbstractSet", "Annotated", "Any", "AnyStr", "Callable", "ClassVar", "Collection", "Container",
     "Counter", "DefaultDict", "Deque", "Dict", "Final", "FrozenSet", "Generator", "Generic", "Hashable",
     "Iterable", "Iterator", "List", "Literal", "Mapping", "MutableMapping", "MutableSequence",
     "MutableSet", "NamedTuple", "NoReturn", "Optional", "OrderedDict", "Sequence", "Set", "Sized",
-    "SupportsFloat", "SupportsInt", "Text", "Tuple", "Type", "TypeVar", "TypedDict", "Union", "cast",
+    "SupportsFloat", "SupportsInt", "Text", "Tuple", "TypeVar", "TypedDict", "Union", "cast",
     "TYPE_CHECKING",
 )
 

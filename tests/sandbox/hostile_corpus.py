@@ -115,6 +115,26 @@ CASES = [
             k = type("K", (), {"__init_subclass__": 1})
             return str(k)
     """, error_with("TypeError")),
+    Case("introspection", "metaclass_of_a_class", """
+        def t():
+            make = type(type(1))
+            k = make("K", (), {"__del__": lambda self: None})
+            return str(k)
+    """, error_with("type() of a class")),
+    Case("introspection", "typing_type_call", """
+        import typing
+        def t():
+            k = typing.Type("K", (), {"__del__": lambda self: None})
+            return str(k)
+    """, error_with("AttributeError")),
+    Case("introspection", "classmethod_metaclass", """
+        class A:
+            @classmethod
+            def meta(cls):
+                return type(cls)
+        def t():
+            return str(A.meta()("K", (), {}))
+    """, error_with("type() of a class")),
     Case("introspection", "code_object", """
         def t():
             return t.__code__.co_consts
