@@ -12,14 +12,16 @@ from ftrl_gym.envs.registration import ENV_IDS
 from ftrl_gym.envs.rendering import render_messages
 from ftrl_gym.integrations.token_codec import ByteCodec, HFCodec, TokenCodec, decode_action, encode_padded
 
-WRAPPER_KEYS: tuple[str, ...] = ("observation_length", "action_length", "tokenizer", "history", "task_index")
+WRAPPER_KEYS: tuple[str, ...] = (
+    "observation_length", "action_length", "tokenizer", "history", "task_index", "observation_dtype"
+)
 """``env_config`` keys read by :class:`TokenIdEnv`; every other key goes to ``gym.make``."""
 
 
-class TokenIdEnv(gym.Wrapper):
+class TokenIdEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """A tool-use env whose observations and actions are fixed-length token-id arrays.
 
-    **Observation**: ``Box(0, vocab_size - 1, (observation_length,), int64)``: the wrapped env's text
+    **Observation**: ``Box(0, vocab_size - 1, (observation_length,), observation_dtype)``: the wrapped env's text
     observation (or, with ``history=True``, the whole conversation so far) encoded, cut to its
     first ``observation_length`` ids and padded with the codec's ``pad_id``.
 
@@ -39,6 +41,7 @@ class TokenIdEnv(gym.Wrapper):
         action_length: int = 128,
         history: bool = False,
         task_index: int | None = None,
+        observation_dtype: str = "int64",
     ) -> None:
         """Wrap a ``ToolUseEnv``.
 
@@ -51,10 +54,16 @@ class TokenIdEnv(gym.Wrapper):
             history: Encode the whole conversation instead of the newest text only.
             task_index: Play this task in every episode (RLlib resets without ``options``); None
                 draws tasks with the env's ``np_random``. A ``reset`` option still wins.
+            observation_dtype: ``"int64"`` (for embedding layers), or ``"float32"`` for models that feed
+                observations straight into linear layers, such as RLlib's default PPO encoder.
 
         Raises:
             ValueError: A length is not positive.
         """
+        gym.utils.RecordConstructorArgs.__init__(
+            self, tokenizer=tokenizer, observation_length=observation_length, action_length=action_length,
+            history=history, task_index=task_index, observation_dtype=observation_dtype,
+        )
         super().__init__(env)
         if observation_length < 1 or action_length < 1:
             raise ValueError(
@@ -66,7 +75,7 @@ class TokenIdEnv(gym.Wrapper):
         self.history = history
         self.task_index = task_index
         high = self.codec.vocab_size - 1
-        self.observation_space = gym.spaces.Box(0, high, (observation_length,), np.int64)
+        self.observation_space = gym.spaces.Box(0, high, (observation_length,), np.dtype(observation_dtype))
         self.action_space = gym.spaces.MultiDiscrete(np.full(action_length, self.codec.vocab_size, np.int64))
 
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
@@ -93,7 +102,7 @@ class TokenIdEnv(gym.Wrapper):
     def _encode(self, text: str, info: dict[str, Any]) -> np.ndarray:
         info["text_observation"] = text
         source = render_messages(info["messages"]) if self.history else text
-        return encode_padded(self.codec, source, self.observation_length)
+        return encode_padded(self.codec, source, self.observation_length).astype(self.observation_space.dtype)
 
 
 def make_codec(tokenizer: TokenCodec | Any = None) -> TokenCodec:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import keyword
 from collections.abc import Callable
 from functools import reduce
@@ -49,8 +50,6 @@ def method_docstring(function: dict[str, Any]) -> str:
     Returns:
         The docstring; enums are written as ``(choices: [...])``, which ``get_json_schema`` reads.
     """
-    import json
-
     lines = [_one_line(function.get("description")) or function["name"]]
     properties = (function.get("parameters") or {}).get("properties") or {}
     if properties:
