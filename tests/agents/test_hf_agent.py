@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from agent_test_helpers import assert_scored_records, require
 
 from agents.chat import render_prompt
 from benchmarks.harness import EvalConfig, run_evaluation
 from benchmarks.results import ResultStore
-from agent_test_helpers import assert_scored_records, require
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from agent_test_helpers import assert_scored_records, require
+
 from benchmarks.harness import EvalConfig, run_evaluation
 from benchmarks.results import ResultStore
 
