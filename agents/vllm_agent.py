@@ -49,9 +49,8 @@ class VLLMAgent(BaseAgent):
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         path = resolve_model(model)
-        from vllm import LLM, SamplingParams
-
         import torch
+        from vllm import LLM, SamplingParams
 
         if not torch.cuda.is_available():
             engine_kwargs.setdefault("enforce_eager", True)

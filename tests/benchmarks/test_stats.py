@@ -6,7 +6,14 @@ import math
 
 import pytest
 
-from benchmarks.stats import Estimate, clustered_mean_ci, mean, mean_ci, student_t_cdf, student_t_quantile
+from benchmarks.stats import (
+    Estimate,
+    clustered_mean_ci,
+    mean,
+    mean_ci,
+    student_t_cdf,
+    student_t_quantile,
+)
 
 
 @pytest.mark.parametrize(
