@@ -10,10 +10,21 @@ import numpy as np
 
 from ftrl_gym.envs.registration import ENV_IDS
 from ftrl_gym.envs.rendering import render_messages
-from ftrl_gym.integrations.token_codec import ByteCodec, HFCodec, TokenCodec, decode_action, encode_padded
+from ftrl_gym.integrations.token_codec import (
+    ByteCodec,
+    HFCodec,
+    TokenCodec,
+    decode_action,
+    encode_padded,
+)
 
 WRAPPER_KEYS: tuple[str, ...] = (
-    "observation_length", "action_length", "tokenizer", "history", "task_index", "observation_dtype"
+    "observation_length",
+    "action_length",
+    "tokenizer",
+    "history",
+    "task_index",
+    "observation_dtype",
 )
 """``env_config`` keys read by :class:`TokenIdEnv`; every other key goes to ``gym.make``."""
 
@@ -61,8 +72,13 @@ class TokenIdEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
             ValueError: A length is not positive.
         """
         gym.utils.RecordConstructorArgs.__init__(
-            self, tokenizer=tokenizer, observation_length=observation_length, action_length=action_length,
-            history=history, task_index=task_index, observation_dtype=observation_dtype,
+            self,
+            tokenizer=tokenizer,
+            observation_length=observation_length,
+            action_length=action_length,
+            history=history,
+            task_index=task_index,
+            observation_dtype=observation_dtype,
         )
         super().__init__(env)
         if observation_length < 1 or action_length < 1:
@@ -75,8 +91,12 @@ class TokenIdEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.history = history
         self.task_index = task_index
         high = self.codec.vocab_size - 1
-        self.observation_space = gym.spaces.Box(0, high, (observation_length,), np.dtype(observation_dtype))
-        self.action_space = gym.spaces.MultiDiscrete(np.full(action_length, self.codec.vocab_size, np.int64))
+        self.observation_space = gym.spaces.Box(
+            0, high, (observation_length,), np.dtype(observation_dtype)
+        )
+        self.action_space = gym.spaces.MultiDiscrete(
+            np.full(action_length, self.codec.vocab_size, np.int64)
+        )
 
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset the wrapped env and encode its first observation."""
@@ -102,7 +122,9 @@ class TokenIdEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def _encode(self, text: str, info: dict[str, Any]) -> np.ndarray:
         info["text_observation"] = text
         source = render_messages(info["messages"]) if self.history else text
-        return encode_padded(self.codec, source, self.observation_length).astype(self.observation_space.dtype)
+        return encode_padded(self.codec, source, self.observation_length).astype(
+            self.observation_space.dtype
+        )
 
 
 def make_codec(tokenizer: TokenCodec | Any = None) -> TokenCodec:
@@ -166,7 +188,9 @@ def register_rllib_envs(env_ids: Iterable[str] = ENV_IDS) -> list[str]:
     try:
         from ray.tune.registry import register_env
     except ImportError as exc:
-        raise ImportError("the RLlib adapter needs Ray RLlib: pip install 'ftrl-gym[rllib]'") from exc
+        raise ImportError(
+            "the RLlib adapter needs Ray RLlib: pip install 'ftrl-gym[rllib]'"
+        ) from exc
     import ftrl_gym  # noqa: F401  (registers the Gymnasium ids)
 
     registered = []

@@ -44,7 +44,9 @@ class TaskToolEnvironment:
             **row: The dataset row (TRL passes it; the prompt already holds the question).
         """
         self._close()
-        self._session = self._sandbox().open_session(self.task.codes, copy.deepcopy(self.task.state))
+        self._session = self._sandbox().open_session(
+            self.task.codes, copy.deepcopy(self.task.state)
+        )
 
     def _run(self, name: str, arguments: dict[str, Any]) -> str:
         if self._session is None:
@@ -83,7 +85,11 @@ class SolveF1Reward:
         self.env = env
 
     def __call__(
-        self, prompts: Sequence[Any], completions: Sequence[Any], task_index: Sequence[int], **kwargs: Any
+        self,
+        prompts: Sequence[Any],
+        completions: Sequence[Any],
+        task_index: Sequence[int],
+        **kwargs: Any,
     ) -> list[float]:
         """One reward per completion.
 
@@ -96,7 +102,9 @@ class SolveF1Reward:
         Returns:
             The summed turn rewards.
         """
-        return [self.score(int(index), completion) for index, completion in zip(task_index, completions)]
+        return [
+            self.score(int(index), completion) for index, completion in zip(task_index, completions)
+        ]
 
     def score(self, task_index: int, completion: str | Sequence[Mapping[str, Any]]) -> float:
         """Replay one completion from the start of task ``task_index``.
@@ -172,8 +180,17 @@ class TRLAdapter:
             **env_kwargs: More ``gym.make`` keywords (``split``, ``max_turns``, ``reward``).
         """
         self.sandbox = Sandbox(SandboxConfig(timeout_s=tool_timeout, memory_mb=tool_memory_mb))
-        kwargs = dict(env_kwargs, sandbox=self.sandbox, tool_timeout=tool_timeout, tool_memory_mb=tool_memory_mb)
-        env = gym.make(CUSTOM_ID, tasks=tasks, **kwargs) if tasks is not None else gym.make(env_id, **kwargs)
+        kwargs = dict(
+            env_kwargs,
+            sandbox=self.sandbox,
+            tool_timeout=tool_timeout,
+            tool_memory_mb=tool_memory_mb,
+        )
+        env = (
+            gym.make(CUSTOM_ID, tasks=tasks, **kwargs)
+            if tasks is not None
+            else gym.make(env_id, **kwargs)
+        )
         if num_tasks is not None:
             env.unwrapped.tasks = env.unwrapped.tasks[:num_tasks]
         self.env = env
@@ -192,7 +209,10 @@ class TRLAdapter:
         """
         from datasets import Dataset
 
-        prompts = [render_chat_prompt(tokenizer, t.messages, t.tools, **template_kwargs) for t in self.tasks]
+        prompts = [
+            render_chat_prompt(tokenizer, t.messages, t.tools, **template_kwargs)
+            for t in self.tasks
+        ]
         return Dataset.from_dict({"prompt": prompts, "task_index": list(range(len(self.tasks)))})
 
     def environment_dataset(self) -> Any:
@@ -220,7 +240,10 @@ class TRLAdapter:
         Raises:
             ValueError: A task's tool or parameter name cannot be a Python method or argument.
         """
-        return {environment_key(i): _environment_class(task, i, self._get_sandbox) for i, task in enumerate(self.tasks)}
+        return {
+            environment_key(i): _environment_class(task, i, self._get_sandbox)
+            for i, task in enumerate(self.tasks)
+        }
 
     def close(self) -> None:
         """Close the env and the sandbox (kills its worker process)."""

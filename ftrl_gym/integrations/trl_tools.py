@@ -62,7 +62,9 @@ def method_docstring(function: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def tool_method(tool: dict[str, Any], run: Callable[[Any, str, dict[str, Any]], str]) -> Callable[..., str]:
+def tool_method(
+    tool: dict[str, Any], run: Callable[[Any, str, dict[str, Any]], str]
+) -> Callable[..., str]:
     """Turn one tool schema into a method whose signature and docstring describe it.
 
     The method accepts keyword arguments only and returns ``run(self, tool_name, arguments)``; its
@@ -81,8 +83,15 @@ def tool_method(tool: dict[str, Any], run: Callable[[Any, str, dict[str, Any]], 
     """
     function = tool["function"]
     name = function["name"]
-    if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_") or name in RESERVED_NAMES:
-        raise ValueError(f"tool name {name!r} cannot be a TRL environment method (not a public Python identifier)")
+    if (
+        not name.isidentifier()
+        or keyword.iskeyword(name)
+        or name.startswith("_")
+        or name in RESERVED_NAMES
+    ):
+        raise ValueError(
+            f"tool name {name!r} cannot be a TRL environment method (not a public Python identifier)"
+        )
     parameters = function.get("parameters") or {}
     required = set(parameters.get("required") or ())
     signature = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
@@ -92,8 +101,14 @@ def tool_method(tool: dict[str, Any], run: Callable[[Any, str, dict[str, Any]], 
             raise ValueError(f"parameter {param!r} of tool {name!r} is not a Python identifier")
         annotations[param] = python_type(spec)
         default = inspect.Parameter.empty if param in required else spec.get("default")
-        signature.append(inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                           annotation=annotations[param]))
+        signature.append(
+            inspect.Parameter(
+                param,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=default,
+                annotation=annotations[param],
+            )
+        )
 
     def method(self: Any, **arguments: Any) -> str:
         return run(self, name, arguments)

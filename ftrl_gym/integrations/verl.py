@@ -59,11 +59,16 @@ def task_to_row(task: TaskRecord, index: int, tools_in_prompt: bool = True) -> d
         :func:`compute_score` needs: ``tools``, ``codes``, ``unsolved_set`` and ``state`` as JSON
         strings, ``answer``, ``solve_rate``, ``split``, ``scenario`` and ``index``.
     """
-    messages = [{"role": m["role"], "content": content_text(m.get("content"))} for m in task.messages]
+    messages = [
+        {"role": m["role"], "content": content_text(m.get("content"))} for m in task.messages
+    ]
     if tools_in_prompt:
         tools_text = tools_system_prompt(task.tools)
         if messages[0]["role"] == "system":
-            messages[0] = {"role": "system", "content": messages[0]["content"] + "\n\n" + tools_text}
+            messages[0] = {
+                "role": "system",
+                "content": messages[0]["content"] + "\n\n" + tools_text,
+            }
         else:
             messages.insert(0, {"role": "system", "content": tools_text})
     return {
@@ -105,7 +110,9 @@ def write_parquet(
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as exc:
-        raise ImportError("writing verl parquet files needs pyarrow: pip install 'ftrl-gym[verl]'") from exc
+        raise ImportError(
+            "writing verl parquet files needs pyarrow: pip install 'ftrl-gym[verl]'"
+        ) from exc
     rows = [task_to_row(task, i, tools_in_prompt) for i, task in enumerate(tasks)]
     target = Path(path)
     pq.write_table(pa.Table.from_pylist(rows), target)
@@ -151,12 +158,18 @@ def compute_score(
     finally:
         env.close()
     breakdown = info["reward_breakdown"]
-    return {"score": float(reward), "num_calls": breakdown["num_calls"], "num_solved": breakdown["num_solved"]}
+    return {
+        "score": float(reward),
+        "num_calls": breakdown["num_calls"],
+        "num_solved": breakdown["num_solved"],
+    }
 
 
 def _row_task(extra_info: Mapping[str, Any], ground_truth: str) -> TaskRecord:
     """Rebuild the task of a row from its ``extra_info``."""
-    record = {key: extra_info[key] for key in ("tools", "codes", "unsolved_set") if key in extra_info}
+    record = {
+        key: extra_info[key] for key in ("tools", "codes", "unsolved_set") if key in extra_info
+    }
     state = extra_info.get("state")
     record.update(
         messages=[{"role": "user", "content": ""}],

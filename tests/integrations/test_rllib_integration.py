@@ -11,21 +11,26 @@ import pytest
 pytest.importorskip("ray.rllib", reason="RLlib tests need Ray RLlib: pip install 'ftrl-gym[rllib]'")
 torch = pytest.importorskip("torch", reason="the test RLModule needs torch")
 
-import ray  # noqa: E402
-from ray.rllib.algorithms.ppo import PPOConfig  # noqa: E402
-from ray.rllib.core.columns import Columns  # noqa: E402
-from ray.rllib.core.distribution.torch.torch_distribution import TorchMultiCategorical  # noqa: E402
-from ray.rllib.core.rl_module.rl_module import RLModuleSpec  # noqa: E402
-from ray.rllib.core.rl_module.torch import TorchRLModule  # noqa: E402
-from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner  # noqa: E402
+import ray
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import TorchMultiCategorical
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.core.rl_module.torch import TorchRLModule
+from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
-from ftrl_gym.envs.registration import ENV_IDS  # noqa: E402
-from ftrl_gym.integrations.rllib import TokenIdEnv, make_token_env, register_rllib_envs  # noqa: E402
-from ftrl_gym.integrations.token_codec import ByteCodec, decode_action, encode_action, encode_padded  # noqa: E402
+from ftrl_gym.envs.registration import ENV_IDS
+from ftrl_gym.integrations.rllib import TokenIdEnv, make_token_env, register_rllib_envs
+from ftrl_gym.integrations.token_codec import ByteCodec, decode_action, encode_action, encode_padded
 
 ENV_ID = "FTRL-MultiHop-v0"
 OBS_LEN, ACT_LEN = 256, 512
-ENV_CONFIG = {"split": "test", "max_turns": 3, "observation_length": OBS_LEN, "action_length": ACT_LEN}
+ENV_CONFIG = {
+    "split": "test",
+    "max_turns": 3,
+    "observation_length": OBS_LEN,
+    "action_length": ACT_LEN,
+}
 
 
 class ScriptedTokenModule(TorchRLModule):
@@ -40,22 +45,30 @@ class ScriptedTokenModule(TorchRLModule):
         vocab = int(self.action_space.nvec[0])
         length = len(self.action_space.nvec)
         self.linear = torch.nn.Linear(self.observation_space.shape[0], length * vocab)
-        self.action_dist_cls = TorchMultiCategorical.get_partial_dist_cls(input_lens=[vocab] * length)
+        self.action_dist_cls = TorchMultiCategorical.get_partial_dist_cls(
+            input_lens=[vocab] * length
+        )
         codec = ByteCodec()
         script = self.model_config.get("call")
         self.scripted = script is not None
         if self.scripted:
             call = encode_action(codec, script, length)
             answer = encode_action(codec, self.model_config["answer"], length)
-            self.register_buffer("call_logits", 50.0 * torch.nn.functional.one_hot(torch.tensor(call), vocab))
-            self.register_buffer("answer_logits", 50.0 * torch.nn.functional.one_hot(torch.tensor(answer), vocab))
+            self.register_buffer(
+                "call_logits", 50.0 * torch.nn.functional.one_hot(torch.tensor(call), vocab)
+            )
+            self.register_buffer(
+                "answer_logits", 50.0 * torch.nn.functional.one_hot(torch.tensor(answer), vocab)
+            )
             self.register_buffer("marker", torch.tensor(codec.encode("<tool_response>")))
 
     def _forward(self, batch: dict, **kwargs) -> dict:
         obs = batch[Columns.OBS].float()  # (B, OBS_LEN)
         logits = self.linear(obs / 256.0)  # (B, ACT_LEN * vocab)
         if self.scripted:
-            after_call = (batch[Columns.OBS][:, : len(self.marker)] == self.marker).all(dim=1)  # (B,)
+            after_call = (batch[Columns.OBS][:, : len(self.marker)] == self.marker).all(
+                dim=1
+            )  # (B,)
             fixed = torch.where(after_call[:, None, None], self.answer_logits, self.call_logits)
             logits = 0.0 * logits + fixed.reshape(obs.shape[0], -1).float()
         return {Columns.ACTION_DIST_INPUTS: logits}
@@ -75,7 +88,9 @@ def _runner(model_config: dict, **env_config) -> SingleAgentEnvRunner:
         PPOConfig()
         .environment(ENV_ID, env_config={**ENV_CONFIG, **env_config})
         .env_runners(num_env_runners=0, num_envs_per_env_runner=1)
-        .rl_module(rl_module_spec=RLModuleSpec(module_class=ScriptedTokenModule, model_config=model_config))
+        .rl_module(
+            rl_module_spec=RLModuleSpec(module_class=ScriptedTokenModule, model_config=model_config)
+        )
     )
     return SingleAgentEnvRunner(config=config)
 
@@ -123,7 +138,9 @@ def test_scripted_module_episodes_score_the_solve_f1_rewards(local_ray):
         infos = episode.get_infos()
         assert infos[-1]["metrics"]["solve_f1"] == pytest.approx(1.0)
         assert decode_action(ByteCodec(), episode.get_actions()[0]) == call_text
-        assert episode.get_rewards().tolist() == pytest.approx(_replay(infos[0]["task_index"], episode.get_actions()))
+        assert episode.get_rewards().tolist() == pytest.approx(
+            _replay(infos[0]["task_index"], episode.get_actions())
+        )
 
 
 def test_random_module_rewards_equal_a_plain_env_replay(local_ray):
@@ -144,7 +161,9 @@ def test_random_module_rewards_equal_a_plain_env_replay(local_ray):
 
 
 def test_wrapper_encodes_and_decodes_with_the_configured_lengths():
-    env = make_token_env(ENV_ID, {"split": "test", "observation_length": 8, "action_length": 4, "task_index": 0})
+    env = make_token_env(
+        ENV_ID, {"split": "test", "observation_length": 8, "action_length": 4, "task_index": 0}
+    )
     try:
         obs, info = env.reset()
         question = env.unwrapped.tasks[0].messages[0]["content"]
@@ -168,7 +187,9 @@ def test_token_env_passes_gymnasium_check_env():
         assert env.observation_space.dtype == np.int64
     finally:
         env.close()
-    floats = make_token_env(ENV_ID, {"split": "test", "observation_dtype": "float32", "task_index": 1})
+    floats = make_token_env(
+        ENV_ID, {"split": "test", "observation_dtype": "float32", "task_index": 1}
+    )
     try:
         obs, info = floats.reset()
         assert obs.dtype == np.float32 and info["task_index"] == 1

