@@ -6,13 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hostile_corpus import SENTINEL
+from sandbox_limits import MEMORY_MB, TIMEOUT_S
 
 from ftrl_gym.sandbox import Sandbox, SandboxConfig
-
-TIMEOUT_S = 1.5
-"""Per-call wall-clock limit in these tests (short, so the hostile corpus stays fast)."""
-
-MEMORY_MB = 512
 
 
 @pytest.fixture(scope="session")
@@ -25,8 +22,6 @@ def sandbox() -> Iterator[Sandbox]:
 @pytest.fixture()
 def sentinel() -> Iterator[Path]:
     """The host file hostile tools aim at, with known content."""
-    from hostile_corpus import SENTINEL
-
     path = Path(SENTINEL)
     path.write_text("untouched")
     yield path

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT_S
+from sandbox_limits import TIMEOUT_S
 from hostile_corpus import CASES, Case
 
 from ftrl_gym.sandbox import Sandbox, ToolCall

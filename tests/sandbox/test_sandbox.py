@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import MEMORY_MB, TIMEOUT_S
+from sandbox_limits import MEMORY_MB, TIMEOUT_S
 
 from ftrl_gym.errors import EpisodeStateLostError, SandboxError
 from ftrl_gym.sandbox import Sandbox, SandboxConfig, ToolCall, ToolResult
