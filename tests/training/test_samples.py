@@ -1,0 +1,49 @@
+"""Advantages of the two sample schemes, against hand-computed values."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.training.samples import Sample, assign_advantages
+
+
+def _turn_sample(group: str, score: float) -> Sample:
+    # 2 prompt ids, 2 generated ids
+    return Sample([1, 2, 3, 4], [0, 0, 1, 1], [0.0, 0.0, -1.0, -1.0], group, score)
+
+
+def test_scheme_a_grpo_normalises_within_each_prefix_group() -> None:
+    samples = [_turn_sample("p", 1.0), _turn_sample("p", 0.0), _turn_sample("q", 0.5), _turn_sample("q", 0.5)]
+    assign_advantages(samples, "grpo")
+    # group p: mean 0.5, unbiased std sqrt(0.5) = 0.7071 -> +-0.7071; group q: equal scores -> 0
+    assert samples[0].advantages == pytest.approx([0, 0, 0.70711, 0.70711], abs=1e-4)
+    assert samples[1].advantages == pytest.approx([0, 0, -0.70711, -0.70711], abs=1e-4)
+    assert samples[2].advantages == pytest.approx([0, 0, 0, 0])
+
+
+def _episode_sample(group: str, rewards: list[float]) -> Sample:
+    # prompt id, then per turn: 2 generated ids and one observation id
+    ids, mask, turn_of = [0], [0], [-1]
+    for turn in range(len(rewards)):
+        ids += [1, 1, 9]
+        mask += [1, 1, 0]
+        turn_of += [turn, turn, -1]
+    return Sample(ids, mask, [0.0] * len(ids), group, sum(rewards), list(rewards), turn_of)
+
+
+def test_scheme_b_grpo_gives_each_turn_its_turn_level_advantage() -> None:
+    samples = [_episode_sample("t", [1.0, 0.0]), _episode_sample("t", [0.0])]
+    assign_advantages(samples, "grpo", gamma=1.0)
+    # returns: episode 1 -> [1, 0], episode 2 -> [0]; pooled mean 1/3, unbiased std 0.57735
+    high, low = (1 - 1 / 3) / 0.57735, (0 - 1 / 3) / 0.57735
+    assert samples[0].advantages == pytest.approx([0, high, high, 0, low, low, 0], abs=1e-4)
+    assert samples[1].advantages == pytest.approx([0, low, low, 0], abs=1e-4)
+
+
+def test_scheme_b_reinforce_pp_puts_turn_rewards_on_turn_ends() -> None:
+    samples = [_episode_sample("t", [1.0, 0.0]), _episode_sample("u", [0.0])]
+    assign_advantages(samples, "reinforce_pp", gamma=1.0)
+    # returns over generated tokens: [1, 1, 0, 0] and [0, 0]; mean 1/3, unbiased std 0.5164
+    high, low = (1 - 1 / 3) / 0.516398, (0 - 1 / 3) / 0.516398
+    assert samples[0].advantages == pytest.approx([0, high, high, 0, low, low, 0], abs=1e-4)
+    assert samples[1].advantages == pytest.approx([0, low, low, 0], abs=1e-4)
