@@ -14,13 +14,29 @@ MODES = ("sft", "grpo", "reinforce_pp", "reinforce_pp_baseline", "pipeline")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` options to the subcommand's parser."""
-    parser.add_argument("mode", choices=MODES, help="what to run (pipeline: eval → SFT → eval → RL → eval)")
-    parser.add_argument("--config", metavar="FILE", help="settings file (.yaml/.yml/.json) of TrainConfig fields")
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="named starting settings (cpu: 2-core run)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one setting, e.g. --set lr=1e-6 (repeatable; wins over --config)")
-    parser.add_argument("--out", metavar="DIR", default="runs/train",
-                        help="run folder; rerunning with the same folder resumes [runs/train]")
+    parser.add_argument(
+        "mode", choices=MODES, help="what to run (pipeline: eval → SFT → eval → RL → eval)"
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="settings file (.yaml/.yml/.json) of TrainConfig fields"
+    )
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), help="named starting settings (cpu: 2-core run)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set lr=1e-6 (repeatable; wins over --config)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default="runs/train",
+        help="run folder; rerunning with the same folder resumes [runs/train]",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -57,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         trainer.close()
     last = metrics[-1] if metrics else {}
-    print(f"steps: {len(metrics)}  last reward: {last.get('reward', float('nan')):.3f}  "
-          f"model: {out / 'final'}  metrics: {out / 'metrics.jsonl'}  curves: {out / 'curves.png'}")
+    print(
+        f"steps: {len(metrics)}  last reward: {last.get('reward', float('nan')):.3f}  "
+        f"model: {out / 'final'}  metrics: {out / 'metrics.jsonl'}  curves: {out / 'curves.png'}"
+    )
     return 0

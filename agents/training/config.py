@@ -123,23 +123,47 @@ class TrainConfig:
         self._check_ranges()
 
     def _check_choices(self) -> None:
-        choices = {"algorithm": ALGORITHMS, "scheme": SCHEMES, "backend": BACKENDS, "reward": REWARDS}
+        choices = {
+            "algorithm": ALGORITHMS,
+            "scheme": SCHEMES,
+            "backend": BACKENDS,
+            "reward": REWARDS,
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name}={getattr(self, name)!r} is unknown: use one of {', '.join(allowed)}")
+                raise ConfigError(
+                    f"{name}={getattr(self, name)!r} is unknown: use one of {', '.join(allowed)}"
+                )
         for algorithm in self.rl_algorithms:
             if algorithm not in ALGORITHMS:
-                raise ConfigError(f"rl_algorithms holds {algorithm!r}: use names from {', '.join(ALGORITHMS)}")
+                raise ConfigError(
+                    f"rl_algorithms holds {algorithm!r}: use names from {', '.join(ALGORITHMS)}"
+                )
         if "FTRL-Custom-v0" in self.env_ids and not self.tasks:
             raise ConfigError("FTRL-Custom-v0 needs a task file: set tasks=PATH.jsonl")
         if not self.env_ids:
-            raise ConfigError("env_ids is empty: give at least one id, e.g. env_ids=[FTRL-SingleHop-v0]")
+            raise ConfigError(
+                "env_ids is empty: give at least one id, e.g. env_ids=[FTRL-SingleHop-v0]"
+            )
 
     def _check_positive(self) -> None:
-        for name in ("train_tasks", "max_turns", "prompts_per_step", "rollouts_per_prompt",
-                     "mini_batch_size", "micro_batch_size", "ppo_epochs", "epochs", "max_new_tokens",
-                     "max_context_tokens", "save_every", "sft_tasks", "sft_batch_size",
-                     "eval_max_new_tokens", "eval_max_turns"):
+        for name in (
+            "train_tasks",
+            "max_turns",
+            "prompts_per_step",
+            "rollouts_per_prompt",
+            "mini_batch_size",
+            "micro_batch_size",
+            "ppo_epochs",
+            "epochs",
+            "max_new_tokens",
+            "max_context_tokens",
+            "save_every",
+            "sft_tasks",
+            "sft_batch_size",
+            "eval_max_new_tokens",
+            "eval_max_turns",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("max_steps", "sft_epochs", "eval_episodes", "torch_threads"):
@@ -155,11 +179,20 @@ class TrainConfig:
                 "lower mini_batch_size or raise prompts_per_step"
             )
         if self.max_new_tokens >= self.max_context_tokens:
-            raise ConfigError("max_new_tokens must be below max_context_tokens (the prompt needs room)")
+            raise ConfigError(
+                "max_new_tokens must be below max_context_tokens (the prompt needs room)"
+            )
         for name in ("lr", "sft_lr", "temperature"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("kl_coef", "entropy_coef", "clip_low", "clip_high", "weight_decay", "max_grad_norm"):
+        for name in (
+            "kl_coef",
+            "entropy_coef",
+            "clip_low",
+            "clip_high",
+            "weight_decay",
+            "max_grad_norm",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.top_p <= 1.0:
@@ -173,18 +206,48 @@ class TrainConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "cpu": {
-        "train_tasks": 16, "max_turns": 4, "prompts_per_step": 4, "rollouts_per_prompt": 4,
-        "mini_batch_size": 4, "micro_batch_size": 4, "epochs": 1, "max_steps": 3, "lr": 1e-5,
-        "max_new_tokens": 96, "max_context_tokens": 1536, "save_every": 1, "sft_tasks": 8,
-        "sft_epochs": 1, "sft_lr": 1e-4, "sft_batch_size": 4, "eval_episodes": 5,
-        "eval_max_new_tokens": 96, "eval_max_turns": 4, "torch_threads": 2,
+        "train_tasks": 16,
+        "max_turns": 4,
+        "prompts_per_step": 4,
+        "rollouts_per_prompt": 4,
+        "mini_batch_size": 4,
+        "micro_batch_size": 4,
+        "epochs": 1,
+        "max_steps": 3,
+        "lr": 1e-5,
+        "max_new_tokens": 96,
+        "max_context_tokens": 1536,
+        "save_every": 1,
+        "sft_tasks": 8,
+        "sft_epochs": 1,
+        "sft_lr": 1e-4,
+        "sft_batch_size": 4,
+        "eval_episodes": 5,
+        "eval_max_new_tokens": 96,
+        "eval_max_turns": 4,
+        "torch_threads": 2,
     },
     "cpu_long": {
-        "train_tasks": 64, "max_turns": 6, "prompts_per_step": 8, "rollouts_per_prompt": 4,
-        "mini_batch_size": 4, "micro_batch_size": 4, "epochs": 1, "max_steps": 20, "lr": 1e-5,
-        "max_new_tokens": 128, "max_context_tokens": 2048, "save_every": 2, "sft_tasks": 32,
-        "sft_epochs": 2, "sft_lr": 1e-4, "sft_batch_size": 4, "eval_episodes": 25,
-        "eval_max_new_tokens": 128, "eval_max_turns": 6, "torch_threads": 2,
+        "train_tasks": 64,
+        "max_turns": 6,
+        "prompts_per_step": 8,
+        "rollouts_per_prompt": 4,
+        "mini_batch_size": 4,
+        "micro_batch_size": 4,
+        "epochs": 1,
+        "max_steps": 20,
+        "lr": 1e-5,
+        "max_new_tokens": 128,
+        "max_context_tokens": 2048,
+        "save_every": 2,
+        "sft_tasks": 32,
+        "sft_epochs": 2,
+        "sft_lr": 1e-4,
+        "sft_batch_size": 4,
+        "eval_episodes": 25,
+        "eval_max_new_tokens": 128,
+        "eval_max_turns": 6,
+        "torch_threads": 2,
     },
 }
 """Named starting points: ``paper`` is SPEC 7; ``cpu`` the README's shortened 2-core run; ``cpu_long`` a longer one."""

@@ -90,15 +90,24 @@ class TransformersGenerator:
         attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
         with torch.no_grad():
             out = self.model.generate(
-                input_ids=input_ids.to(self.model.device), attention_mask=attention.to(self.model.device),
-                do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=0,
-                max_new_tokens=settings.max_new_tokens, pad_token_id=self.pad_id,
-                eos_token_id=sorted(self.eos_ids), return_dict_in_generate=True, output_logits=True,
+                input_ids=input_ids.to(self.model.device),
+                attention_mask=attention.to(self.model.device),
+                do_sample=True,
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+                top_k=0,
+                max_new_tokens=settings.max_new_tokens,
+                pad_token_id=self.pad_id,
+                eos_token_id=sorted(self.eos_ids),
+                return_dict_in_generate=True,
+                output_logits=True,
             )
         new_tokens = out.sequences[:, width:].cpu()  # (B, new)
         logits = torch.stack(out.logits, dim=1).float().cpu()  # (B, new, V), before temperature
         logprobs = torch.log_softmax(logits, dim=-1).gather(-1, new_tokens[..., None])[..., 0]
-        return [self._completion(row, lp) for row, lp in zip(new_tokens.tolist(), logprobs.tolist())]
+        return [
+            self._completion(row, lp) for row, lp in zip(new_tokens.tolist(), logprobs.tolist())
+        ]
 
     def _completion(self, tokens: list[int], logprobs: list[float]) -> Completion:
         for index, token in enumerate(tokens):
@@ -135,7 +144,12 @@ class VLLMGenerator:
     """
 
     def __init__(
-        self, model_path: str, seed: int, max_model_len: int, kv_cache_gib: float, dtype: str,
+        self,
+        model_path: str,
+        seed: int,
+        max_model_len: int,
+        kv_cache_gib: float,
+        dtype: str,
         eos_ids: set[int],
     ) -> None:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
@@ -143,8 +157,12 @@ class VLLMGenerator:
         from vllm import LLM
 
         self.llm = LLM(
-            model=model_path, seed=seed, max_model_len=max_model_len, dtype=dtype,
-            kv_cache_memory_bytes=int(kv_cache_gib * 2**30), enforce_eager=True,
+            model=model_path,
+            seed=seed,
+            max_model_len=max_model_len,
+            dtype=dtype,
+            kv_cache_memory_bytes=int(kv_cache_gib * 2**30),
+            enforce_eager=True,
         )
         self.eos_ids = set(eos_ids)
 
@@ -156,8 +174,12 @@ class VLLMGenerator:
         from vllm.inputs import TokensPrompt
 
         params = SamplingParams(
-            n=settings.n, max_tokens=settings.max_new_tokens, temperature=settings.temperature,
-            top_p=settings.top_p, logprobs=0, stop_token_ids=sorted(self.eos_ids),
+            n=settings.n,
+            max_tokens=settings.max_new_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            logprobs=0,
+            stop_token_ids=sorted(self.eos_ids),
         )
         requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
         results = self.llm.generate(requests, params, use_tqdm=False)

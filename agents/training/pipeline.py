@@ -18,7 +18,9 @@ SCENARIO_COLUMNS = {
 }
 
 
-def evaluate_model(model: str, config: TrainConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
+def evaluate_model(
+    model: str, config: TrainConfig, out_dir: Path, progress: bool = True
+) -> dict[str, Any]:
     """Greedy Solve-P/R/F1 of a model on the test split of the four scenarios (``ftrl-gym eval``'s harness).
 
     Args:
@@ -36,11 +38,20 @@ def evaluate_model(model: str, config: TrainConfig, out_dir: Path, progress: boo
     from benchmarks.harness import EvalConfig, run_evaluation
     from benchmarks.results import ResultStore
 
-    agent = HFAgent(model=model, max_new_tokens=config.eval_max_new_tokens, batch_size=config.micro_batch_size,
-                    dtype=config.dtype, device=config.device)
+    agent = HFAgent(
+        model=model,
+        max_new_tokens=config.eval_max_new_tokens,
+        batch_size=config.micro_batch_size,
+        dtype=config.dtype,
+        device=config.device,
+    )
     eval_config = EvalConfig(
-        env_ids=list(SCENARIO_ENV_IDS), split="test", episodes=config.eval_episodes or None,
-        concurrency=config.micro_batch_size, max_turns=config.eval_max_turns, seed=config.seed,
+        env_ids=list(SCENARIO_ENV_IDS),
+        split="test",
+        episodes=config.eval_episodes or None,
+        concurrency=config.micro_batch_size,
+        max_turns=config.eval_max_turns,
+        seed=config.seed,
     )
     bar = tqdm(desc=f"eval {out_dir.name}", unit="ep", disable=not progress)
 
@@ -49,7 +60,9 @@ def evaluate_model(model: str, config: TrainConfig, out_dir: Path, progress: boo
         bar.update(done - bar.n)
 
     try:
-        records = run_evaluation(agent, eval_config, ResultStore(out_dir / "results.jsonl"), advance)
+        records = run_evaluation(
+            agent, eval_config, ResultStore(out_dir / "results.jsonl"), advance
+        )
     finally:
         bar.close()
         agent.close()
@@ -58,11 +71,13 @@ def evaluate_model(model: str, config: TrainConfig, out_dir: Path, progress: boo
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean Solve-P/R/F1 over episodes, and Solve-F1 per scenario."""
+
     def mean(values: list[float]) -> float:
         return sum(values) / len(values) if values else float("nan")
 
     per_scenario = {
-        s: mean([r["solve_f1"] for r in records if r.get("scenario") == s]) for s in SCENARIO_COLUMNS
+        s: mean([r["solve_f1"] for r in records if r.get("scenario") == s])
+        for s in SCENARIO_COLUMNS
     }
     return {
         "solve_p": mean([r["solve_p"] for r in records]),
@@ -75,7 +90,15 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def results_table(rows: dict[str, dict[str, Any]]) -> str:
     """A markdown table: one row per stage, Solve-F1 per scenario (x100), overall P/R/F1, wall time."""
-    header = ["stage", *SCENARIO_COLUMNS.values(), "Solve-P", "Solve-R", "Solve-F1", "episodes", "stage wall s"]
+    header = [
+        "stage",
+        *SCENARIO_COLUMNS.values(),
+        "Solve-P",
+        "Solve-R",
+        "Solve-F1",
+        "episodes",
+        "stage wall s",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for stage, row in rows.items():
         cells = [stage, *(f"{100 * row['per_scenario'][s]:.1f}" for s in SCENARIO_COLUMNS)]
@@ -85,7 +108,9 @@ def results_table(rows: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def run_pipeline(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> dict[str, dict[str, Any]]:
+def run_pipeline(
+    config: TrainConfig, out_dir: str | Path, progress: bool = True
+) -> dict[str, dict[str, Any]]:
     """Evaluate the start model, SFT it, evaluate, run each of ``config.rl_algorithms`` from the SFT
     model, evaluate each; write ``results.md`` and ``results.json``. Every stage resumes from its folder.
 
@@ -106,8 +131,10 @@ def run_pipeline(config: TrainConfig, out_dir: str | Path, progress: bool = True
     rows: dict[str, dict[str, Any]] = {}
 
     def record(stage: str, model: str, started: float) -> None:
-        rows[stage] = {**evaluate_model(model, config, out / "eval" / stage, progress),
-                       "wall_s": time.perf_counter() - started}
+        rows[stage] = {
+            **evaluate_model(model, config, out / "eval" / stage, progress),
+            "wall_s": time.perf_counter() - started,
+        }
         _write_results(out, rows)
 
     started = time.perf_counter()

@@ -32,7 +32,9 @@ class TokenBatch:
     targets: torch.Tensor
 
 
-def make_batch(sequences: Sequence[Sequence[int]], masks: Sequence[Sequence[int]], pad_id: int) -> TokenBatch:
+def make_batch(
+    sequences: Sequence[Sequence[int]], masks: Sequence[Sequence[int]], pad_id: int
+) -> TokenBatch:
     """Pad sequences and their generated-token masks into a ``TokenBatch``."""
     width = max(len(s) for s in sequences)
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
@@ -64,7 +66,9 @@ class Policy:
         device: Torch device.
     """
 
-    def __init__(self, model: Any, tokenizer: Any = None, dtype: str = "float32", device: str = "cpu") -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any = None, dtype: str = "float32", device: str = "cpu"
+    ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -79,7 +83,9 @@ class Policy:
         self.model = model.to(device)
         self.tokenizer = tokenizer
         self.device = torch.device(device)
-        self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+        self.pad_id = int(
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        )
 
     def eos_ids(self) -> set[int]:
         """Token ids that end an assistant turn (the tokenizer's eos and the generation config's)."""
@@ -87,7 +93,9 @@ class Policy:
         ids = set(ids if isinstance(ids, list) else [ids]) - {None}
         return {int(i) for i in ids} | {int(self.tokenizer.eos_token_id)}
 
-    def forward(self, batch: TokenBatch, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, batch: TokenBatch, with_entropy: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Log-probabilities of the generated tokens (and the entropy of the policy there).
 
         The output projection (hidden to vocabulary, the widest matrix of a small model) runs only at
@@ -101,7 +109,8 @@ class Policy:
             ``(B, L - 1)`` logprobs of ``batch.targets``, and ``(B, L - 1)`` entropies or None.
         """
         hidden = self.model.get_decoder()(
-            input_ids=batch.input_ids.to(self.device), attention_mask=batch.attention_mask.to(self.device)
+            input_ids=batch.input_ids.to(self.device),
+            attention_mask=batch.attention_mask.to(self.device),
         ).last_hidden_state[:, :-1]  # (B, L-1, H): position t predicts token t+1
         rows, cols = batch.loss_mask.to(self.device).nonzero(as_tuple=True)
         logits = self.model.get_output_embeddings()(hidden[rows, cols]).float()  # (N, V)

@@ -39,7 +39,9 @@ class TokenRenderer:
         """Tokenise template text (special tokens in it are parsed, none are added)."""
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
-    def prompt_ids(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]) -> list[int]:
+    def prompt_ids(
+        self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]
+    ) -> list[int]:
         """The opening prompt: the whole conversation rendered, ending with the generation prompt."""
         return self.encode(render_prompt(self.tokenizer, messages, tools))
 
@@ -106,7 +108,9 @@ class Episode:
     metrics: dict[str, float] = field(default_factory=dict)
     done: bool = False
 
-    def extend(self, ids: Sequence[int], generated: bool, logprobs: Sequence[float] | None = None) -> None:
+    def extend(
+        self, ids: Sequence[int], generated: bool, logprobs: Sequence[float] | None = None
+    ) -> None:
         """Append ids to the context, marking whether the policy generated them."""
         self.token_ids.extend(ids)
         self.loss_mask.extend([1 if generated else 0] * len(ids))
@@ -185,7 +189,9 @@ def run_episodes(
     episodes = []
     for spec, env in zip(specs, envs):
         _, info = env.reset(seed=spec.seed, options={"task_index": spec.task_index})
-        episode = Episode(spec.env_id, spec.task_index, spec.seed, spec.group, metrics=dict(info["metrics"]))
+        episode = Episode(
+            spec.env_id, spec.task_index, spec.seed, spec.group, metrics=dict(info["metrics"])
+        )
         episode.extend(renderer.prompt_ids(info["messages"], info["tools"]), generated=False)
         episodes.append(episode)
     single = SamplingSettings(1, settings.max_new_tokens, settings.temperature, settings.top_p)
@@ -210,7 +216,9 @@ def _assign_envs(specs: Sequence[EpisodeSpec], pool: EnvPool) -> list[Any]:
     return [available[spec.env_id].pop(0) for spec in specs]
 
 
-def take_turn(episode: Episode, env: Any, completion: Completion, renderer: TokenRenderer) -> dict[str, Any]:
+def take_turn(
+    episode: Episode, env: Any, completion: Completion, renderer: TokenRenderer
+) -> dict[str, Any]:
     """Step the env with one completion and append its ids, then the observation's, to the context.
 
     Returns:
@@ -235,8 +243,9 @@ def completion_text(renderer: TokenRenderer, completion: Completion) -> str:
     return str(renderer.tokenizer.decode(completion.token_ids, skip_special_tokens=True))
 
 
-def replay_and_score(env: Any, episode: Episode, turn: int, responses: Sequence[Completion],
-                     renderer: TokenRenderer) -> list[float]:
+def replay_and_score(
+    env: Any, episode: Episode, turn: int, responses: Sequence[Completion], renderer: TokenRenderer
+) -> list[float]:
     """Score alternative responses to one turn of an episode through the env itself.
 
     For each response the env is reset to the episode's task and seed, the episode's earlier actions

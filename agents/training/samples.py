@@ -96,13 +96,15 @@ def turn_samples(
         env = pool.get(prefix.episode.env_id, 1)[0]
         rewards = replay_and_score(env, prefix.episode, prefix.turn, group, renderer)
         for completion, reward in zip(group, rewards):
-            samples.append(Sample(
-                token_ids=list(prompt) + completion.token_ids,
-                loss_mask=[0] * len(prompt) + [1] * len(completion.token_ids),
-                logprobs=[0.0] * len(prompt) + completion.logprobs,
-                group=prefix.group,
-                score=reward,
-            ))
+            samples.append(
+                Sample(
+                    token_ids=list(prompt) + completion.token_ids,
+                    loss_mask=[0] * len(prompt) + [1] * len(completion.token_ids),
+                    logprobs=[0.0] * len(prompt) + completion.logprobs,
+                    group=prefix.group,
+                    score=reward,
+                )
+            )
     return samples
 
 
@@ -111,11 +113,17 @@ def episode_samples(episodes: Sequence[Episode]) -> list[Sample]:
     samples = []
     for e in episodes:
         rewards = [t.reward for t in e.turns]
-        samples.append(Sample(
-            token_ids=list(e.token_ids), loss_mask=list(e.loss_mask), logprobs=list(e.logprobs),
-            group=e.group, score=float(sum(rewards)), turn_rewards=rewards,
-            turn_of_token=list(e.turn_of_token),
-        ))
+        samples.append(
+            Sample(
+                token_ids=list(e.token_ids),
+                loss_mask=list(e.loss_mask),
+                logprobs=list(e.logprobs),
+                group=e.group,
+                score=float(sum(rewards)),
+                turn_rewards=rewards,
+                turn_of_token=list(e.turn_of_token),
+            )
+        )
     return samples
 
 
@@ -140,18 +148,27 @@ def assign_advantages(
     scores = torch.tensor([s.score for s in samples], dtype=torch.float32)
     multi_turn = all(s.turn_rewards for s in samples)
     if algorithm == "grpo" and multi_turn:
-        per_turn = turn_level_advantages([s.turn_rewards for s in samples], groups, gamma, normalize_by_std)
-        rows = [[per_turn[i][t] if t >= 0 else 0.0 for t in s.turn_of_token] for i, s in enumerate(samples)]
+        per_turn = turn_level_advantages(
+            [s.turn_rewards for s in samples], groups, gamma, normalize_by_std
+        )
+        rows = [
+            [per_turn[i][t] if t >= 0 else 0.0 for t in s.turn_of_token]
+            for i, s in enumerate(samples)
+        ]
         advantages = pad_rows(rows, width) * mask
     elif algorithm == "grpo":
         advantages = grpo_advantages(scores, groups, normalize_by_std)[:, None] * mask
     elif algorithm == "reinforce_pp":
-        token_rewards = _turn_end_rewards(samples, width) if multi_turn else scatter_scores(scores, mask)
+        token_rewards = (
+            _turn_end_rewards(samples, width) if multi_turn else scatter_scores(scores, mask)
+        )
         advantages = reinforce_pp_advantages(token_rewards, mask, gamma)
     elif algorithm == "reinforce_pp_baseline":
         advantages = reinforce_pp_baseline_advantages(scores, groups, mask)
     else:
-        raise ValueError(f"unknown algorithm {algorithm!r}: use grpo, reinforce_pp or reinforce_pp_baseline")
+        raise ValueError(
+            f"unknown algorithm {algorithm!r}: use grpo, reinforce_pp or reinforce_pp_baseline"
+        )
     for sample, row in zip(samples, advantages.tolist()):
         sample.advantages = row[: len(sample.token_ids)]
 

@@ -14,7 +14,7 @@ from agents.training.config import TrainConfig
 from agents.training.generation import Completion
 from agents.training.metrics import MetricsLog
 from agents.training.policy import Policy, make_batch
-from agents.training.rollout import Episode, EnvPool, TokenRenderer, take_turn
+from agents.training.rollout import EnvPool, Episode, TokenRenderer, take_turn
 
 
 def oracle_episode(env: object, task_index: int, renderer: TokenRenderer, seed: int = 0) -> Episode:
@@ -47,7 +47,9 @@ def oracle_episode(env: object, task_index: int, renderer: TokenRenderer, seed: 
 
 def nll_loss(policy: Policy, episodes: Sequence[Episode]) -> torch.Tensor:
     """Token-mean negative log-likelihood of the generated (assistant) tokens of ``episodes``."""
-    batch = make_batch([e.token_ids for e in episodes], [e.loss_mask for e in episodes], policy.pad_id)
+    batch = make_batch(
+        [e.token_ids for e in episodes], [e.loss_mask for e in episodes], policy.pad_id
+    )
     logprobs, _ = policy.forward(batch)
     return -(logprobs * batch.loss_mask).sum() / batch.loss_mask.sum().clamp(min=1.0)
 
@@ -68,8 +70,9 @@ def collect_oracle_episodes(config: TrainConfig, renderer: TokenRenderer) -> lis
         pool.close()
 
 
-def run_sft(config: TrainConfig, out_dir: str | Path, policy: Policy | None = None,
-            progress: bool = True) -> Path:
+def run_sft(
+    config: TrainConfig, out_dir: str | Path, policy: Policy | None = None, progress: bool = True
+) -> Path:
     """Behaviour-clone the oracle and save the model in HF format under ``out_dir/model``.
 
     Args:
@@ -89,23 +92,35 @@ def run_sft(config: TrainConfig, out_dir: str | Path, policy: Policy | None = No
     torch.manual_seed(config.seed)
     policy = policy or Policy(config.model, dtype=config.dtype, device=config.device)
     episodes = collect_oracle_episodes(config, TokenRenderer(policy.tokenizer))
-    optimizer = torch.optim.AdamW(policy.model.parameters(), lr=config.sft_lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        policy.model.parameters(), lr=config.sft_lr, weight_decay=config.weight_decay
+    )
     log = MetricsLog(out_dir / "metrics.jsonl")
     rng = random.Random(config.seed)
     steps_per_epoch = -(-len(episodes) // config.sft_batch_size)
     policy.model.train()
-    bar = tqdm(total=config.sft_epochs * steps_per_epoch, desc="sft", unit="step", disable=not progress)
+    bar = tqdm(
+        total=config.sft_epochs * steps_per_epoch, desc="sft", unit="step", disable=not progress
+    )
     step = 0
     for epoch in range(config.sft_epochs):
         order = list(episodes)
         rng.shuffle(order)
         for start in range(0, len(order), config.sft_batch_size):
             started = time.perf_counter()
-            loss = _sft_update(policy, optimizer, order[start : start + config.sft_batch_size], config)
+            loss = _sft_update(
+                policy, optimizer, order[start : start + config.sft_batch_size], config
+            )
             step += 1
             tokens = sum(len(e.token_ids) for e in order[start : start + config.sft_batch_size])
-            log.append({"step": step, "epoch": epoch, "loss": loss,
-                        "tokens_per_s": tokens / (time.perf_counter() - started)})
+            log.append(
+                {
+                    "step": step,
+                    "epoch": epoch,
+                    "loss": loss,
+                    "tokens_per_s": tokens / (time.perf_counter() - started),
+                }
+            )
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
     bar.close()
@@ -113,8 +128,9 @@ def run_sft(config: TrainConfig, out_dir: str | Path, policy: Policy | None = No
     return policy.save(out_dir / "model")
 
 
-def _sft_update(policy: Policy, optimizer: torch.optim.Optimizer, batch: list[Episode],
-                config: TrainConfig) -> float:
+def _sft_update(
+    policy: Policy, optimizer: torch.optim.Optimizer, batch: list[Episode], config: TrainConfig
+) -> float:
     """One AdamW step on a batch of trajectories; micro-batches weighted by their token share."""
     optimizer.zero_grad(set_to_none=True)
     total = sum(sum(e.loss_mask) for e in batch) or 1

@@ -64,8 +64,13 @@ class RLTrainer:
         progress: Show a tqdm bar.
     """
 
-    def __init__(self, config: TrainConfig, out_dir: str | Path, policy: Policy | None = None,
-                 progress: bool = True) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        out_dir: str | Path,
+        policy: Policy | None = None,
+        progress: bool = True,
+    ) -> None:
         self.config = config
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -79,7 +84,11 @@ class RLTrainer:
         )
         self.renderer = TokenRenderer(self.policy.tokenizer)
         self.pool = EnvPool(config.max_turns, config.reward, tasks=config.tasks)
-        self.tasks = [(e, i) for e in config.env_ids for i in range(min(config.train_tasks, self.pool.num_tasks(e)))]
+        self.tasks = [
+            (e, i)
+            for e in config.env_ids
+            for i in range(min(config.train_tasks, self.pool.num_tasks(e)))
+        ]
         self.rng = random.Random(config.seed)
         self.step = 0
         self.data = DataState()
@@ -94,12 +103,18 @@ class RLTrainer:
         if self.config.backend == "vllm":
             start = self.checkpoints.latest_model() or self.policy.path
             generator: Generator = VLLMGenerator(
-                str(start), self.config.seed, self.config.max_context_tokens, self.config.vllm_kv_cache_gib,
-                self.config.dtype, eos,
+                str(start),
+                self.config.seed,
+                self.config.max_context_tokens,
+                self.config.vllm_kv_cache_gib,
+                self.config.dtype,
+                eos,
             )
             generator.sync_weights(self.policy.model)
             return generator
-        return TransformersGenerator(self.policy.model, eos, self.policy.pad_id, self.config.micro_batch_size)
+        return TransformersGenerator(
+            self.policy.model, eos, self.policy.pad_id, self.config.micro_batch_size
+        )
 
     def total_steps(self) -> int | None:
         """Steps the run will take, when known in advance."""
@@ -109,7 +124,9 @@ class RLTrainer:
             return self.config.epochs * math.ceil(len(self.tasks) / self.config.prompts_per_step)
         return None
 
-    def train(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    def train(
+        self, on_step: Callable[[dict[str, Any]], None] | None = None
+    ) -> list[dict[str, Any]]:
         """Run steps until ``max_steps`` or the last epoch ends; checkpoint as configured.
 
         Returns:
@@ -117,13 +134,20 @@ class RLTrainer:
         """
         from tqdm import tqdm
 
-        bar = tqdm(total=self.total_steps(), initial=self.step, desc=self.config.algorithm, unit="step",
-                   disable=not self.progress)
+        bar = tqdm(
+            total=self.total_steps(),
+            initial=self.step,
+            desc=self.config.algorithm,
+            unit="step",
+            disable=not self.progress,
+        )
         try:
             while not self._finished():
                 metrics = self.train_step()
                 bar.update(1)
-                bar.set_postfix(reward=f"{metrics['reward']:.3f}", f1=f"{metrics.get('solve_f1', 0):.3f}")
+                bar.set_postfix(
+                    reward=f"{metrics['reward']:.3f}", f1=f"{metrics.get('solve_f1', 0):.3f}"
+                )
                 if on_step:
                     on_step(metrics)
                 if self.step % self.config.save_every == 0:
@@ -145,20 +169,28 @@ class RLTrainer:
         started = time.perf_counter()
         samples = self._sample_batch()
         sampled = time.perf_counter()
-        assign_advantages(samples, self.config.algorithm, self.config.gamma, self.config.normalize_by_std)
+        assign_advantages(
+            samples, self.config.algorithm, self.config.gamma, self.config.normalize_by_std
+        )
         update = self._update(samples)
         self.generator.sync_weights(self.policy.model)
         self.step += 1
         done = time.perf_counter()
         generated = sum(sum(s.loss_mask) for s in samples)
         metrics = {
-            "step": self.step, "epoch": self.data.epoch, "samples": len(samples),
+            "step": self.step,
+            "epoch": self.data.epoch,
+            "samples": len(samples),
             "reward": sum(s.score for s in samples) / len(samples),
-            **self.data.last_metrics, **update,
+            **self.data.last_metrics,
+            **update,
             "response_tokens": generated / len(samples),
-            "tokens_per_s": sum(len(s.token_ids) for s in samples) * self.config.ppo_epochs / max(done - sampled, 1e-9),
+            "tokens_per_s": sum(len(s.token_ids) for s in samples)
+            * self.config.ppo_epochs
+            / max(done - sampled, 1e-9),
             "generated_tokens_per_s": generated / max(sampled - started, 1e-9),
-            "sample_s": round(sampled - started, 3), "update_s": round(done - sampled, 3),
+            "sample_s": round(sampled - started, 3),
+            "update_s": round(done - sampled, 3),
         }
         self.log.append(metrics)
         return metrics
@@ -185,25 +217,40 @@ class RLTrainer:
         base = self.step * 1009 + self.data.epoch * 7919
         return [
             EpisodeSpec(env_id, index, base + r, f"{env_id}/{index}/e{self.data.epoch}s{self.step}")
-            for env_id, index in tasks for r in range(repeats)
+            for env_id, index in tasks
+            for r in range(repeats)
         ]
 
     def _rollouts(self, specs: list[EpisodeSpec]) -> list[Episode]:
-        settings = SamplingSettings(1, self.config.max_new_tokens, self.config.temperature, self.config.top_p)
-        episodes = run_episodes(specs, self.generator, self.renderer, self.pool, settings,
-                                self.config.max_context_tokens)
+        settings = SamplingSettings(
+            1, self.config.max_new_tokens, self.config.temperature, self.config.top_p
+        )
+        episodes = run_episodes(
+            specs,
+            self.generator,
+            self.renderer,
+            self.pool,
+            settings,
+            self.config.max_context_tokens,
+        )
         self.data.last_metrics = _mean_metrics(episodes)
         return episodes
 
     def _sample_batch(self) -> list[Sample]:
         if self.config.scheme == "episode":
             tasks = self._next_tasks(self.config.prompts_per_step)
-            samples = episode_samples(self._rollouts(self._episode_specs(tasks, self.config.rollouts_per_prompt)))
+            samples = episode_samples(
+                self._rollouts(self._episode_specs(tasks, self.config.rollouts_per_prompt))
+            )
             if self.data.position >= len(self.tasks):
                 self._advance_epoch()
             return samples
-        while len(self.data.prefixes) < self.config.prompts_per_step and self.data.position < len(self.tasks):
-            episodes = self._rollouts(self._episode_specs(self._next_tasks(self.config.prompts_per_step), 1))
+        while len(self.data.prefixes) < self.config.prompts_per_step and self.data.position < len(
+            self.tasks
+        ):
+            episodes = self._rollouts(
+                self._episode_specs(self._next_tasks(self.config.prompts_per_step), 1)
+            )
             fresh = episode_prefixes(episodes)
             self.rng.shuffle(fresh)
             self.data.prefixes.extend(fresh)
@@ -211,8 +258,12 @@ class RLTrainer:
         self.data.prefixes = self.data.prefixes[self.config.prompts_per_step :]
         if not self.data.prefixes and self.data.position >= len(self.tasks):
             self._advance_epoch()
-        settings = SamplingSettings(self.config.rollouts_per_prompt, self.config.max_new_tokens,
-                                    self.config.temperature, self.config.top_p)
+        settings = SamplingSettings(
+            self.config.rollouts_per_prompt,
+            self.config.max_new_tokens,
+            self.config.temperature,
+            self.config.top_p,
+        )
         return turn_samples(batch, self.generator, self.renderer, self.pool, settings)
 
     # --- update -----------------------------------------------------------------------------------
@@ -228,7 +279,9 @@ class RLTrainer:
         for _ in range(self.config.ppo_epochs):
             self.rng.shuffle(group_lists)
             for start in range(0, len(group_lists), self.config.mini_batch_size):
-                mini = [s for g in group_lists[start : start + self.config.mini_batch_size] for s in g]
+                mini = [
+                    s for g in group_lists[start : start + self.config.mini_batch_size] for s in g
+                ]
                 for key, value in self._optimizer_step(mini).items():
                     totals[key] = totals.get(key, 0.0) + value
                 updates += 1
@@ -238,8 +291,14 @@ class RLTrainer:
         """One optimiser update over a mini-batch, accumulated over micro-batches by token share."""
         self.optimizer.zero_grad(set_to_none=True)
         total_tokens = sum(sum(s.loss_mask) for s in mini) or 1
-        stats = {"loss": 0.0, "policy_loss": 0.0, "kl": 0.0, "entropy": 0.0, "clip_fraction": 0.0,
-                 "approx_kl": 0.0}
+        stats = {
+            "loss": 0.0,
+            "policy_loss": 0.0,
+            "kl": 0.0,
+            "entropy": 0.0,
+            "clip_fraction": 0.0,
+            "approx_kl": 0.0,
+        }
         for start in range(0, len(mini), self.config.micro_batch_size):
             micro = mini[start : start + self.config.micro_batch_size]
             share = sum(sum(s.loss_mask) for s in micro) / total_tokens
@@ -256,14 +315,17 @@ class RLTrainer:
 
     def micro_batch_loss(self, micro: list[Sample]) -> dict[str, Any]:
         """The loss of a micro-batch: PPO clipped policy loss + ``kl_coef`` KL - ``entropy_coef`` entropy."""
-        batch = make_batch([s.token_ids for s in micro], [s.loss_mask for s in micro], self.policy.pad_id)
+        batch = make_batch(
+            [s.token_ids for s in micro], [s.loss_mask for s in micro], self.policy.pad_id
+        )
         width = batch.input_ids.shape[1]
         old = pad_rows([s.logprobs for s in micro], width)[:, 1:]  # (B, L-1), aligned with targets
         advantages = pad_rows([s.advantages for s in micro], width)[:, 1:]
         mask = batch.loss_mask
         logprobs, entropy = self.policy.forward(batch, with_entropy=True)
-        policy = ppo_clipped_policy_loss(logprobs, old, advantages, mask, self.config.clip_low,
-                                         self.config.clip_high)
+        policy = ppo_clipped_policy_loss(
+            logprobs, old, advantages, mask, self.config.clip_low, self.config.clip_high
+        )
         kl = torch.zeros(())
         if self.reference is not None:
             with torch.no_grad():
@@ -271,17 +333,25 @@ class RLTrainer:
             kl = kl_loss(logprobs, ref_logprobs, mask)
         mean_entropy = masked_mean(entropy, mask) if entropy is not None else torch.zeros(())
         loss = policy.loss + self.config.kl_coef * kl - self.config.entropy_coef * mean_entropy
-        return {"loss": loss, "policy_loss": policy.loss.detach(), "kl": kl.detach(),
-                "entropy": mean_entropy.detach(), "clip_fraction": policy.clip_fraction,
-                "approx_kl": policy.approx_kl}
+        return {
+            "loss": loss,
+            "policy_loss": policy.loss.detach(),
+            "kl": kl.detach(),
+            "entropy": mean_entropy.detach(),
+            "clip_fraction": policy.clip_fraction,
+            "approx_kl": policy.approx_kl,
+        }
 
     # --- checkpoints ------------------------------------------------------------------------------
 
     def save_checkpoint(self) -> Path:
         """Write weights (HF format), optimiser, RNG states, step counter and data position."""
         state = {
-            "step": self.step, "data": self.data, "optimizer": self.optimizer.state_dict(),
-            "torch_rng": torch.random.get_rng_state(), "python_rng": self.rng.getstate(),
+            "step": self.step,
+            "data": self.data,
+            "optimizer": self.optimizer.state_dict(),
+            "torch_rng": torch.random.get_rng_state(),
+            "python_rng": self.rng.getstate(),
             "config": self.config.to_dict(),
         }
         return self.checkpoints.save(self.step, self.policy, state)
@@ -293,7 +363,9 @@ class RLTrainer:
         model_dir, state = found
         from transformers import AutoModelForCausalLM
 
-        loaded = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, self.config.dtype))
+        loaded = AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype=getattr(torch, self.config.dtype)
+        )
         self.policy.model.load_state_dict(loaded.state_dict())
         self.optimizer.load_state_dict(state["optimizer"])
         torch.random.set_rng_state(state["torch_rng"])
@@ -317,7 +389,9 @@ def _frozen_copy(policy: Policy) -> Policy:
 
 def _mean_metrics(episodes: list[Episode]) -> dict[str, float]:
     keys = ("solve_p", "solve_r", "solve_f1")
-    return {k: sum(float(e.metrics.get(k, 0.0)) for e in episodes) / max(len(episodes), 1) for k in keys}
+    return {
+        k: sum(float(e.metrics.get(k, 0.0)) for e in episodes) / max(len(episodes), 1) for k in keys
+    }
 
 
 def write_json(path: Path, data: Any) -> None:

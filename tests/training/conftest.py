@@ -11,6 +11,7 @@ from training_helpers import EASY_ANSWER
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+
 @pytest.fixture(scope="session")
 def tokenizer():
     """SmolLM2-135M-Instruct's tokenizer (chat template included), from the offline model folder."""
@@ -25,15 +26,33 @@ def tokenizer():
 def easy_tasks(tmp_path: Path) -> Path:
     """Four one-tool tasks whose answer is the letter ``w``: any reply containing it is rewarded."""
     code = "def echo(text):\n    return text\n"
-    tool = {"type": "function", "function": {
-        "name": "echo", "description": "Echo.", "parameters": {
-            "type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}}
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "echo",
+            "description": "Echo.",
+            "parameters": {
+                "type": "object",
+                "properties": {"text": {"type": "string"}},
+                "required": ["text"],
+            },
+        },
+    }
     path = tmp_path / "easy.jsonl"
     with open(path, "w") as handle:
-        for i in range(4):
-            handle.write(json.dumps({
-                "messages": [{"role": "user", "content": f"Say it {i}."}], "tools": [tool],
-                "codes": {"echo": code}, "unsolved_set": {"echo": [EASY_ANSWER]}, "answer": EASY_ANSWER,
-                "split": "train", "scenario": "single_hop",
-            }) + "\n")
+        handle.writelines(
+            json.dumps(
+                {
+                    "messages": [{"role": "user", "content": f"Say it {i}."}],
+                    "tools": [tool],
+                    "codes": {"echo": code},
+                    "unsolved_set": {"echo": [EASY_ANSWER]},
+                    "answer": EASY_ANSWER,
+                    "split": "train",
+                    "scenario": "single_hop",
+                }
+            )
+            + "\n"
+            for i in range(4)
+        )
     return path

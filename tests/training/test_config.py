@@ -12,16 +12,32 @@ from agents.training.config import ConfigError, TrainConfig, build_config, parse
 
 def test_defaults_are_spec_7() -> None:
     config = TrainConfig()
-    assert (config.lr, config.kl_coef, config.entropy_coef, config.rollouts_per_prompt) == (1e-6, 0.001, 0.001, 16)
-    assert (config.prompts_per_step, config.mini_batch_size, config.max_new_tokens, config.epochs) == (512, 32, 1024, 3)
+    assert (config.lr, config.kl_coef, config.entropy_coef, config.rollouts_per_prompt) == (
+        1e-6,
+        0.001,
+        0.001,
+        16,
+    )
+    assert (
+        config.prompts_per_step,
+        config.mini_batch_size,
+        config.max_new_tokens,
+        config.epochs,
+    ) == (512, 32, 1024, 3)
     assert (config.reward, config.scheme) == ("solve_f1", "turn")
 
 
 def test_file_then_overrides_win_over_the_preset(tmp_path: Path) -> None:
     path = tmp_path / "train.yaml"
     path.write_text("lr: 3.0e-6\nrollouts_per_prompt: 8\n")
-    config = build_config("cpu", path, parse_overrides(["rollouts_per_prompt=6", "env_ids=[FTRL-SingleHop-v0]"]))
-    assert config.lr == 3e-6 and config.rollouts_per_prompt == 6 and config.env_ids == ["FTRL-SingleHop-v0"]
+    config = build_config(
+        "cpu", path, parse_overrides(["rollouts_per_prompt=6", "env_ids=[FTRL-SingleHop-v0]"])
+    )
+    assert (
+        config.lr == 3e-6
+        and config.rollouts_per_prompt == 6
+        and config.env_ids == ["FTRL-SingleHop-v0"]
+    )
     assert config.max_steps == 3  # from the cpu preset
     json_path = tmp_path / "train.json"
     json_path.write_text(json.dumps({"algorithm": "reinforce_pp", "lr": 1}))
@@ -32,7 +48,10 @@ def test_file_then_overrides_win_over_the_preset(tmp_path: Path) -> None:
     ("overrides", "message"),
     [
         ({"algorithm": "ppo"}, "algorithm='ppo' is unknown: use one of grpo, reinforce_pp"),
-        ({"rollouts_per_prompt": 1}, "GRPO compares responses to one prompt: set rollouts_per_prompt >= 2"),
+        (
+            {"rollouts_per_prompt": 1},
+            "GRPO compares responses to one prompt: set rollouts_per_prompt >= 2",
+        ),
         ({"mini_batch_size": 600}, "lower mini_batch_size or raise prompts_per_step"),
         ({"env_ids": ["FTRL-Custom-v0"]}, "FTRL-Custom-v0 needs a task file: set tasks=PATH.jsonl"),
         ({"learning_rate": 1e-6}, "unknown setting(s): learning_rate"),
@@ -49,4 +68,7 @@ def test_set_needs_key_equals_value() -> None:
     with pytest.raises(ConfigError, match="--set expects key=value"):
         parse_overrides(["lr"])
     assert parse_overrides(["lr=1e-6", "normalize_by_std=false", "model=smollm2"]) == {
-        "lr": 1e-6, "normalize_by_std": False, "model": "smollm2"}
+        "lr": 1e-6,
+        "normalize_by_std": False,
+        "model": "smollm2",
+    }

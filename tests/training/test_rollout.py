@@ -42,7 +42,9 @@ def _play(renderer: TokenRenderer, turns: list[list[int]]):
     generator = ScriptedGenerator(turns)
     try:
         spec = EpisodeSpec("FTRL-Custom-v0", 0, 0, "g")
-        (episode,) = run_episodes([spec], generator, renderer, pool, SamplingSettings(max_new_tokens=64), 4096)
+        (episode,) = run_episodes(
+            [spec], generator, renderer, pool, SamplingSettings(max_new_tokens=64), 4096
+        )
     finally:
         pool.close()
     return episode, generator, None
@@ -52,15 +54,20 @@ def test_generated_ids_reach_the_learner_unchanged_across_tool_turns(tokenizer, 
     eos = renderer.eos_id
     # "Paris" split into two tokens, JSON keys in an unusual order, no newlines: none of it is what
     # re-rendering the env's messages and re-tokenising would produce.
-    call = (renderer.encode('<tool_call>{"arguments": {"city": "') + _by_character(renderer, "Paris")
-            + renderer.encode('"}, "name": "get_weather"}</tool_call>'))
+    call = (
+        renderer.encode('<tool_call>{"arguments": {"city": "')
+        + _by_character(renderer, "Paris")
+        + renderer.encode('"}, "name": "get_weather"}</tool_call>')
+    )
     answer = _by_character(renderer, "Sunny") + renderer.encode(", 21")
     assert renderer.encode("Sunny, 21") != answer  # not the canonical tokenisation of its text
     episode, generator, _ = _play(renderer, [call + [eos], answer + [eos]])
 
     generated = [t for t, m in zip(episode.token_ids, episode.loss_mask) if m]
     assert generated == call + [eos] + answer + [eos]
-    assert [lp for lp, m in zip(episode.logprobs, episode.loss_mask) if m] == [-0.5] * len(generated)
+    assert [lp for lp, m in zip(episode.logprobs, episode.loss_mask) if m] == [-0.5] * len(
+        generated
+    )
     assert [t.reward for t in episode.turns] == [1.0, 1.0]  # 2q/(p+1) = 1, then the answer: 1/(1+0)
     first, second = generator.prompts
     assert second[: len(first) + len(call) + 1] == first + call + [eos]  # the context only grows
@@ -70,19 +77,28 @@ def test_generated_ids_reach_the_learner_unchanged_across_tool_turns(tokenizer, 
 def test_context_text_is_the_chat_template_of_the_conversation(tokenizer, renderer) -> None:
     eos = renderer.eos_id
     call_text = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
-    episode, _, _ = _play(renderer, [renderer.encode(call_text) + [eos], renderer.encode("Sunny, 21") + [eos]])
-    task_prompt = render_prompt(tokenizer, [{"role": "user", "content": "What is the weather in Paris right now?"}],
-                                _weather_tools())
-    expected = (task_prompt + call_text + "<|im_end|>\n<|im_start|>tool\n"
-                '{"city": "Paris", "sky": "Sunny", "temperature_c": 21}<|im_end|>\n<|im_start|>assistant\n'
-                "Sunny, 21<|im_end|>")
+    episode, _, _ = _play(
+        renderer, [renderer.encode(call_text) + [eos], renderer.encode("Sunny, 21") + [eos]]
+    )
+    task_prompt = render_prompt(
+        tokenizer,
+        [{"role": "user", "content": "What is the weather in Paris right now?"}],
+        _weather_tools(),
+    )
+    expected = (
+        task_prompt + call_text + "<|im_end|>\n<|im_start|>tool\n"
+        '{"city": "Paris", "sky": "Sunny", "temperature_c": 21}<|im_end|>\n<|im_start|>assistant\n'
+        "Sunny, 21<|im_end|>"
+    )
     assert tokenizer.decode(episode.token_ids) == expected
 
 
 def test_rerendering_the_env_messages_would_drift(tokenizer, renderer) -> None:
     """The bug class avoided: re-render + re-tokenise changes the ids the policy produced."""
     eos = renderer.eos_id
-    call = renderer.encode('<tool_call>{"arguments": {"city": "Paris"}, "name": "get_weather"}</tool_call>')
+    call = renderer.encode(
+        '<tool_call>{"arguments": {"city": "Paris"}, "name": "get_weather"}</tool_call>'
+    )
     episode, _, _ = _play(renderer, [call + [eos], renderer.encode("Sunny, 21") + [eos]])
     pool = EnvPool(max_turns=5, reward="solve_f1", tasks=str(WEATHER_TASKS))
     try:
@@ -94,7 +110,9 @@ def test_rerendering_the_env_messages_would_drift(tokenizer, renderer) -> None:
         pool.close()
     ours = episode.turns[1].prompt_ids
     assert rerendered != ours
-    assert ours[: len(episode.turns[0].prompt_ids) + len(call)] == episode.turns[0].prompt_ids + call
+    assert (
+        ours[: len(episode.turns[0].prompt_ids) + len(call)] == episode.turns[0].prompt_ids + call
+    )
 
 
 def _by_character(renderer: TokenRenderer, text: str) -> list[int]:

@@ -13,7 +13,12 @@ def _turn_sample(group: str, score: float) -> Sample:
 
 
 def test_scheme_a_grpo_normalises_within_each_prefix_group() -> None:
-    samples = [_turn_sample("p", 1.0), _turn_sample("p", 0.0), _turn_sample("q", 0.5), _turn_sample("q", 0.5)]
+    samples = [
+        _turn_sample("p", 1.0),
+        _turn_sample("p", 0.0),
+        _turn_sample("q", 0.5),
+        _turn_sample("q", 0.5),
+    ]
     assign_advantages(samples, "grpo")
     # group p: mean 0.5, unbiased std sqrt(0.5) = 0.7071 -> +-0.7071; group q: equal scores -> 0
     assert samples[0].advantages == pytest.approx([0, 0, 0.70711, 0.70711], abs=1e-4)

@@ -26,17 +26,29 @@ def test_oracle_episode_trains_on_the_oracle_turns_only(tokenizer) -> None:
     finally:
         pool.close()
     trained = [t for t, m in zip(episode.token_ids, episode.loss_mask) if m]
-    expected = (renderer.encode(format_tool_calls(task.solution[0])) + [renderer.eos_id]
-                + renderer.encode(f"The answer is {task.answer}.") + [renderer.eos_id])
+    expected = (
+        renderer.encode(format_tool_calls(task.solution[0]))
+        + [renderer.eos_id]
+        + renderer.encode(f"The answer is {task.answer}.")
+        + [renderer.eos_id]
+    )
     assert trained == expected
     assert episode.metrics["solve_f1"] == 1.0
 
 
 def test_sft_lowers_the_nll_of_oracle_turns(tokenizer, tmp_path: Path) -> None:
-    config = build_config(overrides=dict(
-        env_ids=["FTRL-Custom-v0"], tasks=str(WEATHER_TASKS), sft_tasks=3, sft_epochs=4, sft_batch_size=3,
-        sft_lr=3e-3, micro_batch_size=3, torch_threads=1,
-    ))
+    config = build_config(
+        overrides={
+            "env_ids": ["FTRL-Custom-v0"],
+            "tasks": str(WEATHER_TASKS),
+            "sft_tasks": 3,
+            "sft_epochs": 4,
+            "sft_batch_size": 3,
+            "sft_lr": 3e-3,
+            "micro_batch_size": 3,
+            "torch_threads": 1,
+        }
+    )
     policy = Policy(tiny_model(tokenizer), tokenizer)
     renderer = TokenRenderer(tokenizer)
     pool = EnvPool(max_turns=5, reward="solve_f1", tasks=str(WEATHER_TASKS))
@@ -51,4 +63,6 @@ def test_sft_lowers_the_nll_of_oracle_turns(tokenizer, tmp_path: Path) -> None:
         after = float(nll_loss(policy, episodes))
     assert before > 10.0  # about ln(49152) = 10.8 for an untrained model
     assert after < before - 1.0
-    assert (saved / "config.json").is_file() and (tmp_path / "metrics.jsonl").read_text().count("\n") == 4
+    assert (saved / "config.json").is_file() and (tmp_path / "metrics.jsonl").read_text().count(
+        "\n"
+    ) == 4

@@ -6,51 +6,88 @@ import json
 from pathlib import Path
 
 import pytest
+from training_helpers import tiny_model
 
 from agents.training.config import build_config
 from agents.training.policy import Policy
 from agents.training.trainer import RLTrainer
-from training_helpers import tiny_model
 
 
 def _config(tasks: Path, **overrides):
-    settings = dict(
-        env_ids=["FTRL-Custom-v0"], tasks=str(tasks), train_tasks=4, prompts_per_step=4,
-        rollouts_per_prompt=8, mini_batch_size=4, micro_batch_size=32, max_new_tokens=6,
-        max_context_tokens=1024, lr=2e-2, epochs=100, kl_coef=0.0, save_every=100, torch_threads=1,
-    )
+    settings = {
+        "env_ids": ["FTRL-Custom-v0"],
+        "tasks": str(tasks),
+        "train_tasks": 4,
+        "prompts_per_step": 4,
+        "rollouts_per_prompt": 8,
+        "mini_batch_size": 4,
+        "micro_batch_size": 32,
+        "max_new_tokens": 6,
+        "max_context_tokens": 1024,
+        "lr": 2e-2,
+        "epochs": 100,
+        "kl_coef": 0.0,
+        "save_every": 100,
+        "torch_threads": 1,
+    }
     settings.update(overrides)
     return build_config(overrides=settings)
 
 
 def _train(tokenizer, config, out: Path, **kwargs) -> list[dict]:
-    trainer = RLTrainer(config, out, policy=Policy(tiny_model(tokenizer, **kwargs), tokenizer), progress=False)
+    trainer = RLTrainer(
+        config, out, policy=Policy(tiny_model(tokenizer, **kwargs), tokenizer), progress=False
+    )
     try:
         return trainer.train()
     finally:
         trainer.close()
 
 
-def test_grpo_raises_the_reward_of_a_tiny_model(tokenizer, easy_tasks: Path, tmp_path: Path) -> None:
+def test_grpo_raises_the_reward_of_a_tiny_model(
+    tokenizer, easy_tasks: Path, tmp_path: Path
+) -> None:
     metrics = _train(tokenizer, _config(easy_tasks, max_steps=8), tmp_path / "run", focused=True)
     rewards = [m["reward"] for m in metrics]
     # A reply holding "w" scores 0.5 (SPEC 3.4, one answer left); at initialisation about 1 in 8 do.
     assert rewards[0] < 0.2
     assert sum(rewards[-2:]) / 2 >= 0.4
-    for key in ("reward", "solve_f1", "kl", "entropy", "clip_fraction", "tokens_per_s", "solve_p", "solve_r"):
+    for key in (
+        "reward",
+        "solve_f1",
+        "kl",
+        "entropy",
+        "clip_fraction",
+        "tokens_per_s",
+        "solve_p",
+        "solve_r",
+    ):
         assert key in metrics[-1]
     assert (tmp_path / "run" / "curves.png").stat().st_size > 0
     assert (tmp_path / "run" / "final" / "config.json").is_file()
 
 
 @pytest.mark.parametrize("scheme", ["turn", "episode"])
-def test_resume_after_a_kill_takes_the_same_next_step(tokenizer, easy_tasks: Path, tmp_path: Path,
-                                                      scheme: str) -> None:
-    config = _config(easy_tasks, scheme=scheme, save_every=1, kl_coef=0.01, entropy_coef=0.01,
-                     prompts_per_step=2, mini_batch_size=1, rollouts_per_prompt=4)
-    straight = _train(tokenizer, config.__class__(**{**config.to_dict(), "max_steps": 2}), tmp_path / "a")
+def test_resume_after_a_kill_takes_the_same_next_step(
+    tokenizer, easy_tasks: Path, tmp_path: Path, scheme: str
+) -> None:
+    config = _config(
+        easy_tasks,
+        scheme=scheme,
+        save_every=1,
+        kl_coef=0.01,
+        entropy_coef=0.01,
+        prompts_per_step=2,
+        mini_batch_size=1,
+        rollouts_per_prompt=4,
+    )
+    straight = _train(
+        tokenizer, config.__class__(**{**config.to_dict(), "max_steps": 2}), tmp_path / "a"
+    )
     _train(tokenizer, config.__class__(**{**config.to_dict(), "max_steps": 1}), tmp_path / "b")
-    resumed = _train(tokenizer, config.__class__(**{**config.to_dict(), "max_steps": 2}), tmp_path / "b")
+    resumed = _train(
+        tokenizer, config.__class__(**{**config.to_dict(), "max_steps": 2}), tmp_path / "b"
+    )
     assert [m["step"] for m in resumed] == [1, 2]
     for key in ("loss", "kl", "entropy", "grad_norm", "reward"):
         assert resumed[1][key] == pytest.approx(straight[1][key], abs=1e-6), key

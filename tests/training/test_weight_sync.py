@@ -31,8 +31,14 @@ def test_vllm_logprobs_match_the_learner_after_a_sync(tokenizer, tmp_path: Path)
     # vLLM's CPU attention needs a head size it has kernels for: 128 / 2 heads = 64, as in SmolLM2.
     policy = Policy(tiny_model(tokenizer, focused=True, hidden_size=128, heads=2), tokenizer)
     folder = policy.save(tmp_path / "start")
-    generator = VLLMGenerator(str(folder), seed=0, max_model_len=512, kv_cache_gib=0.25,
-                              dtype="float32", eos_ids=policy.eos_ids())
+    generator = VLLMGenerator(
+        str(folder),
+        seed=0,
+        max_model_len=512,
+        kv_cache_gib=0.25,
+        dtype="float32",
+        eos_ids=policy.eos_ids(),
+    )
     try:
         with torch.no_grad():
             for parameter in policy.model.parameters():
@@ -40,7 +46,11 @@ def test_vllm_logprobs_match_the_learner_after_a_sync(tokenizer, tmp_path: Path)
         prompt = tokenizer.encode("<|im_start|>user\nSay w.<|im_end|>\n<|im_start|>assistant\n")
         settings = SamplingSettings(n=2, max_new_tokens=8)
         stale = generator.generate([prompt], settings)[0][0]
-        stale_gap = (_learner_logprobs(policy, prompt, stale.token_ids) - torch.tensor(stale.logprobs)).abs().max()
+        stale_gap = (
+            (_learner_logprobs(policy, prompt, stale.token_ids) - torch.tensor(stale.logprobs))
+            .abs()
+            .max()
+        )
         generator.sync_weights(policy.model)
         for completion in generator.generate([prompt], settings)[0]:
             learner = _learner_logprobs(policy, prompt, completion.token_ids)
@@ -54,7 +64,10 @@ def test_vllm_logprobs_match_the_learner_after_a_sync(tokenizer, tmp_path: Path)
 def test_transformers_generator_reports_the_learners_logprobs(tokenizer) -> None:
     policy = Policy(tiny_model(tokenizer, focused=True), tokenizer)
     generator = TransformersGenerator(policy.model, policy.eos_ids(), policy.pad_id, batch_size=4)
-    prompts = [tokenizer.encode("<|im_start|>user\nHi<|im_end|>\n"), tokenizer.encode("<|im_start|>user\nA longer one<|im_end|>\n")]
+    prompts = [
+        tokenizer.encode("<|im_start|>user\nHi<|im_end|>\n"),
+        tokenizer.encode("<|im_start|>user\nA longer one<|im_end|>\n"),
+    ]
     torch.manual_seed(0)
     groups = generator.generate(prompts, SamplingSettings(n=2, max_new_tokens=5))
     assert [len(g) for g in groups] == [2, 2]

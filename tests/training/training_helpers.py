@@ -10,8 +10,14 @@ FOCUS_LETTERS = "abcdefghijklmnow"
 """Letters whose single-character tokens a focused tiny model samples almost exclusively."""
 
 
-def tiny_model(tokenizer, seed: int = 0, layers: int = 2, focused: bool = False, hidden_size: int = 64,
-               heads: int = 4):
+def tiny_model(
+    tokenizer,
+    seed: int = 0,
+    layers: int = 2,
+    focused: bool = False,
+    hidden_size: int = 64,
+    heads: int = 4,
+):
     """A randomly initialised 2-layer Llama with SmolLM2's vocabulary (fast on one CPU core).
 
     With ``focused``, the output rows of the ``FOCUS_LETTERS`` tokens share a large weight on a
@@ -24,10 +30,17 @@ def tiny_model(tokenizer, seed: int = 0, layers: int = 2, focused: bool = False,
 
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=2, max_position_embeddings=2048,
-        tie_word_embeddings=not focused, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=not focused,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     model = LlamaForCausalLM(config).eval()
     if focused:
