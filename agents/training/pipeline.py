@@ -125,6 +125,10 @@ def run_pipeline(
     from agents.training.sft import run_sft
     from agents.training.trainer import RLTrainer
 
+    import torch
+
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
