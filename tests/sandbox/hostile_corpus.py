@@ -377,7 +377,7 @@ CASES = [
     """, is_timeout),
     Case("resources", "print_flood", """
         def t():
-            for i in range(200000):
+            for i in range(50000):
                 print("x" * 100)
             return "done"
     """, lambda r: r.ok and r.text == "done"),
