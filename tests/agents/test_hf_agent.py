@@ -19,7 +19,7 @@ def hf_agent():
     require("torch", "transformers", "gguf")
     from agents.hf_agent import HFAgent
 
-    agent = HFAgent(max_new_tokens=40, batch_size=4)
+    agent = HFAgent(max_new_tokens=24, batch_size=2)
     yield agent
     agent.close()
 
@@ -34,13 +34,13 @@ def test_prompt_uses_the_model_template_and_states_the_tools(hf_agent) -> None:
 
 
 def test_hf_agent_runs_real_episodes(hf_agent, tmp_path: Path) -> None:
-    config = EvalConfig(["FTRL-SingleHop-v0", "FTRL-MultiHop-v0"], episodes=2, concurrency=4, max_turns=3)
+    config = EvalConfig(["FTRL-SingleHop-v0", "FTRL-MultiHop-v0"], episodes=1, concurrency=2, max_turns=2)
     records = run_evaluation(hf_agent, config, ResultStore(tmp_path / "r.jsonl"))
-    assert_scored_records(records, expected=4, max_new_tokens=40)
+    assert_scored_records(records, expected=2, max_new_tokens=24)
 
 
 def test_greedy_generation_is_deterministic(hf_agent) -> None:
     request = ([{"role": "user", "content": "Name a colour."}], [])
     first, second = hf_agent.generate([request, request])
     assert first == second
-    assert isinstance(first.response, str) and first.completion_tokens <= 40
+    assert isinstance(first.response, str) and first.completion_tokens <= 24

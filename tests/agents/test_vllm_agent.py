@@ -17,13 +17,13 @@ def test_vllm_agent_runs_real_episodes(tmp_path: Path) -> None:
     require("torch", "transformers", "vllm")
     from agents.vllm_agent import VLLMAgent
 
-    agent = VLLMAgent(max_tokens=40)
+    agent = VLLMAgent(max_tokens=24)
     try:
         assert agent.name == "vllm:smollm2-135m-instruct"
-        config = EvalConfig(["FTRL-ParallelSingleHop-v0", "FTRL-ParallelMultiHop-v0"], episodes=2,
-                            concurrency=4, max_turns=3)
+        config = EvalConfig(["FTRL-ParallelSingleHop-v0", "FTRL-ParallelMultiHop-v0"], episodes=1,
+                            concurrency=2, max_turns=2)
         records = run_evaluation(agent, config, ResultStore(tmp_path / "r.jsonl"))
-        assert_scored_records(records, expected=4, max_new_tokens=40)
+        assert_scored_records(records, expected=2, max_new_tokens=24)
         request = ([{"role": "user", "content": "Name a colour."}], [])
         first, second = agent.generate([request, request])
         assert first == second
