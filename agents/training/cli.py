@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -47,7 +46,10 @@ def run(args: argparse.Namespace) -> int:
         0 on success, 2 for invalid settings.
     """
     try:
-        config = build_config(args.preset, args.config, parse_overrides(args.overrides))
+        overrides = parse_overrides(args.overrides)
+        if args.mode not in ("sft", "pipeline"):
+            overrides["algorithm"] = args.mode
+        config = build_config(args.preset, args.config, overrides)
     except (ConfigError, OSError) as exc:
         print(f"ftrl-gym train: error: {exc}", file=sys.stderr)
         return 2
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from agents.training.trainer import RLTrainer
 
-    trainer = RLTrainer(dataclasses.replace(config, algorithm=args.mode), out, progress=progress)
+    trainer = RLTrainer(config, out, progress=progress)
     try:
         metrics = trainer.train()
     finally:

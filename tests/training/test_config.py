@@ -72,3 +72,10 @@ def test_set_needs_key_equals_value() -> None:
         "normalize_by_std": False,
         "model": "smollm2",
     }
+
+
+def test_train_cli_reports_bad_settings_with_exit_status_2(capsys) -> None:
+    from ftrl_gym.cli import main
+
+    assert main(["train", "reinforce_pp", "--preset", "cpu", "--set", "lr=-1"]) == 2
+    assert "ftrl-gym train: error: lr must be positive, got -1.0" in capsys.readouterr().err
