@@ -148,6 +148,10 @@ def run(args: argparse.Namespace) -> int:
     except (FTRLError, ValueError) as exc:
         print(f"ftrl-gym eval: error: {exc}", file=sys.stderr)
         return 2
+    except ImportError as exc:
+        print(f"ftrl-gym eval: error: {exc}; the model agents need their extras, e.g. "
+              "pip install -e '.[hf,openai]' (see docs/agents.md)", file=sys.stderr)
+        return 2
     _, table = write_report(records, args.out)
     print(table)
     chart = Path(args.out) / "solve_f1.png"
