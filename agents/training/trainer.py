@@ -101,7 +101,11 @@ class RLTrainer:
     def _build_generator(self) -> Generator:
         eos = self.policy.eos_ids()
         if self.config.backend == "vllm":
-            start = self.checkpoints.latest_model() or self.policy.path
+            start = (
+                self.checkpoints.latest_model()
+                or self.policy.path
+                or self.policy.save(self.out_dir / "start_model")
+            )
             generator: Generator = VLLMGenerator(
                 str(start),
                 self.config.seed,

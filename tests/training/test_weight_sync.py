@@ -75,3 +75,46 @@ def test_transformers_generator_reports_the_learners_logprobs(tokenizer) -> None
         for completion in group:
             learner = _learner_logprobs(policy, prompt, completion.token_ids)
             assert (learner - torch.tensor(completion.logprobs)).abs().max() < 1e-4
+
+
+@pytest.mark.slow
+def test_grpo_with_vllm_rollouts_samples_from_the_updated_weights(
+    tokenizer, easy_tasks: Path, tmp_path: Path
+) -> None:
+    """After each update the engine holds the new weights: the logprobs it reports for the next
+    batch equal the learner's (approx. KL of the ratio ~ 0), although lr 2e-2 moved the weights."""
+    pytest.importorskip("vllm")
+    from agents.training.config import build_config
+    from agents.training.trainer import RLTrainer
+
+    config = build_config(
+        overrides={
+            "env_ids": ["FTRL-Custom-v0"],
+            "tasks": str(easy_tasks),
+            "train_tasks": 4,
+            "prompts_per_step": 2,
+            "rollouts_per_prompt": 4,
+            "mini_batch_size": 2,
+            "micro_batch_size": 8,
+            "max_new_tokens": 6,
+            "max_context_tokens": 512,
+            "lr": 2e-2,
+            "epochs": 100,
+            "max_steps": 3,
+            "kl_coef": 0.0,
+            "save_every": 100,
+            "backend": "vllm",
+            "vllm_kv_cache_gib": 0.25,
+        }
+    )
+    model = tiny_model(tokenizer, focused=True, hidden_size=128, heads=2)
+    trainer = RLTrainer(config, tmp_path, policy=Policy(model, tokenizer), progress=False)
+    try:
+        metrics = trainer.train()
+    finally:
+        trainer.close()
+    assert len(metrics) == 3
+    assert max(m["grad_norm"] for m in metrics) > 0.1  # the weights did move between steps
+    for step in metrics:  # one update per step, so the ratio starts at 1 when the sync worked
+        assert abs(step["approx_kl"]) < 1e-3
+        assert step["clip_fraction"] == 0.0
