@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import numbers
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, SupportsFloat
@@ -241,12 +242,12 @@ class ToolUseEnv(gym.Env[str, Any]):
     def _choose_task(self, options: dict[str, Any] | None) -> int:
         if options and options.get("task_index") is not None:
             index = options["task_index"]
-            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self.tasks):
+            if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not 0 <= index < len(self.tasks):
                 raise EnvConfigError(
                     f"options['task_index'] must be an int in 0..{len(self.tasks) - 1} "
                     f"(this env has {len(self.tasks)} tasks), got {index!r}"
                 )
-            return index
+            return int(index)
         return int(self.np_random.integers(len(self.tasks)))
 
     def _ensure_session(self) -> SandboxSession:

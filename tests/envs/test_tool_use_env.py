@@ -250,6 +250,8 @@ def test_custom_env_needs_tasks_and_task_index_is_checked(tmp_path):
     env = gym.make("FTRL-Custom-v0", tasks=load_tasks(FIXTURE))
     with pytest.raises(EnvConfigError, match=r"task_index'\] must be an int in 0..2 \(this env has 3 tasks\), got 3"):
         env.reset(options={"task_index": 3})
+    obs, info = env.reset(options={"task_index": np.int64(1)})  # RLlib and numpy hand back numpy ints
+    assert info["task_index"] == 1 and type(info["task_index"]) is int
     env.close()
 
 
