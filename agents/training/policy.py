@@ -126,6 +126,54 @@ class Policy:
         )
         return chosen, entropy
 
+    def forward_shared_prompt(
+        self, prompt: Sequence[int], responses: Sequence[Sequence[int]], with_entropy: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Logprobs of ``n`` responses to one prompt, running the prompt once (exact gradients).
+
+        The prompt less its last token runs once with a KV cache (gradients kept); the cache is
+        repeated ``n`` times and ``[last prompt token] + response[:-1]`` runs on it, so position ``j``
+        predicts ``response[j]``. The backward pass sums the ``n`` responses' gradients into the one
+        prompt pass, which gives the same gradient as ``n`` full sequences at a fraction of the cost
+        when prompts are long (turn prefixes hold the tool schemas and the whole conversation).
+
+        Args:
+            prompt: The shared context ids (at least 2).
+            responses: The generated ids of each response (each non-empty).
+            with_entropy: Also return the entropy at each response position.
+
+        Returns:
+            ``(n, R)`` logprobs, ``(n, R)`` entropies or None, and the ``(n, R)`` mask of real tokens.
+        """
+        decoder = self.model.get_decoder()
+        head = self.model.get_output_embeddings()
+        cached = decoder(
+            input_ids=torch.tensor([list(prompt[:-1])], device=self.device), use_cache=True
+        )
+        cache = cached.past_key_values
+        cache.batch_repeat_interleave(len(responses))
+        width = max(len(r) for r in responses)
+        inputs = torch.full((len(responses), width), int(prompt[-1]), dtype=torch.long)
+        targets = torch.zeros((len(responses), width), dtype=torch.long)
+        mask = torch.zeros((len(responses), width), dtype=torch.float32)
+        for row, response in enumerate(responses):
+            inputs[row, 1 : len(response)] = torch.tensor(list(response[:-1]), dtype=torch.long)
+            targets[row, : len(response)] = torch.tensor(list(response), dtype=torch.long)
+            mask[row, : len(response)] = 1.0
+        # Right padding after each response: causal attention keeps real positions from seeing it.
+        hidden = decoder(input_ids=inputs.to(self.device), past_key_values=cache).last_hidden_state
+        rows, cols = mask.nonzero(as_tuple=True)
+        logits = head(hidden[rows, cols]).float()  # (N, V)
+        logprobs = torch.log_softmax(logits, dim=-1)
+        chosen = logprobs.gather(-1, targets[rows, cols].to(self.device)[:, None])[:, 0]
+        out = torch.zeros(mask.shape, device=self.device).index_put((rows, cols), chosen)
+        entropy = None
+        if with_entropy:
+            entropy = torch.zeros(mask.shape, device=self.device).index_put(
+                (rows, cols), entropy_from_logits(logits)
+            )
+        return out, entropy, mask.to(self.device)
+
     def save(self, folder: str | Path) -> Path:
         """Write weights, config and tokenizer in Hugging Face format (loadable by the agents)."""
         folder = Path(folder)

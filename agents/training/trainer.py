@@ -303,8 +303,7 @@ class RLTrainer:
             "clip_fraction": 0.0,
             "approx_kl": 0.0,
         }
-        for start in range(0, len(mini), self.config.micro_batch_size):
-            micro = mini[start : start + self.config.micro_batch_size]
+        for micro in _micro_batches(mini, self.config.micro_batch_size):
             share = sum(sum(s.loss_mask) for s in micro) / total_tokens
             terms = self.micro_batch_loss(micro)
             (terms["loss"] * share).backward()
@@ -318,22 +317,38 @@ class RLTrainer:
         return stats
 
     def micro_batch_loss(self, micro: list[Sample]) -> dict[str, Any]:
-        """The loss of a micro-batch: PPO clipped policy loss + ``kl_coef`` KL - ``entropy_coef`` entropy."""
-        batch = make_batch(
-            [s.token_ids for s in micro], [s.loss_mask for s in micro], self.policy.pad_id
-        )
-        width = batch.input_ids.shape[1]
-        old = pad_rows([s.logprobs for s in micro], width)[:, 1:]  # (B, L-1), aligned with targets
-        advantages = pad_rows([s.advantages for s in micro], width)[:, 1:]
-        mask = batch.loss_mask
-        logprobs, entropy = self.policy.forward(batch, with_entropy=True)
+        """The loss of a micro-batch: PPO clipped policy loss + ``kl_coef`` KL - ``entropy_coef`` entropy.
+
+        Responses to one turn prefix (scheme a) share their prompt, which then runs once
+        (``Policy.forward_shared_prompt``, same values and gradients as full sequences).
+        """
+        prompt_length = shared_prompt_length(micro)
+        if prompt_length:
+            prompt = micro[0].token_ids[:prompt_length]
+            responses = [s.token_ids[prompt_length:] for s in micro]
+            logprobs, entropy, mask = self.policy.forward_shared_prompt(prompt, responses, True)
+            width = mask.shape[1]
+            old = pad_rows([s.logprobs[prompt_length:] for s in micro], width)  # (n, R)
+            advantages = pad_rows([s.advantages[prompt_length:] for s in micro], width)
+        else:
+            batch = make_batch(
+                [s.token_ids for s in micro], [s.loss_mask for s in micro], self.policy.pad_id
+            )
+            width = batch.input_ids.shape[1]
+            old = pad_rows([s.logprobs for s in micro], width)[:, 1:]  # (B, L-1), as the targets
+            advantages = pad_rows([s.advantages for s in micro], width)[:, 1:]
+            mask = batch.loss_mask
+            logprobs, entropy = self.policy.forward(batch, with_entropy=True)
         policy = ppo_clipped_policy_loss(
             logprobs, old, advantages, mask, self.config.clip_low, self.config.clip_high
         )
         kl = torch.zeros(())
         if self.reference is not None:
             with torch.no_grad():
-                ref_logprobs, _ = self.reference.forward(batch)
+                if prompt_length:
+                    ref_logprobs = self.reference.forward_shared_prompt(prompt, responses)[0]
+                else:
+                    ref_logprobs, _ = self.reference.forward(batch)
             kl = kl_loss(logprobs, ref_logprobs, mask)
         mean_entropy = masked_mean(entropy, mask) if entropy is not None else torch.zeros(())
         loss = policy.loss + self.config.kl_coef * kl - self.config.entropy_coef * mean_entropy
@@ -382,6 +397,29 @@ class RLTrainer:
         """Close the envs and the generation back end."""
         self.pool.close()
         self.generator.close()
+
+
+def _micro_batches(mini: list[Sample], size: int) -> list[list[Sample]]:
+    """Split a mini-batch into micro-batches of at most ``size`` samples, never across groups."""
+    groups: dict[str, list[Sample]] = {}
+    for sample in mini:
+        groups.setdefault(sample.group, []).append(sample)
+    return [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
+
+
+def shared_prompt_length(samples: list[Sample]) -> int:
+    """Length of the prompt all samples share when each is that prompt plus generated ids, else 0."""
+    first = samples[0]
+    length = first.loss_mask.index(1) if 1 in first.loss_mask else 0
+    if length < 2:
+        return 0
+    prompt = first.token_ids[:length]
+    for sample in samples:
+        if sample.token_ids[:length] != prompt or sample.loss_mask[:length].count(1):
+            return 0
+        if sample.loss_mask[length:].count(0) or len(sample.token_ids) == length:
+            return 0
+    return length
 
 
 def _frozen_copy(policy: Policy) -> Policy:
