@@ -122,10 +122,10 @@ def run_pipeline(
     Returns:
         Stage name → evaluation summary (with ``wall_s``: the stage's training plus evaluation time).
     """
+    import torch
+
     from agents.training.sft import run_sft
     from agents.training.trainer import RLTrainer
-
-    import torch
 
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
