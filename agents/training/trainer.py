@@ -172,6 +172,11 @@ class RLTrainer:
         """Sample one batch from the envs, update the policy on it, log and return the step's metrics."""
         started = time.perf_counter()
         samples = self._sample_batch()
+        if not samples:
+            raise RuntimeError(
+                "no episode of this batch fits max_context_tokens with room for max_new_tokens: "
+                "raise max_context_tokens or lower max_new_tokens"
+            )
         sampled = time.perf_counter()
         assign_advantages(
             samples, self.config.algorithm, self.config.gamma, self.config.normalize_by_std
