@@ -253,6 +253,11 @@ class _Validator:
         value = self.decoded("state", required=False)
         if value is not None and not isinstance(value, dict):
             raise self.fail(f"state must be a JSON object, got {_kind(value)}")
+        if value is not None:
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise self.fail(f"state must hold only JSON values (it travels to the sandbox as JSON): {exc}") from None
         return value
 
     def solution(self, codes: Mapping[str, str]) -> list[list[dict[str, Any]]] | None:

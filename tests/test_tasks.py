@@ -125,3 +125,8 @@ def test_save_is_atomic_on_failure(tmp_path):
         save_tasks([broken], path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tasks.jsonl"]
+
+
+def test_state_that_is_not_json_fails_at_load_not_at_reset():
+    with pytest.raises(TaskFormatError, match=r"^records\[0\]: state must hold only JSON values .*set"):
+        load_tasks([_record(state={"accounts": {"alice", "bob"}})])
