@@ -26,10 +26,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "agent": ["oracle", "random", "hf"],
         "env": SCENARIO_ENV_IDS,
         "split": "test",
-        "episodes": 3,
+        "episodes": 2,
         "repeats": 1,
-        "max_tokens": 128,
-        "concurrency": 12,
+        "max_tokens": 64,
+        "concurrency": 8,
         "out": "runs/main",
     },
 }
