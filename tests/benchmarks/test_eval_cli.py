@@ -61,3 +61,18 @@ def test_user_agent_class_by_module_path(tmp_path: Path, capsys: pytest.CaptureF
     ])
     assert code == 0
     assert "random(seed=7)" in capsys.readouterr().out
+
+
+def test_main_preset_fills_only_what_is_not_given() -> None:
+    import argparse
+
+    from benchmarks.eval_cli import SCENARIO_ENV_IDS, add_arguments, resolve_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = resolve_arguments(parser.parse_args(["--preset", "main", "--episodes", "1"]))
+    assert args.agent == ["oracle", "random", "hf"]
+    assert args.env == SCENARIO_ENV_IDS
+    assert (args.episodes, args.max_tokens, args.concurrency, args.out) == (1, 64, 8, "runs/main")
+    plain = resolve_arguments(parser.parse_args([]))
+    assert (plain.agent, plain.episodes, plain.concurrency, plain.out) == (["oracle"], None, 4, "runs/eval")
