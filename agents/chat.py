@@ -7,6 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from agents.base import Message, ToolSchema
+from ftrl_gym.envs.chat_template import template_messages
+from ftrl_gym.envs.rendering import tool_call_block
+from ftrl_gym.parsing import content_text
 
 TOOL_SYSTEM_PROMPT = """\
 You can call functions to answer the user's question. The functions are listed, one JSON schema per \
@@ -32,12 +35,6 @@ def template_supports_tools(tokenizer: Any) -> bool:
     return "tools" in template
 
 
-def _call_text(call: dict[str, Any]) -> str:
-    function = _decoded_call(call)["function"]
-    body = json.dumps({"name": function.get("name"), "arguments": function.get("arguments", {})})
-    return f"<tool_call>\n{body}\n</tool_call>"
-
-
 def text_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
     """Flatten OpenAI messages into ``{"role", "content"}`` text for text-only chat templates.
 
@@ -52,43 +49,17 @@ def text_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
     """
     flat = []
     for message in messages:
-        content = message.get("content") or ""
-        if not isinstance(content, str):
-            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-        calls = message.get("tool_calls") or []
+        content = content_text(message.get("content"))
+        calls = [call.get("function") or {} for call in message.get("tool_calls") or []]
         if calls:
-            content = "\n".join([content, *(_call_text(c) for c in calls)]).strip()
+            blocks = (tool_call_block(call.get("name"), call.get("arguments", {})) for call in calls)
+            content = "\n".join([content, *blocks]).strip()
         flat.append({"role": str(message.get("role", "user")), "content": content})
     return flat
 
 
-def structured_messages(messages: Sequence[Message]) -> list[Message]:
-    """Copy OpenAI messages for tool-aware templates: ``None`` content as ``""``, arguments as dicts.
-
-    Args:
-        messages: The conversation, OpenAI format.
-
-    Returns:
-        New message dicts; native ``tool_calls`` are kept, their JSON-string arguments decoded.
-    """
-    copies = []
-    for message in messages:
-        copy = dict(message)
-        copy["content"] = message.get("content") or ""
-        if message.get("tool_calls"):
-            copy["tool_calls"] = [_decoded_call(c) for c in message["tool_calls"]]
-        copies.append(copy)
-    return copies
-
-
-def _decoded_call(call: dict[str, Any]) -> dict[str, Any]:
-    function = dict(call.get("function", call))
-    if isinstance(function.get("arguments"), str):
-        try:
-            function["arguments"] = json.loads(function["arguments"])
-        except json.JSONDecodeError:
-            pass
-    return {**call, "type": "function", "function": function}
+structured_messages = template_messages
+"""Copies for tool-aware templates: ``None`` content as ``""``, JSON-string arguments decoded."""
 
 
 def render_prompt(tokenizer: Any, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> str:
