@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-from agents.training.masked import masked_mean, masked_whiten
+from agents.training.masked import masked_whiten
 
 
 def group_indices(group_ids: Sequence[object]) -> list[list[int]]:
@@ -142,10 +142,6 @@ def scatter_scores(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     token_rewards[torch.arange(mask.shape[0]), last] = scores.float()
     return token_rewards
 
-
-def mean_score(scores: torch.Tensor) -> float:
-    """Mean of a batch of scores as a Python float (for logging)."""
-    return float(masked_mean(scores.float(), torch.ones_like(scores, dtype=torch.float32)))
 
 
 def turn_returns(turn_rewards: Sequence[float], gamma: float) -> list[float]:

@@ -99,7 +99,3 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     log_probs = torch.log_softmax(logits.float(), dim=-1)
     return -(log_probs.exp() * log_probs).sum(dim=-1)
 
-
-def entropy_bonus(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Token-mean entropy over generated tokens (subtract ``coef * bonus`` from the loss)."""
-    return masked_mean(entropy_from_logits(logits), mask.float())

@@ -6,13 +6,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from agents.training.losses import (  # noqa: E402
-    entropy_bonus,
+from agents.training.losses import (
     entropy_from_logits,
     kl_loss,
     low_var_kl,
     ppo_clipped_policy_loss,
 )
+from agents.training.masked import masked_mean
 
 
 def _ratios_case():
@@ -64,4 +64,5 @@ def test_entropy_of_known_distributions():
     logits = torch.tensor([[[0.0, 0.0], [0.0, math.log(3.0)]]])
     # uniform over 2: ln 2; [0.25, 0.75]: -(0.25 ln 0.25 + 0.75 ln 0.75) = 0.5623351
     assert entropy_from_logits(logits).tolist()[0] == pytest.approx([math.log(2), 0.5623351], abs=1e-6)
-    assert entropy_bonus(logits, torch.tensor([[1.0, 0.0]])).item() == pytest.approx(math.log(2))
+    token_mean = masked_mean(entropy_from_logits(logits), torch.tensor([[1.0, 0.0]]))  # as the trainer does
+    assert token_mean.item() == pytest.approx(math.log(2))
