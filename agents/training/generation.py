@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,15 +34,34 @@ class SamplingSettings:
     max_new_tokens: int = 256
     temperature: float = 1.0
     top_p: float = 1.0
+    seed: int = 0
+    """Run-level seed mixed into every request's seed (see ``request_seed``)."""
+
+
+def request_seed(*parts: object) -> int:
+    """A 63-bit sampling seed from the parts that name one request (run seed, episode, turn, ...).
+
+    The same parts give the same seed in any process, so a request samples the same tokens whichever
+    worker runs it and whatever else shares its batch (up to float rounding of the logits).
+    """
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
 class Generator(Protocol):
     """What the rollout needs of a generation back end."""
 
     def generate(
-        self, prompts: Sequence[Sequence[int]], settings: SamplingSettings
+        self,
+        prompts: Sequence[Sequence[int]],
+        settings: SamplingSettings,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[Completion]]:
-        """Sample ``settings.n`` completions for each prompt (token ids in, token ids out)."""
+        """Sample ``settings.n`` completions for each prompt (token ids in, token ids out).
+
+        With ``seeds`` (one per prompt) each prompt's completions depend on its seed only, not on the
+        batch it shares or the process that runs it.
+        """
         ...
 
     def sync_weights(self, model: torch.nn.Module) -> None:
@@ -51,6 +71,44 @@ class Generator(Protocol):
     def close(self) -> None:
         """Release the back end's resources."""
         ...
+
+
+class SeededGumbelSampler:
+    """A logits processor that turns greedy decoding into seeded sampling, one RNG per row.
+
+    ``argmax(logits / T + g)`` with ``g`` standard Gumbel noise is an exact sample of
+    ``softmax(logits / T)`` (the Gumbel-max trick); tokens outside the top-``p`` nucleus are masked
+    first. Row ``i`` draws its noise from a generator seeded with ``seeds[i]``, one draw per step.
+
+    Args:
+        seeds: One seed per row of the batch.
+        temperature: Sampling temperature.
+        top_p: Nucleus mass (1.0: the full distribution).
+    """
+
+    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float) -> None:
+        self.generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+        self.temperature = temperature
+        self.top_p = top_p
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """Return ``scores / T`` (nucleus-masked) plus per-row Gumbel noise; shapes ``(B, V)``."""
+        scores = scores.float() / self.temperature
+        if self.top_p < 1.0:
+            scores = _nucleus_mask(scores, self.top_p)
+        uniform = torch.stack(
+            [torch.rand(scores.shape[-1], generator=g) for g in self.generators]
+        ).clamp_(min=1e-20, max=1.0 - 1e-7)  # (B, V)
+        return scores + (-torch.log(-torch.log(uniform))).to(scores.device)
+
+
+def _nucleus_mask(scores: torch.Tensor, top_p: float) -> torch.Tensor:
+    """``scores`` with tokens outside the smallest set of mass ``top_p`` set to ``-inf``."""
+    ordered, order = scores.sort(dim=-1, descending=True)
+    probs = ordered.softmax(dim=-1)
+    drop_sorted = probs.cumsum(dim=-1) - probs >= top_p  # (B, V) in descending order
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return scores.masked_fill(drop, float("-inf"))
 
 
 class TransformersGenerator:
@@ -70,32 +128,58 @@ class TransformersGenerator:
         self.batch_size = batch_size
 
     def generate(
-        self, prompts: Sequence[Sequence[int]], settings: SamplingSettings
+        self,
+        prompts: Sequence[Sequence[int]],
+        settings: SamplingSettings,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[Completion]]:
-        """Sample with ``model.generate`` from the global torch RNG (saved in checkpoints)."""
+        """Sample with ``model.generate``: per-request seeds when given, else the global torch RNG.
+
+        With ``seeds``, completion ``j`` of prompt ``i`` is drawn by the Gumbel-max trick with noise
+        from its own ``torch.Generator`` seeded by ``request_seed(seeds[i], j)``: the tokens depend on
+        the seed and the logits only, never on the batch the sequence shares.
+        """
         flat = [list(p) for p in prompts for _ in range(settings.n)]
+        flat_seeds = (
+            [request_seed(seed, j) for seed in seeds for j in range(settings.n)]
+            if seeds is not None
+            else None
+        )
         completions: list[Completion] = []
         was_training = self.model.training
         self.model.eval()
         try:
             for start in range(0, len(flat), self.batch_size):
-                completions.extend(self._batch(flat[start : start + self.batch_size], settings))
+                chunk = slice(start, start + self.batch_size)
+                batch_seeds = flat_seeds[chunk] if flat_seeds is not None else None
+                completions.extend(self._batch(flat[chunk], settings, batch_seeds))
         finally:
             self.model.train(was_training)
         return [completions[i * settings.n : (i + 1) * settings.n] for i in range(len(prompts))]
 
-    def _batch(self, prompts: list[list[int]], settings: SamplingSettings) -> list[Completion]:
+    def _batch(
+        self, prompts: list[list[int]], settings: SamplingSettings, seeds: list[int] | None
+    ) -> list[Completion]:
         width = max(len(p) for p in prompts)
         input_ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompts])
         attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        if seeds is None:
+            sampling: dict[str, Any] = {
+                "do_sample": True,
+                "temperature": settings.temperature,
+                "top_p": settings.top_p,
+                "top_k": 0,
+            }
+        else:
+            from transformers import LogitsProcessorList
+
+            gumbel = SeededGumbelSampler(seeds, settings.temperature, settings.top_p)
+            sampling = {"do_sample": False, "logits_processor": LogitsProcessorList([gumbel])}
         with torch.no_grad():
             out = self.model.generate(
                 input_ids=input_ids.to(self.model.device),
                 attention_mask=attention.to(self.model.device),
-                do_sample=True,
-                temperature=settings.temperature,
-                top_p=settings.top_p,
-                top_k=0,
+                **sampling,
                 max_new_tokens=settings.max_new_tokens,
                 pad_token_id=self.pad_id,
                 eos_token_id=sorted(self.eos_ids),
@@ -167,20 +251,30 @@ class VLLMGenerator:
         self.eos_ids = set(eos_ids)
 
     def generate(
-        self, prompts: Sequence[Sequence[int]], settings: SamplingSettings
+        self,
+        prompts: Sequence[Sequence[int]],
+        settings: SamplingSettings,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[Completion]]:
-        """Sample every prompt in one engine call, with logprobs of the sampled tokens."""
+        """Sample every prompt in one engine call, with logprobs of the sampled tokens.
+
+        With ``seeds`` each request carries its own ``SamplingParams.seed``.
+        """
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        params = SamplingParams(
-            n=settings.n,
-            max_tokens=settings.max_new_tokens,
-            temperature=settings.temperature,
-            top_p=settings.top_p,
-            logprobs=0,
-            stop_token_ids=sorted(self.eos_ids),
-        )
+        params = [
+            SamplingParams(
+                n=settings.n,
+                max_tokens=settings.max_new_tokens,
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+                logprobs=0,
+                stop_token_ids=sorted(self.eos_ids),
+                seed=None if seeds is None else seeds[i],
+            )
+            for i in range(len(prompts))
+        ]
         requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
         results = self.llm.generate(requests, params, use_tqdm=False)
         return [[self._completion(o) for o in result.outputs] for result in results]

@@ -17,7 +17,7 @@ import gymnasium as gym
 
 import ftrl_gym  # noqa: F401  (registers the FTRL ids)
 from agents.chat import render_prompt
-from agents.training.generation import Completion, Generator, SamplingSettings
+from agents.training.generation import Completion, Generator, SamplingSettings, request_seed
 
 SENTINEL = "\u2063FTRL-ASSISTANT-TURN\u2063"
 """Stands in for an assistant turn's content while the template text after it is measured."""
@@ -176,7 +176,8 @@ def run_episodes(
 
     Args:
         specs: The episodes.
-        generator: Samples one completion per open episode per round (``settings.n`` is ignored).
+        generator: Samples one completion per open episode per round (``settings.n`` is ignored),
+            each turn seeded by ``turn_seed``, so an episode plays the same wherever it runs.
         renderer: Tokenises prompts and observations.
         pool: Envs; episode ``i`` of an env id uses that id's ``i``-th env.
         settings: Sampling settings of each turn.
@@ -194,7 +195,9 @@ def run_episodes(
         )
         episode.extend(renderer.prompt_ids(info["messages"], info["tools"]), generated=False)
         episodes.append(episode)
-    single = SamplingSettings(1, settings.max_new_tokens, settings.temperature, settings.top_p)
+    single = SamplingSettings(
+        1, settings.max_new_tokens, settings.temperature, settings.top_p, settings.seed
+    )
     while True:
         open_ = [i for i, e in enumerate(episodes) if not e.done]
         for i in open_:
@@ -203,9 +206,15 @@ def run_episodes(
         open_ = [i for i in open_ if not episodes[i].done]
         if not open_:
             return episodes
-        completions = generator.generate([episodes[i].token_ids for i in open_], single)
+        seeds = [turn_seed(settings.seed, specs[i], len(episodes[i].turns)) for i in open_]
+        completions = generator.generate([episodes[i].token_ids for i in open_], single, seeds)
         for i, (completion,) in zip(open_, completions):
             take_turn(episodes[i], envs[i], completion, renderer)
+
+
+def turn_seed(run_seed: int, spec: EpisodeSpec, turn: int) -> int:
+    """The sampling seed of one assistant turn of one episode: the same in any process or batch."""
+    return request_seed(run_seed, spec.group, spec.env_id, spec.task_index, spec.seed, turn)
 
 
 def _assign_envs(specs: Sequence[EpisodeSpec], pool: EnvPool) -> list[Any]:

@@ -22,7 +22,7 @@ from agents.training.advantages import (
     scatter_scores,
     turn_level_advantages,
 )
-from agents.training.generation import Generator, SamplingSettings
+from agents.training.generation import Generator, SamplingSettings, request_seed
 from agents.training.policy import pad_rows
 from agents.training.rollout import EnvPool, Episode, TokenRenderer, replay_and_score
 
@@ -84,13 +84,14 @@ def turn_samples(
         generator: Samples responses from the current policy.
         renderer: Decodes responses to text for the env.
         pool: Envs to replay and score in.
-        settings: Sampling settings (``n`` responses per prefix).
+        settings: Sampling settings (``n`` responses per prefix, seeded per prefix).
 
     Returns:
         ``len(prefixes) * n`` samples, grouped by prefix.
     """
     prompts = [p.episode.turns[p.turn].prompt_ids for p in prefixes]
-    responses = generator.generate(prompts, settings)
+    seeds = [request_seed(settings.seed, p.group, p.episode.seed) for p in prefixes]
+    responses = generator.generate(prompts, settings, seeds)
     samples = []
     for prefix, prompt, group in zip(prefixes, prompts, responses):
         env = pool.get(prefix.episode.env_id, 1)[0]

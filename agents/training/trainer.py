@@ -77,12 +77,7 @@ class RLTrainer:
         if config.torch_threads:
             torch.set_num_threads(config.torch_threads)
         torch.manual_seed(config.seed)
-        self.policy = policy or Policy(config.model, dtype=config.dtype, device=config.device)
-        self.reference = _frozen_copy(self.policy) if config.kl_coef > 0 else None
-        self.optimizer = torch.optim.AdamW(
-            self.policy.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
-        self.renderer = TokenRenderer(self.policy.tokenizer)
+        self._build_learner(policy)
         self.pool = EnvPool(config.max_turns, config.reward, tasks=config.tasks)
         self.tasks = [
             (e, i)
@@ -97,6 +92,15 @@ class RLTrainer:
         self.progress = progress
         self._resume()
         self.generator = self._build_generator()
+
+    def _build_learner(self, policy: Policy | None) -> None:
+        """The policy, its frozen reference, the optimiser and the renderer (a hook: the Ray driver
+        keeps these in learner actors instead)."""
+        config = self.config
+        self.policy = policy or Policy(config.model, dtype=config.dtype, device=config.device)
+        self.reference = build_reference(self.policy, config)
+        self.optimizer = build_optimizer(self.policy, config)
+        self.renderer = TokenRenderer(self.policy.tokenizer)
 
     def _build_generator(self) -> Generator:
         eos = self.policy.eos_ids()
@@ -157,11 +161,14 @@ class RLTrainer:
                 if self.step % self.config.save_every == 0:
                     self.save_checkpoint()
             self.save_checkpoint()
-            self.policy.save(self.out_dir / "final")
+            self._save_final()
             self.log.plot(self.out_dir / "curves.png")
         finally:
             bar.close()
         return self.log.read()
+
+    def _save_final(self) -> None:
+        self.policy.save(self.out_dir / "final")
 
     def _finished(self) -> bool:
         if self.config.max_steps and self.step >= self.config.max_steps:
@@ -182,8 +189,8 @@ class RLTrainer:
             samples, self.config.algorithm, self.config.gamma, self.config.normalize_by_std
         )
         update = self._update(samples)
-        self.generator.sync_weights(self.policy.model)
         self.step += 1
+        self._sync_weights()
         done = time.perf_counter()
         generated = sum(sum(s.loss_mask) for s in samples)
         metrics = {
@@ -200,9 +207,27 @@ class RLTrainer:
             "generated_tokens_per_s": generated / max(sampled - started, 1e-9),
             "sample_s": round(sampled - started, 3),
             "update_s": round(done - sampled, 3),
+            **self._extra_metrics(),
         }
         self.log.append(metrics)
         return metrics
+
+    def _sync_weights(self) -> None:
+        """Make the generator sample from the updated policy (version ``self.step``)."""
+        self.generator.sync_weights(self.policy.model)
+
+    def _extra_metrics(self) -> dict[str, Any]:
+        """More metrics of the step just taken (a hook for subclasses)."""
+        return {}
+
+    def _sampling_settings(self, n: int) -> SamplingSettings:
+        return SamplingSettings(
+            n,
+            self.config.max_new_tokens,
+            self.config.temperature,
+            self.config.top_p,
+            self.config.seed,
+        )
 
     # --- data -------------------------------------------------------------------------------------
 
@@ -231,19 +256,25 @@ class RLTrainer:
         ]
 
     def _rollouts(self, specs: list[EpisodeSpec]) -> list[Episode]:
-        settings = SamplingSettings(
-            1, self.config.max_new_tokens, self.config.temperature, self.config.top_p
-        )
-        episodes = run_episodes(
+        episodes = self._play(specs)
+        self.data.last_metrics = _mean_metrics(episodes)
+        return episodes
+
+    def _play(self, specs: list[EpisodeSpec]) -> list[Episode]:
+        """Play the episodes with this process's generator and envs (a hook: Ray spreads them)."""
+        return run_episodes(
             specs,
             self.generator,
             self.renderer,
             self.pool,
-            settings,
+            self._sampling_settings(1),
             self.config.max_context_tokens,
         )
-        self.data.last_metrics = _mean_metrics(episodes)
-        return episodes
+
+    def _turn_samples(self, batch: list[Prefix]) -> list[Sample]:
+        """Scheme (a)'s responses to ``batch``, scored in this process (a hook: Ray spreads them)."""
+        settings = self._sampling_settings(self.config.rollouts_per_prompt)
+        return turn_samples(batch, self.generator, self.renderer, self.pool, settings)
 
     def _sample_batch(self) -> list[Sample]:
         if self.config.scheme == "episode":
@@ -267,13 +298,7 @@ class RLTrainer:
         self.data.prefixes = self.data.prefixes[self.config.prompts_per_step :]
         if not self.data.prefixes and self.data.position >= len(self.tasks):
             self._advance_epoch()
-        settings = SamplingSettings(
-            self.config.rollouts_per_prompt,
-            self.config.max_new_tokens,
-            self.config.temperature,
-            self.config.top_p,
-        )
-        return turn_samples(batch, self.generator, self.renderer, self.pool, settings)
+        return self._turn_samples(batch)
 
     # --- update -----------------------------------------------------------------------------------
 
@@ -299,104 +324,51 @@ class RLTrainer:
     def _optimizer_step(self, mini: list[Sample]) -> dict[str, float]:
         """One optimiser update over a mini-batch, accumulated over micro-batches by token share."""
         self.optimizer.zero_grad(set_to_none=True)
-        total_tokens = sum(sum(s.loss_mask) for s in mini) or 1
-        stats = {
-            "loss": 0.0,
-            "policy_loss": 0.0,
-            "kl": 0.0,
-            "entropy": 0.0,
-            "clip_fraction": 0.0,
-            "approx_kl": 0.0,
-        }
-        for micro in _micro_batches(mini, self.config.micro_batch_size):
-            share = sum(sum(s.loss_mask) for s in micro) / total_tokens
-            terms = self.micro_batch_loss(micro)
-            (terms["loss"] * share).backward()
-            for key in stats:
-                stats[key] += float(torch.as_tensor(terms[key]).detach()) * share
-        norm = torch.nn.utils.clip_grad_norm_(
-            self.policy.model.parameters(), self.config.max_grad_norm or float("inf")
+        stats = accumulate_gradients(
+            self.micro_batch_loss,
+            micro_batches(mini, self.config.micro_batch_size),
+            generated_tokens(mini),
         )
-        self.optimizer.step()
-        stats["grad_norm"] = float(norm)
+        stats["grad_norm"] = clip_and_step(self.policy, self.optimizer, self.config.max_grad_norm)
         return stats
 
     def micro_batch_loss(self, micro: list[Sample]) -> dict[str, Any]:
-        """The loss of a micro-batch: PPO clipped policy loss + ``kl_coef`` KL - ``entropy_coef`` entropy.
-
-        Responses to one turn prefix (scheme a) share their prompt, which then runs once
-        (``Policy.forward_shared_prompt``, same values and gradients as full sequences).
-        """
-        prompt_length = shared_prompt_length(micro)
-        if prompt_length:
-            prompt = micro[0].token_ids[:prompt_length]
-            responses = [s.token_ids[prompt_length:] for s in micro]
-            logprobs, entropy, mask = self.policy.forward_shared_prompt(prompt, responses, True)
-            width = mask.shape[1]
-            old = pad_rows([s.logprobs[prompt_length:] for s in micro], width)  # (n, R)
-            advantages = pad_rows([s.advantages[prompt_length:] for s in micro], width)
-        else:
-            batch = make_batch(
-                [s.token_ids for s in micro], [s.loss_mask for s in micro], self.policy.pad_id
-            )
-            width = batch.input_ids.shape[1]
-            old = pad_rows([s.logprobs for s in micro], width)[:, 1:]  # (B, L-1), as the targets
-            advantages = pad_rows([s.advantages for s in micro], width)[:, 1:]
-            mask = batch.loss_mask
-            logprobs, entropy = self.policy.forward(batch, with_entropy=True)
-        policy = ppo_clipped_policy_loss(
-            logprobs, old, advantages, mask, self.config.clip_low, self.config.clip_high
-        )
-        kl = torch.zeros(())
-        if self.reference is not None:
-            with torch.no_grad():
-                if prompt_length:
-                    ref_logprobs = self.reference.forward_shared_prompt(prompt, responses)[0]
-                else:
-                    ref_logprobs, _ = self.reference.forward(batch)
-            kl = kl_loss(logprobs, ref_logprobs, mask)
-        mean_entropy = masked_mean(entropy, mask) if entropy is not None else torch.zeros(())
-        loss = policy.loss + self.config.kl_coef * kl - self.config.entropy_coef * mean_entropy
-        return {
-            "loss": loss,
-            "policy_loss": policy.loss.detach(),
-            "kl": kl.detach(),
-            "entropy": mean_entropy.detach(),
-            "clip_fraction": policy.clip_fraction,
-            "approx_kl": policy.approx_kl,
-        }
+        """The loss of a micro-batch (``micro_batch_loss`` with this trainer's models and config)."""
+        return micro_batch_loss(self.policy, self.reference, self.config, micro)
 
     # --- checkpoints ------------------------------------------------------------------------------
 
     def save_checkpoint(self) -> Path:
         """Write weights (HF format), optimiser, RNG states, step counter and data position."""
         state = {
-            "step": self.step,
-            "data": self.data,
+            **self._data_state(),
             "optimizer": self.optimizer.state_dict(),
             "torch_rng": torch.random.get_rng_state(),
+        }
+        return self.checkpoints.save(self.step, self.policy, state)
+
+    def _data_state(self) -> dict[str, Any]:
+        """The checkpointed state that is not the learner's: step, data position, Python RNG, config."""
+        return {
+            "step": self.step,
+            "data": self.data,
             "python_rng": self.rng.getstate(),
             "config": self.config.to_dict(),
         }
-        return self.checkpoints.save(self.step, self.policy, state)
+
+    def _restore_data_state(self, state: dict[str, Any]) -> None:
+        self.rng.setstate(state["python_rng"])
+        self.step = int(state["step"])
+        self.data = state["data"]
+        self.log.truncate(self.step)
 
     def _resume(self) -> None:
         found = self.checkpoints.load_latest()
         if found is None:
             return
         model_dir, state = found
-        from transformers import AutoModelForCausalLM
-
-        loaded = AutoModelForCausalLM.from_pretrained(
-            model_dir, dtype=getattr(torch, self.config.dtype)
-        )
-        self.policy.model.load_state_dict(loaded.state_dict())
-        self.optimizer.load_state_dict(state["optimizer"])
-        torch.random.set_rng_state(state["torch_rng"])
-        self.rng.setstate(state["python_rng"])
-        self.step = int(state["step"])
-        self.data = state["data"]
-        self.log.truncate(self.step)
+        restore_learner(self.policy, self.optimizer, model_dir, state, self.config.dtype)
+        self._restore_data_state(state)
 
     def close(self) -> None:
         """Close the envs and the generation back end."""
@@ -404,7 +376,119 @@ class RLTrainer:
         self.generator.close()
 
 
-def _micro_batches(mini: list[Sample], size: int) -> list[list[Sample]]:
+def micro_batch_loss(
+    policy: Policy, reference: Policy | None, config: TrainConfig, micro: list[Sample]
+) -> dict[str, Any]:
+    """The loss of a micro-batch: PPO clipped policy loss + ``kl_coef`` KL - ``entropy_coef`` entropy.
+
+    Responses to one turn prefix (scheme a) share their prompt, which then runs once
+    (``Policy.forward_shared_prompt``, same values and gradients as full sequences).
+    """
+    prompt_length = shared_prompt_length(micro)
+    if prompt_length:
+        prompt = micro[0].token_ids[:prompt_length]
+        responses = [s.token_ids[prompt_length:] for s in micro]
+        logprobs, entropy, mask = policy.forward_shared_prompt(prompt, responses, True)
+        width = mask.shape[1]
+        old = pad_rows([s.logprobs[prompt_length:] for s in micro], width)  # (n, R)
+        advantages = pad_rows([s.advantages[prompt_length:] for s in micro], width)
+    else:
+        batch = make_batch(
+            [s.token_ids for s in micro], [s.loss_mask for s in micro], policy.pad_id
+        )
+        width = batch.input_ids.shape[1]
+        old = pad_rows([s.logprobs for s in micro], width)[:, 1:]  # (B, L-1), as the targets
+        advantages = pad_rows([s.advantages for s in micro], width)[:, 1:]
+        mask = batch.loss_mask
+        logprobs, entropy = policy.forward(batch, with_entropy=True)
+    clipped = ppo_clipped_policy_loss(
+        logprobs, old, advantages, mask, config.clip_low, config.clip_high
+    )
+    kl = torch.zeros(())
+    if reference is not None:
+        with torch.no_grad():
+            if prompt_length:
+                ref_logprobs = reference.forward_shared_prompt(prompt, responses)[0]
+            else:
+                ref_logprobs, _ = reference.forward(batch)
+        kl = kl_loss(logprobs, ref_logprobs, mask)
+    mean_entropy = masked_mean(entropy, mask) if entropy is not None else torch.zeros(())
+    loss = clipped.loss + config.kl_coef * kl - config.entropy_coef * mean_entropy
+    return {
+        "loss": loss,
+        "policy_loss": clipped.loss.detach(),
+        "kl": kl.detach(),
+        "entropy": mean_entropy.detach(),
+        "clip_fraction": clipped.clip_fraction,
+        "approx_kl": clipped.approx_kl,
+    }
+
+
+def build_reference(policy: Policy, config: TrainConfig) -> Policy | None:
+    """The frozen copy of the starting policy that the KL term needs (None when ``kl_coef`` is 0)."""
+    return _frozen_copy(policy) if config.kl_coef > 0 else None
+
+
+def build_optimizer(policy: Policy, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over the policy's parameters with the configured learning rate and weight decay."""
+    return torch.optim.AdamW(
+        policy.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+
+
+LOSS_STATS = ("loss", "policy_loss", "kl", "entropy", "clip_fraction", "approx_kl")
+"""The loss terms ``accumulate_gradients`` reports, each a token-share-weighted mean."""
+
+
+def generated_tokens(samples: list[Sample]) -> int:
+    """Generated tokens (the loss-mask total) of ``samples``, at least 1."""
+    return sum(sum(s.loss_mask) for s in samples) or 1
+
+
+def accumulate_gradients(
+    loss_fn: Callable[[list[Sample]], dict[str, Any]],
+    micro: list[list[Sample]],
+    total_tokens: int,
+) -> dict[str, float]:
+    """Backward every micro-batch's loss weighted by its share of ``total_tokens``; sum the stats.
+
+    With ``total_tokens`` the whole mini-batch's count, data-parallel ranks that each take some of
+    the micro-batches sum (all-reduce) to exactly the single-process gradient and stats.
+    """
+    stats = dict.fromkeys(LOSS_STATS, 0.0)
+    for batch in micro:
+        share = generated_tokens(batch) / total_tokens
+        terms = loss_fn(batch)
+        (terms["loss"] * share).backward()
+        for key in stats:
+            stats[key] += float(torch.as_tensor(terms[key]).detach()) * share
+    return stats
+
+
+def clip_and_step(policy: Policy, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> float:
+    """Clip the gradient norm (0: no clipping), take the optimiser step; returns the norm before."""
+    norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), max_grad_norm or float("inf"))
+    optimizer.step()
+    return float(norm)
+
+
+def restore_learner(
+    policy: Policy,
+    optimizer: torch.optim.Optimizer,
+    model_dir: Path,
+    state: dict[str, Any],
+    dtype: str,
+) -> None:
+    """Load a checkpoint's weights, optimiser state and torch RNG state into a learner."""
+    from transformers import AutoModelForCausalLM
+
+    loaded = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
+    policy.model.load_state_dict(loaded.state_dict())
+    optimizer.load_state_dict(state["optimizer"])
+    torch.random.set_rng_state(state["torch_rng"])
+
+
+def micro_batches(mini: list[Sample], size: int) -> list[list[Sample]]:
     """Split a mini-batch into micro-batches of at most ``size`` samples, never across groups."""
     groups: dict[str, list[Sample]] = {}
     for sample in mini:

@@ -20,7 +20,7 @@ class ScriptedGenerator:
         self.turns = list(turns)
         self.prompts: list[list[int]] = []
 
-    def generate(self, prompts, settings):
+    def generate(self, prompts, settings, seeds=None):
         self.prompts.extend(list(p) for p in prompts)
         ids = self.turns.pop(0)
         return [[Completion(ids, [-0.5] * len(ids), True)] for _ in prompts]
