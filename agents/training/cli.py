@@ -37,6 +37,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run folder; rerunning with the same folder resumes [runs/train]",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--ray",
+        action="store_true",
+        help="RL on Ray: rollout worker and learner actors on a local Ray instance (see docs/distributed.md)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="RL on Ray, joining the cluster at ADDR (e.g. auto or 10.0.0.1:6379); implies --ray",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +59,11 @@ def run(args: argparse.Namespace) -> int:
         overrides = parse_overrides(args.overrides)
         if args.mode not in ("sft", "pipeline"):
             overrides["algorithm"] = args.mode
+        if args.ray_address:
+            overrides["ray_address"] = args.ray_address
+        distributed = bool(args.ray or args.ray_address)
+        if distributed and args.mode in ("sft", "pipeline"):
+            raise ConfigError(f"--ray runs the RL modes only, not {args.mode}")
         config = build_config(args.preset, args.config, overrides)
     except (ConfigError, OSError) as exc:
         print(f"ftrl-gym train: error: {exc}", file=sys.stderr)
@@ -67,9 +82,19 @@ def run(args: argparse.Namespace) -> int:
         print(results_table(rows))
         print(f"results: {out / 'results.md'}")
         return 0
-    from agents.training.trainer import RLTrainer
+    if distributed:
+        from agents.training.distributed.cluster import ClusterError
+        from agents.training.distributed.driver import DistributedTrainer
 
-    trainer = RLTrainer(config, out, progress=progress)
+        try:
+            trainer = DistributedTrainer(config, out, progress=progress)
+        except ClusterError as exc:
+            print(f"ftrl-gym train: error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        from agents.training.trainer import RLTrainer
+
+        trainer = RLTrainer(config, out, progress=progress)
     try:
         metrics = trainer.train()
     finally:

@@ -118,10 +118,60 @@ class TrainConfig:
     rl_algorithms: list[str] = field(default_factory=lambda: ["grpo", "reinforce_pp"])
     """Pipeline: the RL algorithms run from the SFT start, each evaluated."""
 
+    # --- distributed (Ray): used by ``ftrl-gym train ... --ray`` -----------------------------------
+    ray_address: str = ""
+    """Ray cluster to join (``ray.init(address=...)``, e.g. ``auto`` or ``10.0.0.1:6379``); empty:
+    start a local Ray instance."""
+    num_rollout_workers: int = 2
+    """Rollout worker actors; each owns a generator (vLLM engine or transformers model) and envs."""
+    rollout_worker_cpus: float = 1.0
+    """CPUs reserved per rollout worker (Ray placement; fractions allowed)."""
+    rollout_worker_gpus: float = 0.0
+    """GPUs reserved per rollout worker (set ``vllm_tensor_parallel_size`` to match)."""
+    num_learners: int = 1
+    """Learner actors: data-parallel ranks (``torch.distributed``: gloo on CPU, NCCL on GPUs)."""
+    learner_cpus: float = 1.0
+    """CPUs reserved per learner rank."""
+    learner_gpus: float = 0.0
+    """GPUs reserved per learner rank (1 for NCCL data parallelism)."""
+    vllm_tensor_parallel_size: int = 1
+    """Tensor-parallel degree of each rollout worker's vLLM engine."""
+    max_staleness: int = 0
+    """Most optimiser steps a rollout's weights may lag the learner's (0: on-policy); a rollout that
+    lags more is discarded and run again."""
+    max_worker_restarts: int = 3
+    """Restarts of a dead rollout worker before the run fails."""
+
     def __post_init__(self) -> None:
         self._check_choices()
         self._check_positive()
         self._check_ranges()
+        self._check_distributed()
+
+    def _check_distributed(self) -> None:
+        least = {
+            "num_rollout_workers": 1,
+            "num_learners": 1,
+            "vllm_tensor_parallel_size": 1,
+            "rollout_worker_cpus": 0,
+            "rollout_worker_gpus": 0,
+            "learner_cpus": 0,
+            "learner_gpus": 0,
+            "max_staleness": 0,
+            "max_worker_restarts": 0,
+        }
+        for name, minimum in least.items():
+            value = getattr(self, name)
+            if value < minimum:
+                floor = "at least 1" if minimum else "0 or more"
+                raise ConfigError(f"{name} must be {floor}, got {value}")
+        if self.vllm_tensor_parallel_size > 1 and self.rollout_worker_gpus < 1:
+            raise ConfigError(
+                f"vllm_tensor_parallel_size={self.vllm_tensor_parallel_size} needs GPUs: set "
+                "rollout_worker_gpus to at least 1 (Ray places the engine's other ranks itself)"
+            )
+        if self.num_learners > 1 and self.device == "cuda" and self.learner_gpus < 1:
+            raise ConfigError("NCCL data parallelism needs one GPU per rank: set learner_gpus=1")
 
     def _check_choices(self) -> None:
         choices = {

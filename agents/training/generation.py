@@ -202,7 +202,11 @@ class TransformersGenerator:
     def sync_weights(self, model: torch.nn.Module) -> None:
         """Nothing to do: the generator samples from the learner's own module."""
         if model is not self.model:
-            self.model.load_state_dict(model.state_dict())
+            self.load_weights(model.state_dict())
+
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Copy named tensors (a learner's ``state_dict``) into the model."""
+        self.model.load_state_dict(weights)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -225,6 +229,7 @@ class VLLMGenerator:
         kv_cache_gib: KV-cache size in GiB.
         dtype: Weight dtype of the engine (keep it the learner's for logprob agreement).
         eos_ids: Token ids that end an assistant turn.
+        tensor_parallel_size: GPUs the engine shards the model over (1 on CPU).
     """
 
     def __init__(
@@ -235,6 +240,7 @@ class VLLMGenerator:
         kv_cache_gib: float,
         dtype: str,
         eos_ids: set[int],
+        tensor_parallel_size: int = 1,
     ) -> None:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -247,6 +253,7 @@ class VLLMGenerator:
             dtype=dtype,
             kv_cache_memory_bytes=int(kv_cache_gib * 2**30),
             enforce_eager=True,
+            tensor_parallel_size=tensor_parallel_size,
         )
         self.eos_ids = set(eos_ids)
 
@@ -287,8 +294,12 @@ class VLLMGenerator:
 
     def sync_weights(self, model: torch.nn.Module) -> None:
         """Load ``model``'s current weights into the engine and drop its prefix cache."""
-        weights = [(name, tensor.detach()) for name, tensor in model.state_dict().items()]
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+        self.load_weights(model.state_dict())
+
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Load named tensors (a learner's ``state_dict``) into the engine; drop its prefix cache."""
+        named = [(name, tensor.detach()) for name, tensor in weights.items()]
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": named})
         self.llm.reset_prefix_cache()
 
     def close(self) -> None:

@@ -1,0 +1,155 @@
+"""The driver: ``RLTrainer``'s schedule (data, batches, advantages, checkpoints) with Ray actors doing the work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from agents.training.config import TrainConfig
+from agents.training.distributed.cluster import connect, end_actors, learner_placement
+from agents.training.distributed.fleet import RolloutFleet
+from agents.training.distributed.learner import Learner
+from agents.training.distributed.versions import needs_broadcast
+from agents.training.policy import Policy
+from agents.training.rollout import Episode, EpisodeSpec
+from agents.training.samples import Prefix, Sample
+from agents.training.trainer import RLTrainer, generated_tokens, micro_batches
+
+
+class DistributedTrainer(RLTrainer):
+    """GRPO / Reinforce++ with rollout worker actors and data-parallel learner actors on Ray.
+
+    The driver runs ``RLTrainer``'s loop unchanged (task order, episode specs, turn prefixes,
+    advantages, mini-batch shuffling, metrics, checkpoint cadence); what it hands off is the work:
+    episodes and scheme (a) responses go to the ``RolloutFleet``, optimiser updates to the
+    ``Learner`` ranks, and after each update the learner's weights go to the workers through the
+    object store with the new step as their version. Sampling is seeded per request, so the run
+    reproduces ``RLTrainer`` with the same settings up to float rounding. Rerunning with the same
+    ``out_dir`` resumes from the newest checkpoint (written by learner rank 0, same format as
+    ``RLTrainer``'s).
+
+    Args:
+        config: The settings (its distributed block places the actors).
+        out_dir: Run folder (must be reachable from learner rank 0's node).
+        progress: Show a tqdm bar.
+    """
+
+    def __init__(self, config: TrainConfig, out_dir: str | Path, progress: bool = True) -> None:
+        self._owns_ray = connect(config)
+        self.learners: list[Any] = []
+        self.fleet: RolloutFleet | None = None
+        try:
+            super().__init__(config, out_dir, policy=None, progress=progress)
+        except BaseException:
+            self.close()
+            raise
+
+    # --- actors ---------------------------------------------------------------------------------
+
+    def _build_learner(self, policy: Policy | None) -> None:
+        """Start the learner ranks and join them in one process group; the driver holds no model."""
+        import ray
+
+        if policy is not None:
+            raise ValueError(
+                "DistributedTrainer builds its models in the actors: set config.model instead"
+            )
+        actor = ray.remote(Learner).options(**learner_placement(self.config).options())
+        size = self.config.num_learners
+        payload = self.config.to_dict()
+        self.learners = [actor.remote(payload, r, size, str(self.out_dir)) for r in range(size)]
+        init_method = ray.get(self.learners[0].rendezvous.remote())
+        ray.get([learner.join_group.remote(init_method) for learner in self.learners])
+        self.policy = None  # type: ignore[assignment]
+        self.reference = None
+        self.optimizer = None  # type: ignore[assignment]
+        self.renderer = None  # type: ignore[assignment]
+
+    def _build_generator(self) -> RolloutFleet:  # type: ignore[override]
+        self.fleet = RolloutFleet(self.config)
+        self._broadcast()
+        return self.fleet
+
+    def _broadcast(self) -> None:
+        assert self.fleet is not None
+        self.fleet.broadcast(self.learners[0].weights.remote(), self.step)
+
+    def _sync_weights(self) -> None:
+        """Broadcast the new weights unless the workers' may lag ``max_staleness`` steps more."""
+        assert self.fleet is not None
+        if needs_broadcast(self.step, self.fleet.version, self.config.max_staleness):
+            self._broadcast()
+
+    # --- work -----------------------------------------------------------------------------------
+
+    def _play(self, specs: list[EpisodeSpec]) -> list[Episode]:
+        assert self.fleet is not None
+        return self.fleet.play(specs, self._sampling_settings(1), self.step)
+
+    def _turn_samples(self, batch: list[Prefix]) -> list[Sample]:
+        assert self.fleet is not None
+        settings = self._sampling_settings(self.config.rollouts_per_prompt)
+        return self.fleet.respond(batch, settings, self.step)
+
+    def _optimizer_step(self, mini: list[Sample]) -> dict[str, float]:
+        """Deal the mini-batch's micro-batches round-robin to the ranks; they all-reduce and step."""
+        import ray
+
+        micro = micro_batches(mini, self.config.micro_batch_size)
+        total = generated_tokens(mini)
+        size = len(self.learners)
+        results = ray.get(
+            [
+                learner.optimizer_step.remote(micro[rank::size], total)
+                for rank, learner in enumerate(self.learners)
+            ]
+        )
+        return results[0]
+
+    def _extra_metrics(self) -> dict[str, Any]:
+        assert self.fleet is not None
+        counters = self.fleet.counters
+        return {
+            "rollout_staleness": self.fleet.take_staleness(),
+            "weight_version": self.fleet.version,
+            "worker_restarts": counters.restarts,
+            "rerun_items": counters.rerun_items,
+            "broadcast_s": round(counters.broadcast_s, 3),
+            **self.fleet.take_overhead(),
+        }
+
+    # --- checkpoints ----------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> Path:
+        """Learner rank 0 writes the weights, optimiser and torch RNG with the driver's state."""
+        import ray
+
+        folder = ray.get(self.learners[0].save_checkpoint.remote(self.step, self._data_state()))
+        return Path(folder)
+
+    def _resume(self) -> None:
+        import ray
+
+        states = ray.get([learner.load_checkpoint.remote() for learner in self.learners])
+        if states[0] is not None:
+            self._restore_data_state(states[0])
+
+    def _save_final(self) -> None:
+        import ray
+
+        ray.get(self.learners[0].save_model.remote(str(self.out_dir / "final")))
+
+    def close(self) -> None:
+        """End the workers and learners; shut Ray down when this trainer started it."""
+        import ray
+
+        if getattr(self, "pool", None) is not None:
+            self.pool.close()
+        if self.fleet is not None:
+            self.fleet.close()
+            self.fleet = None
+        end_actors(self.learners)
+        self.learners = []
+        if self._owns_ray:
+            ray.shutdown()
+            self._owns_ray = False
