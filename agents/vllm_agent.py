@@ -25,7 +25,7 @@ class VLLMAgent(BaseAgent):
         temperature: 0 for greedy decoding, otherwise the sampling temperature.
         top_p: Nucleus sampling mass.
         seed: Engine seed (per-request sampling is reproducible for a fixed batch).
-        max_model_len: Context length the engine reserves per sequence.
+        max_model_len: Context length the engine reserves per sequence; None: the model's own window.
         kv_cache_gib: KV-cache size in GiB; on the CPU backend this bounds the RAM it takes instead of
             a fraction of all memory (``gpu_memory_utilization``).
         engine_kwargs: Passed on to ``vllm.LLM`` (e.g. ``dtype``, ``gpu_memory_utilization``). Without a
@@ -43,7 +43,7 @@ class VLLMAgent(BaseAgent):
         temperature: float = 0.0,
         top_p: float = 1.0,
         seed: int = 0,
-        max_model_len: int = 4096,
+        max_model_len: int | None = 4096,
         kv_cache_gib: float | None = 1.0,
         **engine_kwargs: Any,
     ) -> None:
