@@ -170,8 +170,11 @@ class TrainConfig:
                 f"vllm_tensor_parallel_size={self.vllm_tensor_parallel_size} needs GPUs: set "
                 "rollout_worker_gpus to at least 1 (Ray places the engine's other ranks itself)"
             )
-        if self.num_learners > 1 and self.device == "cuda" and self.learner_gpus < 1:
-            raise ConfigError("NCCL data parallelism needs one GPU per rank: set learner_gpus=1")
+        if self.num_learners > 1 and self.device.startswith("cuda") and self.learner_gpus <= 0:
+            raise ConfigError(
+                "NCCL data parallelism needs a GPU per rank: set learner_gpus=1 (or 0.5 to share "
+                "each GPU with a rollout worker)"
+            )
 
     def _check_choices(self) -> None:
         choices = {

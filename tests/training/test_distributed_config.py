@@ -28,7 +28,7 @@ from agents.training.distributed.versions import (
         ({"learner_gpus": -1}, "learner_gpus must be 0 or more"),
         ({"max_staleness": -1}, "max_staleness must be 0 or more"),
         ({"vllm_tensor_parallel_size": 2}, "needs GPUs: set rollout_worker_gpus"),
-        ({"num_learners": 2, "device": "cuda"}, "one GPU per rank: set learner_gpus=1"),
+        ({"num_learners": 2, "device": "cuda"}, "needs a GPU per rank: set learner_gpus=1"),
     ],
 )
 def test_bad_distributed_settings_say_how_to_fix_them(overrides: dict, message: str) -> None:
