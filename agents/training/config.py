@@ -141,6 +141,10 @@ class TrainConfig:
     lags more is discarded and run again."""
     max_worker_restarts: int = 3
     """Restarts of a dead rollout worker before the run fails."""
+    weight_sync: str = "object_store"
+    """How learner weights reach the rollout workers after each update: ``object_store`` (Ray's
+    object store, fine for small models) or ``collective`` (learner rank 0 broadcasts in a
+    ``torch.distributed`` group with the workers: gloo on CPU, NCCL when all hold GPUs)."""
 
     def __post_init__(self) -> None:
         self._check_choices()
@@ -165,6 +169,11 @@ class TrainConfig:
             if value < minimum:
                 floor = "at least 1" if minimum else "0 or more"
                 raise ConfigError(f"{name} must be {floor}, got {value}")
+        if self.weight_sync not in ("object_store", "collective"):
+            raise ConfigError(
+                f"weight_sync={self.weight_sync!r} is unknown: use object_store (Ray's object "
+                "store, small models) or collective (a torch.distributed broadcast, large models)"
+            )
         if self.vllm_tensor_parallel_size > 1 and self.rollout_worker_gpus < 1:
             raise ConfigError(
                 f"vllm_tensor_parallel_size={self.vllm_tensor_parallel_size} needs GPUs: set "

@@ -22,11 +22,12 @@ class DistributedTrainer(RLTrainer):
     The driver runs ``RLTrainer``'s loop unchanged (task order, episode specs, turn prefixes,
     advantages, mini-batch shuffling, metrics, checkpoint cadence); what it hands off is the work:
     episodes and scheme (a) responses go to the ``RolloutFleet``, optimiser updates to the
-    ``Learner`` ranks, and after each update the learner's weights go to the workers through the
-    object store with the new step as their version. Sampling is seeded per request, so the run
-    reproduces ``RLTrainer`` with the same settings up to float rounding. Rerunning with the same
-    ``out_dir`` resumes from the newest checkpoint (written by learner rank 0, same format as
-    ``RLTrainer``'s).
+    ``Learner`` ranks, and after each update the learner's weights go to the workers with the new
+    step as their version: through the object store, or (``weight_sync=collective``) broadcast by
+    learner rank 0 in a ``torch.distributed`` group with the workers. Sampling is seeded per
+    request, so the run reproduces ``RLTrainer`` with the same settings up to float rounding.
+    Rerunning with the same ``out_dir`` resumes from the newest checkpoint (written by learner
+    rank 0, same format as ``RLTrainer``'s).
 
     Args:
         config: The settings (its distributed block places the actors).
@@ -66,13 +67,15 @@ class DistributedTrainer(RLTrainer):
         self.renderer = None  # type: ignore[assignment]
 
     def _build_generator(self) -> RolloutFleet:  # type: ignore[override]
-        self.fleet = RolloutFleet(self.config)
+        self.fleet = RolloutFleet(self.config, self.learners[0])
         self._broadcast()
         return self.fleet
 
     def _broadcast(self) -> None:
         assert self.fleet is not None
-        self.fleet.broadcast(self.learners[0].weights.remote(), self.step)
+        collective = self.config.weight_sync == "collective"
+        weights = None if collective else self.learners[0].weights.remote()
+        self.fleet.broadcast(weights, self.step)
 
     def _sync_weights(self) -> None:
         """Broadcast the new weights unless the workers' may lag ``max_staleness`` steps more."""

@@ -11,6 +11,7 @@ from agents.training.config import TrainConfig
 from agents.training.distributed.cluster import end_actors, rollout_placement
 from agents.training.distributed.rollout_worker import RolloutWorker
 from agents.training.distributed.versions import UNLOADED, Tagged, staleness
+from agents.training.distributed.weight_group import GroupCoordinator, group_backend
 from agents.training.generation import SamplingSettings
 
 RESTART_WAIT_S = 300
@@ -56,15 +57,19 @@ class RolloutFleet:
 
     Each worker is a Ray actor with ``max_restarts`` (Ray restarts a dead one) and no task retries:
     the fleet itself re-sends the current weights to a restarted worker and then the whole request
-    it lost. A request's result is accepted once, when it returns; a dead worker's partial work
-    never reaches the driver, so nothing is counted twice, and because sampling is seeded per
-    request the re-run equals what the lost run would have returned.
+    it lost. With ``weight_sync=collective`` the weights go from learner rank 0 through a
+    ``torch.distributed`` group of rank 0 and the workers instead, and a restart forms that group
+    again (new port) for every member before the weights are re-sent. A request's result is
+    accepted once, when it returns; a dead worker's partial work never reaches the driver, so
+    nothing is counted twice, and because sampling is seeded per request the re-run equals what
+    the lost run would have returned.
 
     Args:
         config: The run's settings.
+        learner: Learner rank 0's actor handle (the sender of ``weight_sync=collective``).
     """
 
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(self, config: TrainConfig, learner: Any = None) -> None:
         import ray
 
         self.config = config
@@ -77,26 +82,76 @@ class RolloutFleet:
         payload = config.to_dict()
         self.workers = [actor.remote(payload, i) for i in range(config.num_rollout_workers)]
         self.version = UNLOADED
+        self._latest = UNLOADED  # the learner's version: what a collective re-send is tagged
         self._weights: Any = None
         self.counters = FleetCounters()
         ray.get([w.status.remote() for w in self.workers])
+        self.group: GroupCoordinator | None = None
+        if config.weight_sync == "collective":
+            backend = group_backend(config.device, config.rollout_worker_gpus)
+            self.group = GroupCoordinator(learner, backend)
 
     def broadcast(self, weights: Any, version: int) -> None:
-        """Send weights (an object ref of a learner's ``weights()``, read by every worker from the
-        object store) tagged ``version``; a worker that died meanwhile is restarted with them."""
+        """Send the weights tagged ``version``; a worker that died meanwhile is restarted with them.
+
+        Args:
+            weights: An object ref of a learner's ``weights()``, read by every worker from the
+                object store (ignored by ``weight_sync=collective``: rank 0 sends its own).
+            version: The learner step the weights come from.
+        """
+        started = time.perf_counter()
+        if self.group is not None:
+            self._send_collective(version)
+        else:
+            self._send_object(weights, version)
+        self.counters.broadcasts += 1
+        self.counters.broadcast_s = time.perf_counter() - started
+
+    def _send_object(self, weights: Any, version: int) -> None:
         import ray
 
-        started = time.perf_counter()
         self._weights = weights
-        self.version = version
+        self.version = self._latest = version
         pending = {w.load_weights.remote(weights, version): i for i, w in enumerate(self.workers)}
         for ref, index in pending.items():
             try:
                 ray.get(ref)
             except ray.exceptions.RayActorError:
                 self._recover(index)
-        self.counters.broadcasts += 1
-        self.counters.broadcast_s = time.perf_counter() - started
+
+    def _send_collective(self, version: int, reform: bool = False) -> None:
+        """Rank 0 broadcasts to the group (formed first if needed); a member lost on the way is
+        waited for, the group formed again and the broadcast repeated."""
+        assert self.group is not None
+        for _ in range(self.config.max_worker_restarts + 2):
+            if reform or not self.group.formed:
+                self.group.formed = self._settle(self.group.form(self.workers))
+            if self.group.formed and self._settle(self.group.send(self.workers, version)):
+                self.version = self._latest = version
+                return
+            reform = True
+        raise WorkerLostError(
+            f"the weight group of {len(self.workers)} rollout workers kept losing members"
+        )
+
+    def _settle(self, refs: list[Any]) -> bool:
+        """Wait for a group call on every member (learner first, then the workers); a worker that
+        died is counted and waited for. Returns whether every member succeeded."""
+        import ray
+
+        ok = True
+        for member, ref in enumerate(refs):
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayActorError:
+                if member == 0:
+                    raise
+                self.counters.restarts += 1
+                self._until_back(member - 1, "status")
+                ok = False
+            except ray.exceptions.RayError:
+                ok = False  # a live member whose peer vanished mid-call
+        return ok
 
     def play(self, specs: Sequence[Any], settings: SamplingSettings, learner_version: int) -> list:
         """Episodes of ``specs`` (``RolloutWorker.play``), in order, however the workers fared."""
@@ -114,6 +169,7 @@ class RolloutFleet:
         """Split ``items`` into one contiguous chunk per worker, run them, re-run lost chunks."""
         import ray
 
+        self._latest = max(self._latest, learner_version)
         size = -(-len(items) // len(self.workers)) if items else 1
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
         results: dict[int, list[Any]] = {}
@@ -149,21 +205,32 @@ class RolloutFleet:
         return getattr(self.workers[worker], method).remote(items, settings)
 
     def _recover(self, index: int) -> None:
-        """A worker died: count the restart (Ray restarts the actor) and give it the weights again."""
+        """A worker died: count the restart (Ray restarts the actor) and give it the weights again
+        (collective: once it is back, form the group again for all members and re-send)."""
         self.counters.restarts += 1
-        self._reload(index)
+        if self.group is None:
+            self._reload(index)
+        elif self._latest != UNLOADED:
+            self._until_back(index, "status")
+            self._send_collective(self._latest, reform=True)
 
     def _reload(self, index: int) -> None:
-        """Give worker ``index`` the current weights, waiting while Ray restarts it."""
+        """Give worker ``index`` the current weights, waiting while Ray restarts it (collective:
+        the learner's current weights go to every worker)."""
+        if self.group is not None:
+            if self._latest != UNLOADED:
+                self._send_collective(self._latest)
+        elif self._weights is not None:
+            self._until_back(index, "load_weights", self._weights, self.version)
+
+    def _until_back(self, index: int, method: str, *args: Any) -> Any:
+        """Call ``method`` on worker ``index``, retrying while Ray restarts it."""
         import ray
 
-        if self._weights is None:
-            return
         deadline = time.monotonic() + RESTART_WAIT_S
         while True:
             try:
-                ray.get(self.workers[index].load_weights.remote(self._weights, self.version))
-                return
+                return ray.get(getattr(self.workers[index], method).remote(*args))
             except ray.exceptions.ActorUnavailableError:
                 if time.monotonic() > deadline:
                     raise WorkerLostError(

@@ -13,6 +13,7 @@ import torch.distributed as dist
 from agents.training.checkpoint import CheckpointStore
 from agents.training.config import TrainConfig
 from agents.training.distributed.cluster import ACTOR_ENV
+from agents.training.distributed.weight_group import Layout, WeightGroup, layout_of, pack
 from agents.training.policy import Policy
 from agents.training.samples import Sample
 from agents.training.trainer import (
@@ -61,12 +62,33 @@ class Learner:
         self.reference = build_reference(self.policy, self.config)
         self.optimizer = build_optimizer(self.policy, self.config)
         self.checkpoints = CheckpointStore(Path(out_dir) / "checkpoints")
+        self.weight_group: WeightGroup | None = None
 
     def rendezvous(self) -> str:
         """``tcp://ip:port`` on this rank's node for the process group (called on rank 0)."""
+        host, port = self.weight_rendezvous()
+        return f"tcp://{host}:{port}"
+
+    def weight_rendezvous(self) -> tuple[str, int]:
+        """This node's address and a free port for a (new) weight-broadcast group (rank 0)."""
         import ray
 
-        return f"tcp://{ray.util.get_node_ip_address()}:{free_port()}"
+        return ray.util.get_node_ip_address(), free_port()
+
+    def weight_layout(self) -> Layout:
+        """Names, shapes and dtypes of the weights the collective broadcast sends."""
+        return layout_of(self.policy.model.state_dict())
+
+    def join_weight_group(self, host: str, port: int, size: int, backend: str) -> None:
+        """Rank 0: host a new weight-broadcast group with the rollout workers (members 1..)."""
+        self.weight_group = None  # leave the previous group first
+        self.weight_group = WeightGroup(host, port, 0, size, backend)
+
+    def send_weights(self) -> None:
+        """Rank 0: broadcast the policy's weights to the group, one flat buffer per dtype."""
+        assert self.weight_group is not None, "join_weight_group first"
+        state = self.policy.model.state_dict()
+        self.weight_group.broadcast(pack(state, layout_of(state), self.weight_group.device))
 
     def join_group(self, init_method: str) -> None:
         """Join the data-parallel process group: NCCL when the learner is on a GPU, gloo otherwise."""
@@ -143,6 +165,7 @@ class Learner:
         return str(self.policy.save(folder))
 
     def close(self) -> None:
-        """Leave the process group."""
+        """Leave the process groups."""
+        self.weight_group = None
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -15,6 +15,7 @@ from agents.models import resolve_model
 from agents.training.config import TrainConfig
 from agents.training.distributed.cluster import ACTOR_ENV
 from agents.training.distributed.versions import UNLOADED, Tagged
+from agents.training.distributed.weight_group import Layout, WeightGroup, empty_buffers, unpack
 from agents.training.generation import (
     Completion,
     Generator,
@@ -90,6 +91,9 @@ class RolloutWorker:
         self.version = UNLOADED
         self._lock = threading.Lock()
         self._busy = 0
+        self.weight_group: WeightGroup | None = None
+        self._layout: Layout = []
+        self._buffers: list[torch.Tensor] = []
 
     def _build_generator(self, tokenizer: Any) -> TransformersGenerator | VLLMGenerator:
         """vLLM: an engine on the model folder (no second copy of the weights in the worker);
@@ -119,6 +123,22 @@ class RolloutWorker:
             self.generator.load_weights(weights)
             self.version = version
         return version
+
+    def join_weight_group(
+        self, host: str, port: int, rank: int, size: int, backend: str, layout: Layout
+    ) -> None:
+        """Join a (new) weight-broadcast group as member ``rank``, with buffers for ``layout``."""
+        self.weight_group = None  # leave the previous group first
+        self.weight_group = WeightGroup(host, port, rank, size, backend)
+        if layout != self._layout or not self._buffers:
+            self._layout = layout
+            self._buffers = empty_buffers(layout, self.weight_group.device)
+
+    def receive_weights(self, version: int) -> int:
+        """Receive learner rank 0's broadcast and load it as weight ``version``."""
+        assert self.weight_group is not None, "join_weight_group first"
+        self.weight_group.broadcast(self._buffers)
+        return self.load_weights(unpack(self._buffers, self._layout), version)
 
     def play(self, specs: Sequence[EpisodeSpec], settings: SamplingSettings) -> Tagged[Episode]:
         """Play ``specs`` to their ends (``run_episodes``), tagged with the weight version."""
@@ -153,6 +173,7 @@ class RolloutWorker:
             return Tagged(self.version, items, busy, timed.seconds)
 
     def close(self) -> None:
-        """Close the envs and the generator."""
+        """Leave the weight group; close the envs and the generator."""
+        self.weight_group = None
         self.pool.close()
         self.generator.close()
