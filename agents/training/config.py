@@ -299,7 +299,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "mini_batch_size": 4,
         "micro_batch_size": 8,
         "epochs": 1,
-        "max_steps": 12,
+        "max_steps": 3,
         "lr": 2e-5,
         "max_new_tokens": 128,
         "max_context_tokens": 2048,
