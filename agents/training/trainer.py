@@ -303,7 +303,12 @@ class RLTrainer:
     # --- update -----------------------------------------------------------------------------------
 
     def _update(self, samples: list[Sample]) -> dict[str, float]:
-        """PPO-style updates: ``ppo_epochs`` passes of mini-batches (whole groups), token-mean loss."""
+        """PPO-style updates: ``ppo_epochs`` passes of mini-batches (whole groups), token-mean loss.
+
+        With ``skip_zero_advantage`` the samples whose advantage is zero everywhere sit out.
+        """
+        if self.config.skip_zero_advantage:
+            samples = informative_samples(samples)
         groups: dict[str, list[Sample]] = {}
         for sample in samples:
             groups.setdefault(sample.group, []).append(sample)
@@ -319,7 +324,13 @@ class RLTrainer:
                 for key, value in self._optimizer_step(mini).items():
                     totals[key] = totals.get(key, 0.0) + value
                 updates += 1
-        return {key: value / max(updates, 1) for key, value in totals.items()}
+        stats = {key: value / updates for key, value in totals.items()} if updates else {}
+        return {
+            **dict.fromkeys((*LOSS_STATS, "grad_norm"), float("nan")),
+            **stats,
+            "trained_samples": len(samples),
+            "optimizer_updates": updates,
+        }
 
     def _optimizer_step(self, mini: list[Sample]) -> dict[str, float]:
         """One optimiser update over a mini-batch, accumulated over micro-batches by token share."""
@@ -486,6 +497,11 @@ def restore_learner(
     policy.model.load_state_dict(loaded.state_dict())
     optimizer.load_state_dict(state["optimizer"])
     torch.random.set_rng_state(state["torch_rng"])
+
+
+def informative_samples(samples: list[Sample]) -> list[Sample]:
+    """The samples with a non-zero advantage at some token (the others add no policy gradient)."""
+    return [s for s in samples if any(a != 0.0 for a in s.advantages)]
 
 
 def micro_batches(mini: list[Sample], size: int) -> list[list[Sample]]:

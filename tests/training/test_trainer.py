@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from training_helpers import tiny_model
 
 from agents.training.config import build_config
 from agents.training.policy import Policy
-from agents.training.trainer import RLTrainer
+from agents.training.samples import Sample
+from agents.training.trainer import RLTrainer, informative_samples
 
 
 def _config(tasks: Path, **overrides):
@@ -96,3 +98,33 @@ def test_resume_after_a_kill_takes_the_same_next_step(
         assert resumed[1][key] == pytest.approx(straight[1][key], abs=1e-6), key
     lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2]
+
+
+def test_informative_samples_keeps_only_samples_with_a_nonzero_advantage() -> None:
+    def sample(group: str, advantages: list[float]) -> Sample:
+        return Sample([1, 2, 3], [0, 1, 1], [0.0, -1.0, -1.0], group, 0.0, advantages=advantages)
+
+    tied = [sample("a", [0.0, 0.0, 0.0]), sample("a", [0.0, 0.0, 0.0])]
+    split = [sample("b", [0.0, 0.7, 0.7]), sample("b", [0.0, -0.7, -0.7])]
+    assert informative_samples(tied + split) == split
+    assert informative_samples(tied) == []
+
+
+def test_skip_zero_advantage_trains_only_on_groups_whose_scores_differ(
+    tokenizer, easy_tasks: Path, tmp_path: Path
+) -> None:
+    settings = {"max_steps": 3, "seed": 3, "rollouts_per_prompt": 4, "mini_batch_size": 2}
+    config = _config(easy_tasks, skip_zero_advantage=True, **settings)
+    metrics = _train(tokenizer, config, tmp_path / "run", focused=True)
+    for step in metrics:
+        # GRPO zeroes a whole group when its 4 scores tie, so whole groups sit out.
+        assert step["samples"] == 16
+        assert step["trained_samples"] % 4 == 0
+        groups = step["trained_samples"] // 4
+        assert step["optimizer_updates"] == -(-groups // config.mini_batch_size)
+        if not groups:
+            assert math.isnan(step["loss"])
+    assert any(m["trained_samples"] < 16 for m in metrics)
+    full = _train(tokenizer, _config(easy_tasks, **settings), tmp_path / "full", focused=True)
+    assert [m["trained_samples"] for m in full] == [16, 16, 16]
+    assert [m["optimizer_updates"] for m in full] == [2, 2, 2]
