@@ -110,7 +110,52 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "solve_f1": mean([r["solve_f1"] for r in records]),
         "episodes": len(records),
         "per_scenario": per_scenario,
+        "per_task": {
+            f"{r['env']}/{r['task_index']}/{r.get('repeat', 0)}": r["solve_f1"] for r in records
+        },
     }
+
+
+def paired_gain(base: dict[str, float], other: dict[str, float]) -> dict[str, Any]:
+    """Solve-F1 of ``other`` minus ``base`` over the tasks both ran, with a paired 95% t-interval.
+
+    Args:
+        base: Task key → Solve-F1 (a ``summarize`` result's ``per_task``).
+        other: The same for the later stage.
+
+    Returns:
+        ``{"gain", "low", "high", "tasks", "better", "worse"}``; gain and bounds in Solve-F1 units.
+    """
+    from benchmarks.stats import mean_ci
+
+    shared = sorted(set(base) & set(other))
+    estimate = mean_ci([other[k] - base[k] for k in shared])
+    return {
+        "gain": estimate.mean,
+        "low": estimate.low,
+        "high": estimate.high,
+        "tasks": len(shared),
+        "better": sum(other[k] > base[k] for k in shared),
+        "worse": sum(other[k] < base[k] for k in shared),
+    }
+
+
+def gains_text(rows: dict[str, dict[str, Any]], base: str = "sft") -> str:
+    """One line per stage after ``base``: its paired Solve-F1 gain over ``base`` (points, x100)."""
+    if base not in rows:
+        return ""
+    stages = list(rows)
+    lines = []
+    for stage in stages[stages.index(base) + 1 :]:
+        g = paired_gain(rows[base].get("per_task", {}), rows[stage].get("per_task", {}))
+        if not g["tasks"]:
+            continue
+        lines.append(
+            f"- {stage} - {base}: {100 * g['gain']:+.1f} Solve-F1 points, paired 95% CI "
+            f"[{100 * g['low']:+.1f}, {100 * g['high']:+.1f}] over {g['tasks']} tasks "
+            f"({g['better']} better, {g['worse']} worse)"
+        )
+    return "\n".join(lines)
 
 
 def results_table(rows: dict[str, dict[str, Any]]) -> str:
@@ -188,4 +233,5 @@ def run_pipeline(
 
 def _write_results(out: Path, rows: dict[str, dict[str, Any]]) -> None:
     (out / "results.json").write_text(json.dumps(rows, indent=2))
-    (out / "results.md").write_text(results_table(rows) + "\n")
+    gains = gains_text(rows)
+    (out / "results.md").write_text(results_table(rows) + "\n" + (f"\n{gains}\n" if gains else ""))

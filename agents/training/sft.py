@@ -76,7 +76,7 @@ def run_sft(
     """Behaviour-clone the oracle and save the model in HF format under ``out_dir/model``.
 
     Args:
-        config: ``sft_*`` settings, ``model``, ``env_ids``, ``seed``, ``micro_batch_size``.
+        config: ``sft_*`` settings, ``model``, ``env_ids``, ``seed``.
         out_dir: Run folder (``metrics.jsonl``, ``curves.png``, ``model/``).
         policy: A ready learner (tests); built from ``config.model`` otherwise.
         progress: Show a tqdm bar.
@@ -135,8 +135,8 @@ def _sft_update(
     optimizer.zero_grad(set_to_none=True)
     total = sum(sum(e.loss_mask) for e in batch) or 1
     value = 0.0
-    for start in range(0, len(batch), config.micro_batch_size):
-        micro = batch[start : start + config.micro_batch_size]
+    for start in range(0, len(batch), config.sft_micro_batch_size):
+        micro = batch[start : start + config.sft_micro_batch_size]
         share = sum(sum(e.loss_mask) for e in micro) / total
         loss = nll_loss(policy, micro) * share
         loss.backward()

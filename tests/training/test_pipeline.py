@@ -9,7 +9,13 @@ import pytest
 from training_helpers import tiny_model
 
 from agents.training.config import build_config
-from agents.training.pipeline import SCENARIO_COLUMNS, evaluate_model, run_pipeline
+from agents.training.pipeline import (
+    SCENARIO_COLUMNS,
+    evaluate_model,
+    gains_text,
+    paired_gain,
+    run_pipeline,
+)
 from agents.training.policy import Policy
 
 
@@ -45,7 +51,9 @@ def test_pipeline_writes_a_row_per_stage(tokenizer, tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["grpo"]["solve_f1"] == rows["grpo"]["solve_f1"]
     table = (tmp_path / "run" / "results.md").read_text().splitlines()
-    assert table[0].startswith("| stage | SingleHop |") and len(table) == 5
+    assert table[0].startswith("| stage | SingleHop |") and table[5] == ""
+    assert table[6].startswith("- grpo - sft: ")
+    assert " over 4 tasks (" in table[6]
     sft_log = (tmp_path / "run" / "sft" / "metrics.jsonl").read_text().splitlines()
     assert len(sft_log) == 2  # 4 oracle trajectories (one per scenario) in batches of 2
 
@@ -72,3 +80,20 @@ def test_vllm_backend_evaluates_with_a_vllm_engine(tokenizer, tmp_path: Path) ->
     assert {r["agent"] for r in records} == {"vllm:tiny"}
     assert {r["scenario"] for r in records} == set(SCENARIO_COLUMNS)
     assert all(r["completion_tokens"] <= 4 * r["turns"] for r in records)
+
+
+def test_paired_gain_pairs_tasks_by_key_with_a_student_t_interval() -> None:
+    base = {"a": 0.0, "b": 0.5, "c": 1.0}
+    other = {"a": 0.5, "b": 0.75, "c": 1.0, "only_here": 1.0}
+    gain = paired_gain(base, other)
+    # Differences 0.5, 0.25, 0: mean 0.25, sd 0.25, t(0.975, 2) = 4.302653 -> half-width 0.621034.
+    assert gain["tasks"] == 3 and gain["better"] == 2 and gain["worse"] == 0
+    assert gain["gain"] == pytest.approx(0.25)
+    assert gain["low"] == pytest.approx(0.25 - 0.621034, abs=1e-6)
+    assert gain["high"] == pytest.approx(0.25 + 0.621034, abs=1e-6)
+    rows = {"sft": {"per_task": base}, "grpo": {"per_task": other}}
+    assert gains_text(rows) == (
+        "- grpo - sft: +25.0 Solve-F1 points, paired 95% CI [-37.1, +87.1] over 3 tasks "
+        "(2 better, 0 worse)"
+    )
+    assert gains_text({"start": {"per_task": base}}) == ""

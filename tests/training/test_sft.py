@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from pathlib import Path
 
 import torch
@@ -45,7 +47,7 @@ def test_sft_lowers_the_nll_of_oracle_turns(tokenizer, tmp_path: Path) -> None:
             "sft_epochs": 4,
             "sft_batch_size": 3,
             "sft_lr": 3e-3,
-            "micro_batch_size": 3,
+            "sft_micro_batch_size": 3,
             "torch_threads": 1,
         }
     )
@@ -66,3 +68,31 @@ def test_sft_lowers_the_nll_of_oracle_turns(tokenizer, tmp_path: Path) -> None:
     assert (saved / "config.json").is_file() and (tmp_path / "metrics.jsonl").read_text().count(
         "\n"
     ) == 4
+
+
+def test_sft_micro_batches_change_memory_not_the_update(tokenizer, tmp_path: Path) -> None:
+    """Token-share accumulation: one trajectory per pass gives the update of all three at once."""
+    base = tiny_model(tokenizer)
+    weights = {}
+    for micro in (1, 3):
+        config = build_config(
+            overrides={
+                "env_ids": ["FTRL-Custom-v0"],
+                "tasks": str(WEATHER_TASKS),
+                "sft_tasks": 3,
+                "sft_epochs": 1,
+                "sft_batch_size": 3,
+                "sft_micro_batch_size": micro,
+                "sft_lr": 3e-3,
+                "torch_threads": 1,
+            }
+        )
+        policy = Policy(copy.deepcopy(base), tokenizer)
+        run_sft(config, tmp_path / str(micro), policy=policy, progress=False)
+        weights[micro] = {k: v.clone() for k, v in policy.model.state_dict().items()}
+    moved = max(float((weights[1][k] - base.state_dict()[k]).abs().max()) for k in weights[1])
+    assert moved > 1e-3
+    # Adam's first step is about lr * sign(gradient), so a gradient within float noise of 0 may flip:
+    # allow 1e-4 (lr / 30) where the weights moved by about lr = 3e-3.
+    for name, tensor in weights[1].items():
+        torch.testing.assert_close(tensor, weights[3][name], atol=1e-4, rtol=0.0)
