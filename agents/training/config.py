@@ -330,7 +330,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "backend": "vllm",
         "train_tasks": 64,
         "max_turns": 6,
-        "prompts_per_step": 16,
+        "prompts_per_step": 8,
         "rollouts_per_prompt": 8,
         "mini_batch_size": 4,
         "micro_batch_size": 8,
@@ -354,7 +354,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 """Named starting points: ``paper`` is SPEC 7; ``cpu`` a small run on transformers generation; ``cpu_long``
 the README's result (about an hour on 2 cores); ``demo`` the README's main command, ``cpu_long`` cut to
-2 GRPO steps and 4 test tasks per scenario (minutes)."""
+2 GRPO steps of 8 prefixes and 4 test tasks per scenario (minutes)."""
 
 
 def parse_value(text: str) -> Any:

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from agents.training.config import ConfigError, TrainConfig, build_config, parse_overrides
+from agents.training.config import (
+    PRESETS,
+    ConfigError,
+    TrainConfig,
+    build_config,
+    parse_overrides,
+)
 
 
 def test_defaults_are_spec_7() -> None:
@@ -25,6 +31,18 @@ def test_defaults_are_spec_7() -> None:
         config.epochs,
     ) == (512, 32, 1024, 3)
     assert (config.reward, config.scheme) == ("solve_f1", "turn")
+
+
+def test_every_preset_builds_and_demo_is_cpu_long_cut_short() -> None:
+    configs = {name: build_config(name) for name in PRESETS}
+    long, demo = configs["cpu_long"].to_dict(), configs["demo"].to_dict()
+    differ = {k: (long[k], demo[k]) for k in long if long[k] != demo[k]}
+    assert differ == {
+        "prompts_per_step": (16, 8),
+        "max_steps": (6, 2),
+        "eval_episodes": (15, 4),
+        "rl_algorithms": (["grpo", "reinforce_pp"], ["grpo"]),
+    }
 
 
 def test_file_then_overrides_win_over_the_preset(tmp_path: Path) -> None:
