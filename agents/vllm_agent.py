@@ -91,13 +91,23 @@ class VLLMAgent(BaseAgent):
 
     def close(self) -> None:
         """Shut the engine down and free its memory."""
-        engine = getattr(self, "llm", None)
-        if engine is not None and hasattr(engine, "llm_engine"):
-            shutdown = getattr(engine.llm_engine, "shutdown", None)
-            if callable(shutdown):
-                shutdown()
+        shutdown_engine(getattr(self, "llm", None))
         self.llm = None
-        gc.collect()  # an in-process engine's KV cache goes with the last reference
+        gc.collect()
+
+
+def shutdown_engine(llm: Any) -> None:
+    """Shut down a ``vllm.LLM``'s engine core now (a no-op for None or an engine already down).
+
+    ``LLMEngine`` has no ``shutdown`` of its own in vLLM 0.32; its engine-core client does. Left to
+    the garbage collector, an in-process engine core shuts down whenever its ``LLM`` is collected,
+    and that tears down vLLM's process-wide parallel state: if another engine has started in the
+    meantime, it then fails with "pipeline model parallel group is not initialized".
+    """
+    client = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    shutdown = getattr(client, "shutdown", None)
+    if callable(shutdown):
+        shutdown()
 
 
 @contextmanager

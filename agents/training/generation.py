@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 from collections.abc import Sequence
@@ -310,8 +311,9 @@ class VLLMGenerator:
         self.llm.reset_prefix_cache()
 
     def close(self) -> None:
-        """Shut the engine down."""
-        engine = getattr(self.llm, "llm_engine", None)
-        shutdown = getattr(engine, "shutdown", None)
-        if callable(shutdown):
-            shutdown()
+        """Shut the engine down and drop it now (see ``agents.vllm_agent.shutdown_engine``)."""
+        from agents.vllm_agent import shutdown_engine
+
+        shutdown_engine(self.llm)
+        self.llm = None
+        gc.collect()

@@ -195,7 +195,6 @@ def run_pipeline(
     import torch
 
     from agents.training.sft import run_sft
-    from agents.training.trainer import RLTrainer
 
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
@@ -222,13 +221,20 @@ def run_pipeline(
         started = time.perf_counter()
         rl_config = dataclasses.replace(config, algorithm=algorithm, model=str(sft_model))
         if not (out / algorithm / "final" / "config.json").is_file():
-            trainer = RLTrainer(rl_config, out / algorithm, progress=progress)
-            try:
-                trainer.train()
-            finally:
-                trainer.close()
+            _train_rl(rl_config, out / algorithm, progress)
         record(algorithm, str(out / algorithm / "final"), started)
     return rows
+
+
+def _train_rl(config: TrainConfig, out_dir: Path, progress: bool) -> None:
+    """One RL stage; its trainer (and vLLM engine) is gone when this returns, before the next starts."""
+    from agents.training.trainer import RLTrainer
+
+    trainer = RLTrainer(config, out_dir, progress=progress)
+    try:
+        trainer.train()
+    finally:
+        trainer.close()
 
 
 def _write_results(out: Path, rows: dict[str, dict[str, Any]]) -> None:
