@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +148,29 @@ def test_seeded_vllm_sampling_of_prompts_longer_than_one_scheduler_batch(
         generator.close()
     assert [len(group) for group in batch] == [2] * 6
     assert [c.token_ids for c in alone[0]] == [c.token_ids for c in batch[3]]
+
+
+@pytest.mark.slow
+def test_close_shuts_the_engine_down_before_the_next_one_starts(tokenizer, tmp_path: Path) -> None:
+    """A pipeline runs in-process engines one after another (evaluation, GRPO, evaluation,
+    Reinforce++). ``close()`` must shut its engine down then and there: an engine left to the garbage
+    collector tears down vLLM's process-wide parallel state whenever it is collected, and when that
+    was after the next engine had started, the next one failed ("pipeline model parallel group is not
+    initialized"). vLLM's ``LLMEngine`` has no ``shutdown()``; the old ``close()`` looked for one and
+    so shut nothing down."""
+    pytest.importorskip("vllm")
+    from vllm.distributed.parallel_state import model_parallel_is_initialized
+
+    policy = Policy(tiny_model(tokenizer, hidden_size=128, heads=2), tokenizer)
+    first = _engine(policy, tmp_path / "first", max_model_len=256)
+    assert model_parallel_is_initialized()
+    first.close()
+    assert not model_parallel_is_initialized() and first.llm is None
+    second = _engine(policy, tmp_path / "second", max_model_len=256)
+    try:
+        del first
+        gc.collect()
+        completions = second.generate([[100, 200, 300]], SamplingSettings(n=2, max_new_tokens=4))
+    finally:
+        second.close()
+    assert [len(c.token_ids) for c in completions[0]] == [4, 4]
