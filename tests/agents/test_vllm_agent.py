@@ -29,3 +29,8 @@ def test_vllm_agent_runs_real_episodes(tmp_path: Path) -> None:
         assert first == second
     finally:
         agent.close()
+    from vllm.distributed.parallel_state import model_parallel_is_initialized
+
+    # On CPU the engine runs in this process; close() shuts it down at once, so a later engine in
+    # the same process (the training pipeline's next stage) starts on a clean parallel state.
+    assert agent.llm is None and not model_parallel_is_initialized()
