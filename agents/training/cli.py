@@ -76,10 +76,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"SFT model: {run_sft(config, out, progress=progress)}")
         return 0
     if args.mode == "pipeline":
-        from agents.training.pipeline import results_table, run_pipeline
+        from agents.training.pipeline import run_pipeline
 
-        rows = run_pipeline(config, out, progress=progress)
-        print(results_table(rows))
+        run_pipeline(config, out, progress=progress)
+        print((out / "results.md").read_text().rstrip())
         print(f"results: {out / 'results.md'}")
         return 0
     if distributed:
