@@ -326,35 +326,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_max_turns": 6,
         "vllm_kv_cache_gib": 2.0,
     },
-    "demo": {
-        "backend": "vllm",
-        "train_tasks": 64,
-        "max_turns": 6,
-        "prompts_per_step": 8,
-        "rollouts_per_prompt": 8,
-        "mini_batch_size": 4,
-        "micro_batch_size": 8,
-        "epochs": 1,
-        "max_steps": 2,
-        "lr": 2e-5,
-        "skip_zero_advantage": True,
-        "max_new_tokens": 128,
-        "max_context_tokens": 2048,
-        "save_every": 1,
-        "sft_tasks": 8,
-        "sft_epochs": 1,
-        "sft_lr": 1e-4,
-        "sft_batch_size": 4,
-        "eval_episodes": 4,
-        "eval_max_new_tokens": 128,
-        "eval_max_turns": 6,
-        "vllm_kv_cache_gib": 2.0,
-        "rl_algorithms": ["grpo"],
-    },
 }
 """Named starting points: ``paper`` is SPEC 7; ``cpu`` a small run on transformers generation; ``cpu_long``
-the README's result (about an hour on 2 cores); ``demo`` the README's main command, ``cpu_long`` cut to
+the README's result (about 80 min on 2 cores); ``demo`` the README's main command, ``cpu_long`` cut to
 2 GRPO steps of 8 prefixes and 4 test tasks per scenario (minutes)."""
+PRESETS["demo"] = {
+    **PRESETS["cpu_long"],
+    "prompts_per_step": 8,
+    "max_steps": 2,
+    "eval_episodes": 4,
+    "rl_algorithms": ["grpo"],
+}
 
 
 def parse_value(text: str) -> Any:
