@@ -38,19 +38,22 @@ def test_oracle_episode_trains_on_the_oracle_turns_only(tokenizer) -> None:
     assert episode.metrics["solve_f1"] == 1.0
 
 
+def _sft_config(**overrides: int):
+    """SFT on the three weather tasks, all in one batch of 3, at a learning rate a tiny model feels."""
+    settings = {
+        "env_ids": ["FTRL-Custom-v0"],
+        "tasks": str(WEATHER_TASKS),
+        "sft_tasks": 3,
+        "sft_batch_size": 3,
+        "sft_lr": 3e-3,
+        "torch_threads": 1,
+        **overrides,
+    }
+    return build_config(overrides=settings)
+
+
 def test_sft_lowers_the_nll_of_oracle_turns(tokenizer, tmp_path: Path) -> None:
-    config = build_config(
-        overrides={
-            "env_ids": ["FTRL-Custom-v0"],
-            "tasks": str(WEATHER_TASKS),
-            "sft_tasks": 3,
-            "sft_epochs": 4,
-            "sft_batch_size": 3,
-            "sft_lr": 3e-3,
-            "sft_micro_batch_size": 3,
-            "torch_threads": 1,
-        }
-    )
+    config = _sft_config(sft_epochs=4, sft_micro_batch_size=3)
     policy = Policy(tiny_model(tokenizer), tokenizer)
     renderer = TokenRenderer(tokenizer)
     pool = EnvPool(max_turns=5, reward="solve_f1", tasks=str(WEATHER_TASKS))
@@ -75,18 +78,7 @@ def test_sft_micro_batches_change_memory_not_the_update(tokenizer, tmp_path: Pat
     base = tiny_model(tokenizer)
     weights = {}
     for micro in (1, 3):
-        config = build_config(
-            overrides={
-                "env_ids": ["FTRL-Custom-v0"],
-                "tasks": str(WEATHER_TASKS),
-                "sft_tasks": 3,
-                "sft_epochs": 1,
-                "sft_batch_size": 3,
-                "sft_micro_batch_size": micro,
-                "sft_lr": 3e-3,
-                "torch_threads": 1,
-            }
-        )
+        config = _sft_config(sft_epochs=1, sft_micro_batch_size=micro)
         policy = Policy(copy.deepcopy(base), tokenizer)
         run_sft(config, tmp_path / str(micro), policy=policy, progress=False)
         weights[micro] = {k: v.clone() for k, v in policy.model.state_dict().items()}
