@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from agents.models import resolve_model
+from agents.training.checkpoint import write_folder_atomically
 from agents.training.losses import entropy_from_logits
 
 
@@ -175,9 +176,14 @@ class Policy:
         return out, entropy, mask.to(self.device)
 
     def save(self, folder: str | Path) -> Path:
-        """Write weights, config and tokenizer in Hugging Face format (loadable by the agents)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        """Write weights, config and tokenizer in Hugging Face format (loadable by the agents).
+
+        The folder appears whole or not at all (``write_folder_atomically``): a pipeline that finds a
+        model's ``config.json`` after a kill can trust the weights beside it.
+        """
+        return write_folder_atomically(folder, self.write_to)
+
+    def write_to(self, folder: Path) -> None:
+        """Write the Hugging Face files into the existing folder ``folder`` (not atomic: see ``save``)."""
         self.model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
-        return folder
