@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -182,7 +183,8 @@ def run_pipeline(
     config: TrainConfig, out_dir: str | Path, progress: bool = True
 ) -> dict[str, dict[str, Any]]:
     """Evaluate the start model, SFT it, evaluate, run each of ``config.rl_algorithms`` from the SFT
-    model, evaluate each; write ``results.md`` and ``results.json``. Every stage resumes from its folder.
+    model, evaluate each; write ``results.md`` and ``results.json``. Every stage resumes from its folder;
+    a finished RL stage keeps ``final/``, ``metrics.jsonl`` and ``curves.png``, not its checkpoints.
 
     Args:
         config: All settings; ``model`` is the starting model.
@@ -222,6 +224,9 @@ def run_pipeline(
         rl_config = dataclasses.replace(config, algorithm=algorithm, model=str(sft_model))
         if not (out / algorithm / "final" / "config.json").is_file():
             _train_rl(rl_config, out / algorithm, progress)
+        # A finished stage is never reopened: its resumable checkpoints (weights plus optimiser
+        # state, 1.6 GB each for SmolLM2-135M) go, and final/ stays.
+        shutil.rmtree(out / algorithm / "checkpoints", ignore_errors=True)
         record(algorithm, str(out / algorithm / "final"), started)
     return rows
 

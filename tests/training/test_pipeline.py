@@ -56,6 +56,9 @@ def test_pipeline_writes_a_row_per_stage(tokenizer, tmp_path: Path) -> None:
     assert " over 4 tasks (" in table[6]
     sft_log = (tmp_path / "run" / "sft" / "metrics.jsonl").read_text().splitlines()
     assert len(sft_log) == 2  # 4 oracle trajectories (one per scenario) in batches of 2
+    stage = tmp_path / "run" / "grpo"
+    assert (stage / "final" / "model.safetensors").is_file()
+    assert not (stage / "checkpoints").exists()  # a finished stage keeps final/, not 1.6 GB snapshots
 
 
 @pytest.mark.slow
