@@ -66,7 +66,7 @@ class VLLMAgent(BaseAgent):
         if in_process is None:
             in_process = not torch.cuda.is_available()
         try:
-            with _engine_mode(in_process):
+            with engine_mode(in_process):
                 self.llm = LLM(model=path, seed=seed, max_model_len=max_model_len, **engine_kwargs)
         except Exception as exc:  # vLLM raises many types; all mean "no engine"
             raise AgentError(f"vLLM cannot start an engine for {path!r}: {exc}") from exc
@@ -111,8 +111,12 @@ def shutdown_engine(llm: Any) -> None:
 
 
 @contextmanager
-def _engine_mode(in_process: bool) -> Iterator[None]:
-    """Set vLLM's multiprocessing switch while an engine starts, then restore it."""
+def engine_mode(in_process: bool) -> Iterator[None]:
+    """Set vLLM's multiprocessing switch while an engine starts, then restore it.
+
+    vLLM reads ``VLLM_ENABLE_V1_MULTIPROCESSING`` when an engine is built; scoping it here keeps one
+    engine's choice from leaking into engines (or Ray workers) started later in the process.
+    """
     name = "VLLM_ENABLE_V1_MULTIPROCESSING"
     previous = os.environ.get(name)
     if in_process:

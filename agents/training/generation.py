@@ -243,9 +243,10 @@ class VLLMGenerator:
         eos_ids: set[int],
         tensor_parallel_size: int = 1,
     ) -> None:
-        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from vllm import LLM
+
+        from agents.vllm_agent import engine_mode
 
         engine_kwargs: dict[str, Any] = {}
         if not torch.cuda.is_available():
@@ -253,16 +254,17 @@ class VLLMGenerator:
             # CPU generator, which torch forbids ("CPU Generator does not use offset"): prefill
             # whole prompts instead.
             engine_kwargs["enable_chunked_prefill"] = False
-        self.llm = LLM(
-            model=model_path,
-            seed=seed,
-            max_model_len=max_model_len,
-            dtype=dtype,
-            kv_cache_memory_bytes=int(kv_cache_gib * 2**30),
-            enforce_eager=True,
-            tensor_parallel_size=tensor_parallel_size,
-            **engine_kwargs,
-        )
+        with engine_mode(in_process=True):
+            self.llm = LLM(
+                model=model_path,
+                seed=seed,
+                max_model_len=max_model_len,
+                dtype=dtype,
+                kv_cache_memory_bytes=int(kv_cache_gib * 2**30),
+                enforce_eager=True,
+                tensor_parallel_size=tensor_parallel_size,
+                **engine_kwargs,
+            )
         self.eos_ids = set(eos_ids)
 
     def generate(
