@@ -123,4 +123,4 @@ def test_non_text_actions_are_explained_not_raised(action):
 
 
 def test_bytes_are_decoded_as_utf8():
-    assert parse_response('<tool_call>{"name": "f"}</tool_call>'.encode()).calls[0].name == "f"
+    assert parse_response(b'<tool_call>{"name": "f"}</tool_call>').calls[0].name == "f"

@@ -106,8 +106,10 @@ def explain_outcome(parsed: ParsedResponse, outcome: TurnReward) -> str:
         One paragraph of explanation, listing parse errors if there were any.
     """
     lines = [
-        f"Episode over: no tool call was made; {_BRANCH_TEXT[outcome.branch]} "
-        f"(reward {outcome.reward:g}, {outcome.answers_left_before} expected answer(s) not obtained)."
+        (
+            f"Episode over: no tool call was made; {_BRANCH_TEXT[outcome.branch]} "
+            f"(reward {outcome.reward:g}, {outcome.answers_left_before} expected answer(s) not obtained)."
+        )
     ]
     lines += [f"- skipped: {error}" for error in parsed.errors]
     return "\n".join(lines)

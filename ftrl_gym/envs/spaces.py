@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import string
+from collections.abc import Sequence
 from ctypes import c_int32
 from multiprocessing.sharedctypes import SynchronizedArray
 from types import ModuleType
-from collections.abc import Sequence
 from typing import Any, overload
 
-import multiprocessing as mp
 import numpy as np
 from gymnasium.spaces import Text
-from gymnasium.vector.utils import create_shared_memory, read_from_shared_memory, write_to_shared_memory
+from gymnasium.vector.utils import (
+    create_shared_memory,
+    read_from_shared_memory,
+    write_to_shared_memory,
+)
 
 SAMPLE_CHARSET: str = (
     string.printable

@@ -7,13 +7,19 @@ import dataclasses
 import numbers
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, SupportsFloat
+from typing import Any, ClassVar, SupportsFloat
 
 import gymnasium as gym
 from gymnasium.error import ResetNeeded
 
 from ftrl_gym.envs.config import ToolUseEnvConfig, load_builtin_tasks
-from ftrl_gym.envs.rendering import explain_outcome, fit, render_messages, render_transcript, tool_response_block
+from ftrl_gym.envs.rendering import (
+    explain_outcome,
+    fit,
+    render_messages,
+    render_transcript,
+    tool_response_block,
+)
 from ftrl_gym.envs.spaces import LLMText
 from ftrl_gym.errors import EnvConfigError, EpisodeStateLostError
 from ftrl_gym.parsing import ParsedCall, parse_response
@@ -69,7 +75,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         config: The validated episode settings.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
 
     def __init__(
         self,

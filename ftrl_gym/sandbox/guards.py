@@ -12,7 +12,11 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence, safe_builtins
+from RestrictedPython.Guards import (
+    guarded_iter_unpack_sequence,
+    guarded_unpack_sequence,
+    safe_builtins,
+)
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 TOOL_FILENAME_PREFIX = "<tool "
@@ -91,7 +95,10 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
     if name in ("format", "format_map"):
         return _guard_format(value)
     if isinstance(value, types.ModuleType):
-        raise AttributeError(f"attribute {name!r} is a module, which is not accessible in the sandbox")
+        # AttributeError, not TypeError: getattr's contract, so hasattr() in tool code stays False.
+        raise AttributeError(  # noqa: TRY004
+            f"attribute {name!r} is a module, which is not accessible in the sandbox"
+        )
     return value
 
 

@@ -35,7 +35,7 @@ def _enter_empty_directory() -> None:
 
 def _set_limit(kind: int, soft: int, hard: int | None = None) -> None:
     """Lower one rlimit; a limit the OS refuses to lower is left as it was."""
-    current_soft, current_hard = resource.getrlimit(kind)
+    _, current_hard = resource.getrlimit(kind)
     hard = current_hard if hard is None else hard
     if current_hard != resource.RLIM_INFINITY:
         hard = min(hard, current_hard) if hard != resource.RLIM_INFINITY else current_hard

@@ -7,8 +7,8 @@ its module; ``random`` is rebuilt per session around the session's own ``random.
 """
 
 from __future__ import annotations
-
 import __future__
+
 import collections
 import copy
 import datetime
@@ -65,7 +65,7 @@ for _name in C_LAZY_IMPORTS:
 class ModuleProxy:
     """An immutable stand-in for a module: attribute reads only, from a fixed table."""
 
-    __slots__ = ("_proxy_name", "_proxy_attrs")
+    __slots__ = ("_proxy_attrs", "_proxy_name")
 
     def __init__(self, name: str, attrs: Mapping[str, Any]) -> None:
         object.__setattr__(self, "_proxy_name", name)
@@ -171,13 +171,13 @@ def random_proxy(rng: random.Random) -> ModuleProxy:
 class SessionImporter:
     """The ``__import__`` of one session: whitelisted proxies only, ``random`` bound to the session."""
 
-    __slots__ = ("_rng_factory", "_random")
+    __slots__ = ("_random", "_rng_factory")
 
     def __init__(self, rng_factory: Callable[[], random.Random]) -> None:
         self._rng_factory = rng_factory
         self._random: ModuleProxy | None = None
 
-    def __call__(self, name: str, globals: Any = None, locals: Any = None,  # noqa: A002
+    def __call__(self, name: str, globals: Any = None, locals: Any = None,
                  fromlist: Any = (), level: int = 0) -> ModuleProxy | None:
         if level != 0:
             raise ImportError("relative imports are not available in the sandbox")

@@ -7,7 +7,7 @@ import json
 import threading
 import weakref
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 from ftrl_gym.errors import SandboxError
 from ftrl_gym.sandbox.config import SandboxConfig
@@ -104,7 +104,7 @@ class Sandbox:
         self._closed = True
         self._finalizer()
 
-    def __enter__(self) -> Sandbox:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 from ftrl_gym.errors import EpisodeStateLostError, SandboxError
 from ftrl_gym.sandbox import messages
@@ -198,7 +198,7 @@ class SandboxSession:
             self._setup = None
             self._initial_state = None
 
-    def __enter__(self) -> SandboxSession:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -8,7 +8,11 @@ import gymnasium as gym
 import pytest
 from env_helpers import FIXTURE, call_text
 
-from ftrl_gym.envs.chat_template import ChatTemplateObservation, render_chat_prompt, template_messages
+from ftrl_gym.envs.chat_template import (
+    ChatTemplateObservation,
+    render_chat_prompt,
+    template_messages,
+)
 
 HERMES_TEMPLATE = (
     "{% if tools %}<|im_start|>system\n<tools>{% for t in tools %}\n{{ t | tojson }}{% endfor %}\n</tools><|im_end|>\n{% endif %}"

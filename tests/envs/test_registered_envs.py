@@ -8,15 +8,17 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+from env_helpers import id_kwargs, make
 from gymnasium.utils.env_checker import check_env, data_equivalence
 
 from ftrl_gym.envs.registration import CUSTOM_ID, ENV_IDS
-from env_helpers import id_kwargs, make
 
 ACTIONS = [
     '<tool_call>{"name": "get_capital", "arguments": {"country": "Norway"}}</tool_call>',
-    '<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>'
-    '<tool_call>{"name": "transfer", "arguments": {"from_account": "checking", "to_account": "savings", "amount": 5}}</tool_call>',
+    (
+        '<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>'
+        '<tool_call>{"name": "transfer", "arguments": {"from_account": "checking", "to_account": "savings", "amount": 5}}</tool_call>'
+    ),
     "The answer is Oslo.",
 ]
 
@@ -76,9 +78,9 @@ def test_pickle_round_trip_mid_episode(env_id):
 @pytest.mark.parametrize("env_id", ["FTRL-Mixed-v0", CUSTOM_ID])
 def test_make_vec_steps_a_batch_of_text_actions(env_id, mode):
     vec = gym.make_vec(env_id, num_envs=4, vectorization_mode=mode, **id_kwargs(env_id))
-    observations, infos = vec.reset(seed=5)
+    observations, _ = vec.reset(seed=5)
     actions = (ACTIONS[0], ACTIONS[1], ACTIONS[2], "")
-    observations, rewards, terminated, truncated, infos = vec.step(actions)
+    observations, rewards, terminated, _truncated, _infos = vec.step(actions)
     expected = []
     for i, action in enumerate(actions):
         single = make(env_id)

@@ -40,7 +40,7 @@ def play_solution(env, index, as_messages=False):
             }
         else:
             action = call_text(turn)
-        obs, reward, terminated, truncated, info = env.step(action)
+        obs, reward, terminated, truncated, _info = env.step(action)
         assert (terminated, truncated) == (False, False)
         assert obs.count("<tool_response>") == len(turn)
         rewards.append(reward)
@@ -127,7 +127,7 @@ GARBAGE = [
 @pytest.mark.parametrize(("label", "action", "reward", "explanation"), GARBAGE, ids=[g[0] for g in GARBAGE])
 def test_garbage_without_calls_is_scored_and_explained(custom_env, label, action, reward, explanation):
     custom_env.reset(seed=0, options={"task_index": WEATHER_TASK})
-    obs, got, terminated, truncated, info = custom_env.step(action)
+    obs, got, terminated, truncated, _info = custom_env.step(action)
     assert (got, terminated, truncated) == (reward, True, False)
     assert obs.startswith("Episode over: no tool call was made")
     assert explanation in obs
@@ -250,7 +250,7 @@ def test_custom_env_needs_tasks_and_task_index_is_checked(tmp_path):
     env = gym.make("FTRL-Custom-v0", tasks=load_tasks(FIXTURE))
     with pytest.raises(EnvConfigError, match=r"task_index'\] must be an int in 0..2 \(this env has 3 tasks\), got 3"):
         env.reset(options={"task_index": 3})
-    obs, info = env.reset(options={"task_index": np.int64(1)})  # RLlib and numpy hand back numpy ints
+    _obs, info = env.reset(options={"task_index": np.int64(1)})  # RLlib and numpy hand back numpy ints
     assert info["task_index"] == 1 and type(info["task_index"]) is int
     env.close()
 

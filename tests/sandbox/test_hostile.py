@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from sandbox_limits import TIMEOUT_S
 from hostile_corpus import CASES, Case
+from sandbox_limits import TIMEOUT_S
 
 from ftrl_gym.sandbox import Sandbox, ToolCall
 

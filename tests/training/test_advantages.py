@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from agents.training.advantages import (  # noqa: E402
+from agents.training.advantages import (
     discounted_returns,
     grpo_advantages,
     reinforce_pp_advantages,
