@@ -96,7 +96,8 @@ def make_eval_agent(model: str, config: TrainConfig) -> Any:
 
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean Solve-P/R/F1 over episodes, and Solve-F1 per scenario."""
+    """Mean Solve-P/R/F1 over episodes, Solve-F1 per scenario and per task, and behaviour: tool calls
+    and turns per episode, malformed calls in all."""
 
     def mean(values: list[float]) -> float:
         return sum(values) / len(values) if values else float("nan")
@@ -110,6 +111,9 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "solve_r": mean([r["solve_r"] for r in records]),
         "solve_f1": mean([r["solve_f1"] for r in records]),
         "episodes": len(records),
+        "calls_per_episode": mean([r.get("tool_calls", 0) for r in records]),
+        "turns_per_episode": mean([r.get("turns", 0) for r in records]),
+        "format_errors": sum(r.get("format_errors", 0) for r in records),
         "per_scenario": per_scenario,
         "per_task": {
             f"{r['env']}/{r['task_index']}/{r.get('repeat', 0)}": r["solve_f1"] for r in records
@@ -160,13 +164,17 @@ def gains_text(rows: dict[str, dict[str, Any]], base: str = "sft") -> str:
 
 
 def results_table(rows: dict[str, dict[str, Any]]) -> str:
-    """A markdown table: one row per stage, Solve-F1 per scenario (x100), overall P/R/F1, wall time."""
+    """A markdown table: one row per stage, Solve-F1 per scenario (x100), overall P/R/F1, behaviour
+    (tool calls and turns per episode, malformed calls in all), episodes and wall time."""
     header = [
         "stage",
         *SCENARIO_COLUMNS.values(),
         "Solve-P",
         "Solve-R",
         "Solve-F1",
+        "calls/ep",
+        "turns/ep",
+        "format errors",
         "episodes",
         "stage wall s",
     ]
@@ -174,7 +182,8 @@ def results_table(rows: dict[str, dict[str, Any]]) -> str:
     for stage, row in rows.items():
         cells = [stage, *(f"{100 * row['per_scenario'][s]:.1f}" for s in SCENARIO_COLUMNS)]
         cells += [f"{100 * row[k]:.1f}" for k in ("solve_p", "solve_r", "solve_f1")]
-        cells += [str(row["episodes"]), f"{row.get('wall_s', 0):.0f}"]
+        cells += [f"{row.get(k, float('nan')):.1f}" for k in ("calls_per_episode", "turns_per_episode")]
+        cells += [str(row.get("format_errors", "")), str(row["episodes"]), f"{row.get('wall_s', 0):.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

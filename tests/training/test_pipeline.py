@@ -14,7 +14,9 @@ from agents.training.pipeline import (
     evaluate_model,
     gains_text,
     paired_gain,
+    results_table,
     run_pipeline,
+    summarize,
 )
 from agents.training.policy import Policy
 
@@ -100,3 +102,40 @@ def test_paired_gain_pairs_tasks_by_key_with_a_student_t_interval() -> None:
         "(2 better, 0 worse)"
     )
     assert gains_text({"start": {"per_task": base}}) == ""
+
+
+def _record(scenario: str, task: int, f1: float, calls: int, turns: int, errors: int) -> dict:
+    return {
+        "env": f"FTRL-{scenario}",
+        "task_index": task,
+        "scenario": scenario,
+        "solve_p": 1.0,
+        "solve_r": f1,
+        "solve_f1": f1,
+        "tool_calls": calls,
+        "turns": turns,
+        "format_errors": errors,
+    }
+
+
+def test_summary_and_table_show_how_the_agent_behaved() -> None:
+    """Calls and turns per episode and malformed calls sit beside the scores, so a policy that learns
+    to spam calls (more calls, more turns, lower Solve-P) shows in results.md without digging."""
+    records = [
+        _record("single_hop", 0, 1.0, 1, 2, 0),
+        _record("single_hop", 1, 0.0, 6, 6, 2),
+        _record("multi_hop", 0, 0.5, 2, 3, 1),
+    ]
+    row = summarize(records)
+    assert row["calls_per_episode"] == pytest.approx(3.0)  # (1 + 6 + 2) / 3
+    assert row["turns_per_episode"] == pytest.approx(11 / 3)
+    assert row["format_errors"] == 3
+    assert row["per_scenario"]["single_hop"] == pytest.approx(0.5)
+    assert row["per_task"] == {
+        "FTRL-single_hop/0/0": 1.0,
+        "FTRL-single_hop/1/0": 0.0,
+        "FTRL-multi_hop/0/0": 0.5,
+    }
+    table = results_table({"grpo": {**row, "wall_s": 61.4}}).splitlines()
+    assert table[0].endswith("| Solve-F1 | calls/ep | turns/ep | format errors | episodes | stage wall s |")
+    assert table[2].endswith("| 50.0 | 3.0 | 3.7 | 3 | 3 | 61 |")
