@@ -34,13 +34,16 @@ def evaluate_model(
         progress: Show a tqdm bar.
 
     Returns:
-        ``{"solve_p", "solve_r", "solve_f1", "episodes", "per_scenario": {scenario: solve_f1}}``.
+        ``summarize``'s dict, plus ``new_episodes``: how many episodes this call ran (0 when every
+        one was already stored).
     """
     from tqdm import tqdm
 
     from benchmarks.harness import EvalConfig, run_evaluation
     from benchmarks.results import ResultStore
 
+    store = ResultStore(out_dir / "results.jsonl")
+    stored_before = len(store)
     agent = make_eval_agent(model, config)
     eval_config = EvalConfig(
         env_ids=list(SCENARIO_ENV_IDS),
@@ -57,13 +60,11 @@ def evaluate_model(
         bar.update(done - bar.n)
 
     try:
-        records = run_evaluation(
-            agent, eval_config, ResultStore(out_dir / "results.jsonl"), advance
-        )
+        records = run_evaluation(agent, eval_config, store, advance)
     finally:
         bar.close()
         agent.close()
-    return summarize(records)
+    return {**summarize(records), "new_episodes": len(store) - stored_before}
 
 
 def make_eval_agent(model: str, config: TrainConfig) -> Any:
@@ -182,8 +183,14 @@ def results_table(rows: dict[str, dict[str, Any]]) -> str:
     for stage, row in rows.items():
         cells = [stage, *(f"{100 * row['per_scenario'][s]:.1f}" for s in SCENARIO_COLUMNS)]
         cells += [f"{100 * row[k]:.1f}" for k in ("solve_p", "solve_r", "solve_f1")]
-        cells += [f"{row.get(k, float('nan')):.1f}" for k in ("calls_per_episode", "turns_per_episode")]
-        cells += [str(row.get("format_errors", "")), str(row["episodes"]), f"{row.get('wall_s', 0):.0f}"]
+        cells += [
+            f"{row.get(k, float('nan')):.1f}" for k in ("calls_per_episode", "turns_per_episode")
+        ]
+        cells += [
+            str(row.get("format_errors", "")),
+            str(row["episodes"]),
+            f"{row.get('wall_s', 0):.0f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -212,31 +219,32 @@ def run_pipeline(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    earlier = _read_results(out)
     rows: dict[str, dict[str, Any]] = {}
 
-    def record(stage: str, model: str, started: float) -> None:
-        rows[stage] = {
-            **evaluate_model(model, config, out / "eval" / stage, progress),
-            "wall_s": time.perf_counter() - started,
-        }
+    def record(stage: str, model: str, started: float, trained: bool) -> None:
+        row = evaluate_model(model, config, out / "eval" / stage, progress)
+        worked = row.pop("new_episodes") > 0 or trained
+        rows[stage] = {**row, "wall_s": stage_wall_s(earlier.get(stage), started, worked)}
         _write_results(out, rows)
 
-    started = time.perf_counter()
-    record("start", config.model, started)
+    record("start", config.model, time.perf_counter(), trained=False)
     started = time.perf_counter()
     sft_model = out / "sft" / "model"
-    if not (sft_model / "config.json").is_file():
+    trained = not (sft_model / "config.json").is_file()
+    if trained:
         run_sft(config, out / "sft", progress=progress)
-    record("sft", str(sft_model), started)
+    record("sft", str(sft_model), started, trained)
     for algorithm in config.rl_algorithms:
         started = time.perf_counter()
         rl_config = dataclasses.replace(config, algorithm=algorithm, model=str(sft_model))
-        if not (out / algorithm / "final" / "config.json").is_file():
+        trained = not (out / algorithm / "final" / "config.json").is_file()
+        if trained:
             _train_rl(rl_config, out / algorithm, progress)
         # A finished stage is never reopened: its resumable checkpoints (weights plus optimiser
         # state, 1.6 GB each for SmolLM2-135M) go, and final/ stays.
         shutil.rmtree(out / algorithm / "checkpoints", ignore_errors=True)
-        record(algorithm, str(out / algorithm / "final"), started)
+        record(algorithm, str(out / algorithm / "final"), started, trained)
     return rows
 
 
@@ -249,6 +257,32 @@ def _train_rl(config: TrainConfig, out_dir: Path, progress: bool) -> None:
         trainer.train()
     finally:
         trainer.close()
+
+
+def stage_wall_s(earlier: dict[str, Any] | None, started: float, worked: bool) -> float:
+    """A stage's wall time across invocations of the pipeline.
+
+    A rerun that finds a stage finished (no training, no new evaluation episode) keeps the stored
+    time; one that did work adds its time to it. A stage killed before its row was written counts
+    only the invocation that finished it.
+
+    Args:
+        earlier: The stage's row in the previous ``results.json``, or None.
+        started: ``time.perf_counter()`` when this invocation began the stage.
+        worked: Whether this invocation trained or evaluated anything for the stage.
+
+    Returns:
+        Seconds.
+    """
+    spent = time.perf_counter() - started
+    if earlier is None or "wall_s" not in earlier:
+        return spent
+    return float(earlier["wall_s"]) + (spent if worked else 0.0)
+
+
+def _read_results(out: Path) -> dict[str, dict[str, Any]]:
+    path = out / "results.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _write_results(out: Path, rows: dict[str, dict[str, Any]]) -> None:

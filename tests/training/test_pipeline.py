@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from agents.training.pipeline import (
     paired_gain,
     results_table,
     run_pipeline,
+    stage_wall_s,
     summarize,
 )
 from agents.training.policy import Policy
@@ -60,7 +62,11 @@ def test_pipeline_writes_a_row_per_stage(tokenizer, tmp_path: Path) -> None:
     assert len(sft_log) == 2  # 4 oracle trajectories (one per scenario) in batches of 2
     stage = tmp_path / "run" / "grpo"
     assert (stage / "final" / "model.safetensors").is_file()
-    assert not (stage / "checkpoints").exists()  # a finished stage keeps final/, not 1.6 GB snapshots
+    assert not (stage / "checkpoints").exists()  # a finished stage keeps only final/
+
+    again = run_pipeline(config, tmp_path / "run", progress=False)  # all done: nothing reruns
+    assert again == rows  # the same scores, and each stage's wall time as first measured
+    assert len((tmp_path / "run" / "sft" / "metrics.jsonl").read_text().splitlines()) == 2
 
 
 @pytest.mark.slow
@@ -137,5 +143,15 @@ def test_summary_and_table_show_how_the_agent_behaved() -> None:
         "FTRL-multi_hop/0/0": 0.5,
     }
     table = results_table({"grpo": {**row, "wall_s": 61.4}}).splitlines()
-    assert table[0].endswith("| Solve-F1 | calls/ep | turns/ep | format errors | episodes | stage wall s |")
+    assert table[0].endswith(
+        "| Solve-F1 | calls/ep | turns/ep | format errors | episodes | stage wall s |"
+    )
     assert table[2].endswith("| 50.0 | 3.0 | 3.7 | 3 | 3 | 61 |")
+
+
+def test_a_rerun_keeps_a_finished_stage_wall_time_and_adds_new_work() -> None:
+    started = time.perf_counter() - 5.0  # this invocation has spent about 5 s on the stage
+    assert stage_wall_s({"wall_s": 1630.0}, started, worked=False) == 1630.0
+    assert stage_wall_s({"wall_s": 1630.0}, started, worked=True) == pytest.approx(1635.0, abs=1.0)
+    assert stage_wall_s(None, started, worked=False) == pytest.approx(5.0, abs=1.0)
+    assert stage_wall_s({"solve_f1": 0.1}, started, worked=True) == pytest.approx(5.0, abs=1.0)
