@@ -183,14 +183,8 @@ def results_table(rows: dict[str, dict[str, Any]]) -> str:
     for stage, row in rows.items():
         cells = [stage, *(f"{100 * row['per_scenario'][s]:.1f}" for s in SCENARIO_COLUMNS)]
         cells += [f"{100 * row[k]:.1f}" for k in ("solve_p", "solve_r", "solve_f1")]
-        cells += [
-            f"{row.get(k, float('nan')):.1f}" for k in ("calls_per_episode", "turns_per_episode")
-        ]
-        cells += [
-            str(row.get("format_errors", "")),
-            str(row["episodes"]),
-            f"{row.get('wall_s', 0):.0f}",
-        ]
+        cells += [f"{row[k]:.1f}" for k in ("calls_per_episode", "turns_per_episode")]
+        cells += [str(row["format_errors"]), str(row["episodes"]), f"{row.get('wall_s', 0):.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
