@@ -6,11 +6,10 @@ import contextlib
 import fcntl
 import importlib.metadata
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from agents.atomic import write_folder_atomically
 from ftrl_gym.errors import AgentError
 
 DEFAULT_MODEL = "smollm2"
@@ -85,14 +84,12 @@ def convert_gguf(gguf_path: Path, target: Path) -> Path:
         model = AutoModelForCausalLM.from_config(config)
         model.load_state_dict(loaded.state_dict())
         model.generation_config = loaded.generation_config
-        staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
-        try:
-            os.chmod(staging, 0o755)
+
+        def write(staging: Path) -> None:
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
-            os.replace(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+
+        write_folder_atomically(target, write)
     return target
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
+from agents.atomic import write_folder_atomically
 from agents.models import resolve_model
-from agents.training.checkpoint import write_folder_atomically
 from agents.training.losses import entropy_from_logits
 
 

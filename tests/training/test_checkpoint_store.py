@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
 
-from agents.training.checkpoint import CheckpointStore, write_folder_atomically
+from agents.atomic import write_folder_atomically
+from agents.training.checkpoint import CheckpointStore
 
 
 def _write(text: str):
@@ -23,6 +25,7 @@ def test_a_folder_is_replaced_whole(tmp_path: Path) -> None:
     assert write_folder_atomically(target, _write("new")) == target
     assert (target / "config.json").read_text() == "new"
     assert (target / "model.safetensors").read_text() == "newnewnew"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755  # readable by others, as mkdir made it
     assert sorted(p.name for p in tmp_path.iterdir()) == ["final"]  # no staging or retired folder
 
 
