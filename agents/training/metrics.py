@@ -7,7 +7,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-CURVES = ("reward", "solve_f1", "kl", "entropy", "clip_fraction", "tokens_per_s")
+CURVES = (
+    "reward",
+    "solve_f1",
+    "penalty_only_share",
+    "kl",
+    "entropy",
+    "clip_fraction",
+    "grad_norm",
+    "tokens_per_s",
+)
 """The metrics drawn in ``curves.png``, one panel each."""
 
 
@@ -56,7 +65,7 @@ class MetricsLog:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(2, 3, figsize=(12, 6), constrained_layout=True)
+        fig, axes = plt.subplots(2, 4, figsize=(16, 6), constrained_layout=True)
         steps = [r["step"] for r in rows]
         for ax, name in zip(axes.flat, CURVES):
             ax.plot(steps, [r.get(name, float("nan")) for r in rows], marker=".")

@@ -174,6 +174,43 @@ def assign_advantages(
         sample.advantages = row[: len(sample.token_ids)]
 
 
+def group_signal(samples: Sequence[Sample]) -> dict[str, float]:
+    """Where a batch's learning signal comes from, group by group (read after ``assign_advantages``).
+
+    A group whose scores all agree teaches nothing (``groups_flat``). One with a spread either has a
+    response that earned reward (``groups_rewarded``: some score above 0) or differs only in
+    penalties, such as a malformed call's -0.3 against a harmless 0 (``groups_penalty_only``).
+    ``penalty_only_share`` is the part of the batch's advantage mass (the sum of ``|advantage|`` over
+    generated tokens, which is what the token-mean loss weighs) that penalty-only groups carry: near 1,
+    the update mostly teaches the policy to avoid penalties, not to solve.
+
+    Args:
+        samples: The batch, with ``advantages`` filled in.
+
+    Returns:
+        ``groups_rewarded``, ``groups_penalty_only``, ``groups_flat`` (counts) and
+        ``penalty_only_share`` (0.0 when the batch has no advantage mass).
+    """
+    groups: dict[str, list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault(sample.group, []).append(sample)
+    counts = {"groups_rewarded": 0, "groups_penalty_only": 0, "groups_flat": 0}
+    total_mass = penalty_mass = 0.0
+    for members in groups.values():
+        scores = [s.score for s in members]
+        mass = sum(abs(a) for s in members for a in s.advantages)
+        total_mass += mass
+        if max(scores) == min(scores):
+            counts["groups_flat"] += 1
+        elif max(scores) > 0:
+            counts["groups_rewarded"] += 1
+        else:
+            counts["groups_penalty_only"] += 1
+            penalty_mass += mass
+    share = penalty_mass / total_mass if total_mass > 0 else 0.0
+    return {**counts, "penalty_only_share": share}
+
+
 def _turn_end_rewards(samples: Sequence[Sample], width: int) -> torch.Tensor:
     """``(B, L)`` with each turn's env reward on the last token generated in that turn."""
     rewards = torch.zeros((len(samples), width), dtype=torch.float32)

@@ -33,6 +33,7 @@ from agents.training.samples import (
     assign_advantages,
     episode_prefixes,
     episode_samples,
+    group_signal,
     turn_samples,
 )
 
@@ -188,6 +189,7 @@ class RLTrainer:
         assign_advantages(
             samples, self.config.algorithm, self.config.gamma, self.config.normalize_by_std
         )
+        signal = group_signal(samples)
         update = self._update(samples)
         self.step += 1
         self._sync_weights()
@@ -200,6 +202,7 @@ class RLTrainer:
             "reward": sum(s.score for s in samples) / len(samples),
             **self.data.last_metrics,
             **update,
+            **signal,
             "response_tokens": generated / len(samples),
             "tokens_per_s": sum(len(s.token_ids) for s in samples)
             * self.config.ppo_epochs

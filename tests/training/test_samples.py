@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.training.samples import Sample, assign_advantages
+from agents.training.samples import Sample, assign_advantages, group_signal
 
 
 def _turn_sample(group: str, score: float) -> Sample:
@@ -52,3 +52,45 @@ def test_scheme_b_reinforce_pp_puts_turn_rewards_on_turn_ends() -> None:
     high, low = (1 - 1 / 3) / 0.516398, (0 - 1 / 3) / 0.516398
     assert samples[0].advantages == pytest.approx([0, high, high, 0, low, low, 0], abs=1e-4)
     assert samples[1].advantages == pytest.approx([0, low, low, 0], abs=1e-4)
+
+
+def test_group_signal_separates_solving_groups_from_penalty_only_groups() -> None:
+    samples = [
+        _turn_sample("solve", 1.0),
+        _turn_sample("solve", 0.0),
+        _turn_sample("penalty", 0.0),
+        _turn_sample("penalty", -0.3),
+        _turn_sample("flat", 0.0),
+        _turn_sample("flat", 0.0),
+    ]
+    assign_advantages(samples, "grpo", normalize_by_std=False)
+    # centred scores: solve +-0.5, penalty +-0.15, flat 0; two generated tokens each
+    # mass: solve 2 * 2 * 0.5 = 2.0, penalty 2 * 2 * 0.15 = 0.6 -> share 0.6 / 2.6
+    signal = group_signal(samples)
+    assert signal["groups_rewarded"] == 1
+    assert signal["groups_penalty_only"] == 1
+    assert signal["groups_flat"] == 1
+    assert signal["penalty_only_share"] == pytest.approx(0.6 / 2.6, abs=1e-6)
+
+
+def test_std_normalisation_gives_a_penalty_only_group_a_solving_groups_weight() -> None:
+    samples = [
+        _turn_sample("solve", 1.0),
+        _turn_sample("solve", 0.0),
+        _turn_sample("penalty", 0.0),
+        _turn_sample("penalty", -0.3),
+    ]
+    assign_advantages(samples, "grpo", normalize_by_std=True)
+    # each two-member group becomes +-0.7071 whatever its spread: the -0.3 group weighs as much
+    assert group_signal(samples)["penalty_only_share"] == pytest.approx(0.5, abs=1e-4)
+
+
+def test_group_signal_of_a_batch_without_spread_is_zero() -> None:
+    samples = [_turn_sample("flat", 0.5), _turn_sample("flat", 0.5)]
+    assign_advantages(samples, "grpo")
+    assert group_signal(samples) == {
+        "groups_rewarded": 0,
+        "groups_penalty_only": 0,
+        "groups_flat": 1,
+        "penalty_only_share": 0.0,
+    }

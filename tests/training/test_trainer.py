@@ -66,6 +66,10 @@ def test_grpo_raises_the_reward_of_a_tiny_model(
         "tokens_per_s",
         "solve_p",
         "solve_r",
+        "groups_rewarded",
+        "groups_penalty_only",
+        "groups_flat",
+        "penalty_only_share",
     ):
         assert key in metrics[-1]
     assert (tmp_path / "run" / "curves.png").stat().st_size > 0
