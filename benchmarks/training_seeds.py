@@ -1,0 +1,140 @@
+"""Pipeline runs side by side: each RL stage's Solve-F1 gain over its SFT start, per run and over runs.
+
+One run of ``ftrl-gym train pipeline`` is one seed: its gain carries that seed's SFT start and sampling
+luck, so a claim about an RL recipe needs several. This reads the runs' ``results.json`` and
+``config.json`` and prints, per run, the SFT score and each RL stage's paired gain (95% CI over the
+run's test tasks), then per stage the mean gain over runs with a 95% t-interval over runs, and how many
+runs reached ``--target`` points.
+
+    python benchmarks/training_seeds.py runs/seed0 runs/seed1 runs/seed2 --target 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.training.pipeline import paired_gain
+from benchmarks.stats import mean_ci
+
+
+@dataclass(frozen=True)
+class Run:
+    """One pipeline run folder.
+
+    Attributes:
+        label: The folder's name.
+        seed: ``config.json``'s seed.
+        rows: ``results.json``: stage name to evaluation summary.
+    """
+
+    label: str
+    seed: int
+    rows: dict[str, dict[str, Any]]
+
+
+def load_run(folder: str | Path) -> Run:
+    """Read a pipeline run folder.
+
+    Raises:
+        FileNotFoundError: The folder has no ``results.json`` (the pipeline has not evaluated yet).
+    """
+    path = Path(folder)
+    results = path / "results.json"
+    if not results.is_file():
+        raise FileNotFoundError(f"{results} does not exist: is {path} an ftrl-gym pipeline run?")
+    config = path / "config.json"
+    seed = json.loads(config.read_text()).get("seed", 0) if config.is_file() else 0
+    return Run(path.name, int(seed), json.loads(results.read_text()))
+
+
+def rl_stages(runs: list[Run], base: str = "sft") -> list[str]:
+    """The stages after ``base`` that any run has, in first-seen order."""
+    stages: list[str] = []
+    for run in runs:
+        names = list(run.rows)
+        after = names[names.index(base) + 1 :] if base in names else []
+        stages += [s for s in after if s not in stages]
+    return stages
+
+
+def stage_gain(run: Run, stage: str, base: str = "sft") -> dict[str, Any] | None:
+    """``paired_gain`` of ``stage`` over ``base`` in one run (None when either is missing)."""
+    if base not in run.rows or stage not in run.rows:
+        return None
+    return paired_gain(run.rows[base]["per_task"], run.rows[stage]["per_task"])
+
+
+def seeds_table(runs: list[Run], base: str = "sft") -> str:
+    """Markdown: one row per run with the base score and each stage's score, gain and CI (x100)."""
+    stages = rl_stages(runs, base)
+    header = ["run", "seed", base, *stages]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for run in runs:
+        cells = [run.label, str(run.seed), _points(run.rows.get(base, {}).get("solve_f1"))]
+        for stage in stages:
+            gain = stage_gain(run, stage, base)
+            if gain is None:
+                cells.append("-")
+                continue
+            cells.append(
+                f"{100 * run.rows[stage]['solve_f1']:.1f} ({100 * gain['gain']:+.1f}, "
+                f"[{100 * gain['low']:+.1f}, {100 * gain['high']:+.1f}])"
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def across_runs(runs: list[Run], target: float, base: str = "sft") -> dict[str, dict[str, Any]]:
+    """Per stage: the mean gain over runs (points), its 95% t-interval over runs, and hits of ``target``.
+
+    Returns:
+        Stage to ``{"runs", "mean", "low", "high", "reached"}``; the interval needs two runs or more
+        (with one, ``low`` and ``high`` equal the mean).
+    """
+    summary = {}
+    for stage in rl_stages(runs, base):
+        gains = [g["gain"] * 100 for r in runs if (g := stage_gain(r, stage, base)) is not None]
+        estimate = mean_ci(gains)
+        summary[stage] = {
+            "runs": len(gains),
+            "mean": estimate.mean,
+            "low": estimate.low,
+            "high": estimate.high,
+            "reached": sum(g >= target for g in gains),
+        }
+    return summary
+
+
+def across_text(summary: dict[str, dict[str, Any]], target: float) -> str:
+    """One line per stage of ``across_runs``."""
+    return "\n".join(
+        f"- {stage}: mean gain {s['mean']:+.1f} points over {s['runs']} runs, 95% CI over runs "
+        f"[{s['low']:+.1f}, {s['high']:+.1f}]; {s['reached']} of {s['runs']} reached "
+        f"{target:+.0f}"
+        for stage, s in summary.items()
+    )
+
+
+def _points(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="pipeline run folders (one per seed)")
+    parser.add_argument("--target", type=float, default=10.0, help="gain to count, in points")
+    parser.add_argument("--base", default="sft", help="the stage gains are measured from")
+    args = parser.parse_args()
+    runs = [load_run(folder) for folder in args.runs]
+    print(seeds_table(runs, args.base))
+    print()
+    print(across_text(across_runs(runs, args.target, args.base), args.target))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Gains across pipeline runs (seeds), on run folders written by hand."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.training_seeds import across_runs, load_run, seeds_table
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _write_run(folder: Path, seed: int, sft: list[float], grpo: list[float]) -> Path:
+    def row(scores: list[float]) -> dict:
+        return {
+            "solve_f1": sum(scores) / len(scores),
+            "per_task": {f"FTRL-SingleHop-v0/{i}/0": s for i, s in enumerate(scores)},
+        }
+
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"seed": seed}))
+    (folder / "results.json").write_text(json.dumps({"sft": row(sft), "grpo": row(grpo)}))
+    return folder
+
+
+def test_each_run_shows_its_paired_gain_and_runs_combine_by_their_gains(tmp_path: Path) -> None:
+    # run a: gains per task +0.2, +0.2 -> +20 points, no spread; run b: 0, -0.2 -> -10 points
+    a = load_run(_write_run(tmp_path / "a", 0, [0.0, 0.2], [0.2, 0.4]))
+    b = load_run(_write_run(tmp_path / "b", 1, [0.4, 0.4], [0.4, 0.2]))
+    table = seeds_table([a, b])
+    assert "| a | 0 | 10.0 | 30.0 (+20.0, [+20.0, +20.0]) |" in table
+    assert "| b | 1 | 40.0 | 30.0 (-10.0," in table
+    summary = across_runs([a, b], target=10.0)["grpo"]
+    # mean of +20 and -10 is +5; t(0.975, 1) = 12.706, sd of the two = 21.213, half width 12.706 * 15
+    assert summary["mean"] == pytest.approx(5.0)
+    assert summary["high"] - summary["mean"] == pytest.approx(12.706 * 15.0, rel=1e-3)
+    assert (summary["runs"], summary["reached"]) == (2, 1)
+
+
+def test_a_folder_without_results_names_itself(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="is .*empty an ftrl-gym pipeline run"):
+        load_run(tmp_path / "empty")
+
+
+def test_the_script_prints_the_table_and_the_summary(tmp_path: Path) -> None:
+    run = _write_run(tmp_path / "only", 3, [0.0, 0.0], [0.5, 0.1])
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "training_seeds.py"),
+            str(run),
+            "--target",
+            "25",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    assert "| only | 3 | 0.0 | 30.0 (+30.0, [-224.1, +284.1]) |" in out
+    assert "- grpo: mean gain +30.0 points over 1 runs" in out
+    assert "1 of 1 reached +25" in out
