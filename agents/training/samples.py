@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from agents.training.advantages import (
+    group_indices,
     grpo_advantages,
     reinforce_pp_advantages,
     reinforce_pp_baseline_advantages,
@@ -191,14 +192,11 @@ def group_signal(samples: Sequence[Sample]) -> dict[str, float]:
         ``groups_rewarded``, ``groups_penalty_only``, ``groups_flat`` (counts) and
         ``penalty_only_share`` (0.0 when the batch has no advantage mass).
     """
-    groups: dict[str, list[Sample]] = {}
-    for sample in samples:
-        groups.setdefault(sample.group, []).append(sample)
     counts = {"groups_rewarded": 0, "groups_penalty_only": 0, "groups_flat": 0}
     total_mass = penalty_mass = 0.0
-    for members in groups.values():
-        scores = [s.score for s in members]
-        mass = sum(abs(a) for s in members for a in s.advantages)
+    for members in group_indices([s.group for s in samples]):
+        scores = [samples[i].score for i in members]
+        mass = sum(abs(a) for i in members for a in samples[i].advantages)
         total_mass += mass
         if max(scores) == min(scores):
             counts["groups_flat"] += 1
