@@ -54,15 +54,18 @@ def test_scheme_b_reinforce_pp_puts_turn_rewards_on_turn_ends() -> None:
     assert samples[1].advantages == pytest.approx([0, low, low, 0], abs=1e-4)
 
 
-def test_group_signal_separates_solving_groups_from_penalty_only_groups() -> None:
-    samples = [
+def _solve_and_penalty_groups() -> list[Sample]:
+    """A group where one response solved (1 against 0), one where one was malformed (0 against -0.3)."""
+    return [
         _turn_sample("solve", 1.0),
         _turn_sample("solve", 0.0),
         _turn_sample("penalty", 0.0),
         _turn_sample("penalty", -0.3),
-        _turn_sample("flat", 0.0),
-        _turn_sample("flat", 0.0),
     ]
+
+
+def test_group_signal_separates_solving_groups_from_penalty_only_groups() -> None:
+    samples = _solve_and_penalty_groups() + [_turn_sample("flat", 0.0), _turn_sample("flat", 0.0)]
     assign_advantages(samples, "grpo", normalize_by_std=False)
     # centred scores: solve +-0.5, penalty +-0.15, flat 0; two generated tokens each
     # mass: solve 2 * 2 * 0.5 = 2.0, penalty 2 * 2 * 0.15 = 0.6 -> share 0.6 / 2.6
@@ -74,12 +77,7 @@ def test_group_signal_separates_solving_groups_from_penalty_only_groups() -> Non
 
 
 def test_std_normalisation_gives_a_penalty_only_group_a_solving_groups_weight() -> None:
-    samples = [
-        _turn_sample("solve", 1.0),
-        _turn_sample("solve", 0.0),
-        _turn_sample("penalty", 0.0),
-        _turn_sample("penalty", -0.3),
-    ]
+    samples = _solve_and_penalty_groups()
     assign_advantages(samples, "grpo", normalize_by_std=True)
     # each two-member group becomes +-0.7071 whatever its spread: the -0.3 group weighs as much
     assert group_signal(samples)["penalty_only_share"] == pytest.approx(0.5, abs=1e-4)
