@@ -90,7 +90,9 @@ class TrainConfig:
     max_context_tokens: int = 4096
     """Episodes whose context would pass this many tokens are truncated."""
     temperature: float = 1.0
-    """Sampling temperature of rollouts (1.0 keeps the reported logprobs those of the policy)."""
+    """Sampling temperature ``T`` of rollouts. The policy being trained is ``softmax(logits / T)``: the
+    generator reports its logprobs and the learner computes the same, so the PPO ratio, the KL and the
+    entropy all refer to the distribution that acted. Greedy evaluation is unaffected by ``T``."""
     top_p: float = 1.0
     """Nucleus mass of rollouts (1.0: the full distribution, as the PPO ratio assumes)."""
     seed: int = 0

@@ -18,7 +18,8 @@ class Completion:
 
     Attributes:
         token_ids: The generated token ids, up to and including the end-of-turn token when one came.
-        logprobs: The generator's log-probability of each generated token (temperature-1 distribution).
+        logprobs: The generator's log-probability of each generated token under the distribution it
+            sampled from, ``softmax(logits / T)`` (renormalised over the nucleus when ``top_p < 1``).
         finished: True when the response ended with an end-of-turn token, False when cut at the limit.
     """
 
@@ -101,6 +102,26 @@ class SeededGumbelSampler:
             [torch.rand(scores.shape[-1], generator=g) for g in self.generators]
         ).clamp_(min=1e-20, max=1.0 - 1e-7)  # (B, V)
         return scores + (-torch.log(-torch.log(uniform))).to(scores.device)
+
+
+def sampling_logprobs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """Log-probabilities of the distribution a sampler at ``temperature`` and ``top_p`` draws from.
+
+    ``log_softmax(logits / T)`` with tokens outside the top-``p`` nucleus at ``-inf`` (the rest
+    renormalised), as vLLM's ``processed_logprobs``.
+
+    Args:
+        logits: ``(..., V)`` raw logits.
+        temperature: Sampling temperature (> 0).
+        top_p: Nucleus mass (1.0: the full distribution).
+
+    Returns:
+        ``(..., V)`` logprobs.
+    """
+    scores = logits.float() / temperature
+    if top_p < 1.0:
+        scores = _nucleus_mask(scores.reshape(-1, scores.shape[-1]), top_p).reshape(scores.shape)
+    return torch.log_softmax(scores, dim=-1)
 
 
 def _nucleus_mask(scores: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -189,7 +210,8 @@ class TransformersGenerator:
             )
         new_tokens = out.sequences[:, width:].cpu()  # (B, new)
         logits = torch.stack(out.logits, dim=1).float().cpu()  # (B, new, V), before temperature
-        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, new_tokens[..., None])[..., 0]
+        logprobs = sampling_logprobs(logits, settings.temperature, settings.top_p)
+        logprobs = logprobs.gather(-1, new_tokens[..., None])[..., 0]
         return [
             self._completion(row, lp) for row, lp in zip(new_tokens.tolist(), logprobs.tolist())
         ]
@@ -221,7 +243,8 @@ class VLLMGenerator:
     ``reload_weights(weights_iterator=...)`` copies them into place (vLLM 0.32; calling the model's
     ``load_weights`` directly fails on the CPU back end, whose linear layers drop their
     ``weight_loader`` after repacking), then the prefix cache (keyed by tokens, not weights) is
-    reset. vLLM reports raw (temperature-1) logprobs of the sampled tokens.
+    reset. The engine reports processed logprobs, those of ``softmax(logits / T)`` it sampled from,
+    which the learner (``Policy`` at the same temperature) computes too.
 
     Args:
         model_path: A transformers folder the engine starts from (the learner's starting weights).
@@ -263,6 +286,7 @@ class VLLMGenerator:
                 kv_cache_memory_bytes=int(kv_cache_gib * 2**30),
                 enforce_eager=True,
                 tensor_parallel_size=tensor_parallel_size,
+                logprobs_mode="processed_logprobs",
                 **engine_kwargs,
             )
         self.eos_ids = set(eos_ids)

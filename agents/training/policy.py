@@ -65,11 +65,21 @@ class Policy:
         tokenizer: Required when ``model`` is a module; loaded from the folder otherwise.
         dtype: Torch dtype name of the weights.
         device: Torch device.
+        temperature: The sampling temperature ``T``: logprobs and entropies are those of
+            ``softmax(logits / T)``, the distribution rollouts are drawn from, so that the importance
+            ratio and the policy gradient refer to the policy that acted.
     """
 
     def __init__(
-        self, model: Any, tokenizer: Any = None, dtype: str = "float32", device: str = "cpu"
+        self,
+        model: Any,
+        tokenizer: Any = None,
+        dtype: str = "float32",
+        device: str = "cpu",
+        temperature: float = 1.0,
     ) -> None:
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0; got {temperature}")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -84,6 +94,7 @@ class Policy:
         self.model = model.to(device)
         self.tokenizer = tokenizer
         self.device = torch.device(device)
+        self.temperature = float(temperature)
         self.pad_id = int(
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         )
@@ -114,7 +125,7 @@ class Policy:
             attention_mask=batch.attention_mask.to(self.device),
         ).last_hidden_state[:, :-1]  # (B, L-1, H): position t predicts token t+1
         rows, cols = batch.loss_mask.to(self.device).nonzero(as_tuple=True)
-        logits = self.model.get_output_embeddings()(hidden[rows, cols]).float()  # (N, V)
+        logits = self.model.get_output_embeddings()(hidden[rows, cols]).float() / self.temperature
         logprobs = torch.log_softmax(logits, dim=-1)
         targets = batch.targets.to(self.device)[rows, cols]
         chosen = torch.zeros(hidden.shape[:2], device=self.device).index_put(
@@ -164,7 +175,7 @@ class Policy:
         # Right padding after each response: causal attention keeps real positions from seeing it.
         hidden = decoder(input_ids=inputs.to(self.device), past_key_values=cache).last_hidden_state
         rows, cols = mask.nonzero(as_tuple=True)
-        logits = head(hidden[rows, cols]).float()  # (N, V)
+        logits = head(hidden[rows, cols]).float() / self.temperature  # (N, V)
         logprobs = torch.log_softmax(logits, dim=-1)
         chosen = logprobs.gather(-1, targets[rows, cols].to(self.device)[:, None])[:, 0]
         out = torch.zeros(mask.shape, device=self.device).index_put((rows, cols), chosen)

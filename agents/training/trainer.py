@@ -99,6 +99,7 @@ class RLTrainer:
         keeps these in learner actors instead)."""
         config = self.config
         self.policy = policy or Policy(config.model, dtype=config.dtype, device=config.device)
+        self.policy.temperature = config.temperature  # score the distribution rollouts come from
         self.reference = build_reference(self.policy, config)
         self.optimizer = build_optimizer(self.policy, config)
         self.renderer = TokenRenderer(self.policy.tokenizer)
@@ -531,7 +532,12 @@ def shared_prompt_length(samples: list[Sample]) -> int:
 
 
 def _frozen_copy(policy: Policy) -> Policy:
-    reference = Policy(copy.deepcopy(policy.model), policy.tokenizer, device=str(policy.device))
+    reference = Policy(
+        copy.deepcopy(policy.model),
+        policy.tokenizer,
+        device=str(policy.device),
+        temperature=policy.temperature,
+    )
     reference.model.eval()
     reference.model.requires_grad_(False)
     return reference

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from training_helpers import tiny_model
 
@@ -48,3 +49,24 @@ def test_only_responses_to_one_prompt_share_it() -> None:
     assert shared_prompt_length([a, b]) == 3
     assert shared_prompt_length([a, turn([1, 7, 3, 9], [0, 0, 0, 1])]) == 0  # other prompt
     assert shared_prompt_length([turn([1, 2, 3, 4, 5, 6], [0, 0, 0, 1, 0, 1])]) == 0  # episode
+
+
+def test_policy_scores_the_tempered_distribution(tokenizer) -> None:
+    """At T = 0.5 the learner's logprobs are those of softmax(logits / 0.5), from either forward."""
+    policy = Policy(tiny_model(tokenizer), tokenizer, temperature=0.5)
+    prompt, response = [11, 12, 13, 14], [21, 22, 23]
+    with torch.no_grad():
+        logits = policy.model(torch.tensor([prompt + response])).logits[0, 3:6]  # (3, V)
+        expected = torch.log_softmax(logits / 0.5, dim=-1).gather(-1, torch.tensor([response]).T)
+        batch = make_batch([prompt + response], [[0] * 4 + [1] * 3], 2)
+        full, _ = policy.forward(batch)
+        shared, _, _ = policy.forward_shared_prompt(prompt, [response])
+    assert torch.allclose(full[0, 3:6], expected[:, 0], atol=1e-5)
+    assert torch.allclose(shared[0], expected[:, 0], atol=1e-5)
+    raw = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor([response]).T)
+    assert not torch.allclose(raw, expected, atol=1e-2)  # the temperature did change them
+
+
+def test_policy_rejects_a_temperature_of_zero(tokenizer) -> None:
+    with pytest.raises(ValueError, match="temperature must be > 0; got 0"):
+        Policy(tiny_model(tokenizer), tokenizer, temperature=0)

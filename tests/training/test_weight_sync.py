@@ -10,7 +10,7 @@ import pytest
 import torch
 from training_helpers import tiny_model
 
-from agents.training.generation import SamplingSettings, TransformersGenerator
+from agents.training.generation import SamplingSettings, TransformersGenerator, sampling_logprobs
 from agents.training.policy import Policy, make_batch
 
 SYNC_TOLERANCE = 1e-3
@@ -44,16 +44,21 @@ def _engine(policy: Policy, tmp_path: Path, max_model_len: int) -> Any:
 
 
 @pytest.mark.slow
-def test_vllm_logprobs_match_the_learner_after_a_sync(tokenizer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_vllm_logprobs_match_the_learner_after_a_sync(
+    tokenizer, tmp_path: Path, temperature: float
+) -> None:
+    """At T = 0.7 both sides score ``softmax(logits / 0.7)``: the engine's processed logprobs."""
     pytest.importorskip("vllm")
-    policy = Policy(tiny_model(tokenizer, focused=True, hidden_size=128, heads=2), tokenizer)
+    model = tiny_model(tokenizer, focused=True, hidden_size=128, heads=2)
+    policy = Policy(model, tokenizer, temperature=temperature)
     generator = _engine(policy, tmp_path, max_model_len=512)
     try:
         with torch.no_grad():
             for parameter in policy.model.parameters():
                 parameter.add_(0.05 * torch.randn_like(parameter))
         prompt = tokenizer.encode("<|im_start|>user\nSay w.<|im_end|>\n<|im_start|>assistant\n")
-        settings = SamplingSettings(n=2, max_new_tokens=8)
+        settings = SamplingSettings(n=2, max_new_tokens=8, temperature=temperature)
         stale = generator.generate([prompt], settings)[0][0]
         stale_gap = (
             (_learner_logprobs(policy, prompt, stale.token_ids) - torch.tensor(stale.logprobs))
@@ -70,15 +75,20 @@ def test_vllm_logprobs_match_the_learner_after_a_sync(tokenizer, tmp_path: Path)
     assert stale_gap > 100 * SYNC_TOLERANCE  # before the sync the engine held other weights
 
 
-def test_transformers_generator_reports_the_learners_logprobs(tokenizer) -> None:
-    policy = Policy(tiny_model(tokenizer, focused=True), tokenizer)
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_transformers_generator_reports_the_learners_logprobs(
+    tokenizer, temperature: float
+) -> None:
+    policy = Policy(tiny_model(tokenizer, focused=True), tokenizer, temperature=temperature)
     generator = TransformersGenerator(policy.model, policy.eos_ids(), policy.pad_id, batch_size=4)
     prompts = [
         tokenizer.encode("<|im_start|>user\nHi<|im_end|>\n"),
         tokenizer.encode("<|im_start|>user\nA longer one<|im_end|>\n"),
     ]
     torch.manual_seed(0)
-    groups = generator.generate(prompts, SamplingSettings(n=2, max_new_tokens=5))
+    groups = generator.generate(
+        prompts, SamplingSettings(n=2, max_new_tokens=5, temperature=temperature), seeds=[1, 2]
+    )
     assert [len(g) for g in groups] == [2, 2]
     for prompt, group in zip(prompts, groups):
         for completion in group:
@@ -174,3 +184,14 @@ def test_close_shuts_the_engine_down_before_the_next_one_starts(tokenizer, tmp_p
     finally:
         second.close()
     assert [len(c.token_ids) for c in completions[0]] == [4, 4]
+
+
+def test_sampling_logprobs_are_tempered_and_renormalised_over_the_nucleus() -> None:
+    """Logits log(1), log(3): probabilities 1/4, 3/4 at T = 1; at T = 0.5 they square to 1/10, 9/10;
+    a nucleus of 0.8 at T = 0.5 keeps only the 9/10 token, which then has probability 1."""
+    logits = torch.log(torch.tensor([[1.0, 3.0]]))
+    assert torch.allclose(sampling_logprobs(logits, 1.0, 1.0).exp(), torch.tensor([[0.25, 0.75]]))
+    assert torch.allclose(sampling_logprobs(logits, 0.5, 1.0).exp(), torch.tensor([[0.1, 0.9]]))
+    nucleus = sampling_logprobs(logits, 0.5, 0.8)
+    assert nucleus[0, 1].item() == pytest.approx(0.0, abs=1e-6)
+    assert nucleus[0, 0].item() == float("-inf")

@@ -58,7 +58,12 @@ class Learner:
         if self.config.torch_threads:
             torch.set_num_threads(self.config.torch_threads)
         torch.manual_seed(self.config.seed)
-        self.policy = Policy(self.config.model, dtype=self.config.dtype, device=self.config.device)
+        self.policy = Policy(
+            self.config.model,
+            dtype=self.config.dtype,
+            device=self.config.device,
+            temperature=self.config.temperature,
+        )
         self.reference = build_reference(self.policy, self.config)
         self.optimizer = build_optimizer(self.policy, self.config)
         self.checkpoints = CheckpointStore(Path(out_dir) / "checkpoints")
