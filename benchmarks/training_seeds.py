@@ -4,7 +4,9 @@ One run of ``ftrl-gym train pipeline`` is one seed: its gain carries that seed's
 luck, so a claim about an RL recipe needs several. This reads the runs' ``results.json`` and
 ``config.json`` and prints, per run, the SFT score and each RL stage's paired gain (95% CI over the
 run's test tasks), then per stage the mean gain over runs with a 95% t-interval over runs, and how many
-runs reached ``--target`` points.
+runs reached ``--target`` points. Last, what each stage's model did over the test episodes: answers
+obtained, tool calls made, and answers per call, because Solve-F1 = 2S/(C + T) falls when calls (C)
+grow faster than answers (S).
 
     python benchmarks/training_seeds.py runs/seed0 runs/seed1 runs/seed2 --target 10
 """
@@ -30,11 +32,13 @@ class Run:
         label: The folder's name.
         seed: ``config.json``'s seed.
         rows: ``results.json``: stage name to evaluation summary.
+        folder: The run folder (its ``eval/<stage>/results.jsonl`` hold the episodes).
     """
 
     label: str
     seed: int
     rows: dict[str, dict[str, Any]]
+    folder: Path = Path()
 
 
 def load_run(folder: str | Path) -> Run:
@@ -49,7 +53,7 @@ def load_run(folder: str | Path) -> Run:
         raise FileNotFoundError(f"{results} does not exist: is {path} an ftrl-gym pipeline run?")
     config = path / "config.json"
     seed = json.loads(config.read_text()).get("seed", 0) if config.is_file() else 0
-    return Run(path.name, int(seed), json.loads(results.read_text()))
+    return Run(path.name, int(seed), json.loads(results.read_text()), path)
 
 
 def rl_stages(runs: list[Run], base: str = "sft") -> list[str]:
@@ -120,6 +124,46 @@ def across_text(summary: dict[str, dict[str, Any]], target: float) -> str:
     )
 
 
+def stage_behaviour(run: Run, stage: str) -> dict[str, int] | None:
+    """Answers obtained, answers to obtain and tool calls, summed over the episodes of ``stage``'s row.
+
+    Reads ``eval/<stage>/results.jsonl`` and keeps the episodes the row scored (its ``per_task`` keys,
+    ``env/task_index/repeat``). None when the stage or its episodes are missing.
+    """
+    episodes = run.folder / "eval" / stage / "results.jsonl"
+    if stage not in run.rows or not episodes.is_file():
+        return None
+    keys = set(run.rows[stage].get("per_task", {}))
+    totals = {"solved": 0, "total_answers": 0, "tool_calls": 0, "episodes": 0}
+    for line in episodes.read_text().splitlines():
+        record = json.loads(line)
+        if f"{record['env']}/{record['task_index']}/{record['repeat']}" not in keys:
+            continue
+        totals["episodes"] += 1
+        for name in ("solved", "total_answers", "tool_calls"):
+            totals[name] += int(record[name])
+    return totals if totals["episodes"] else None
+
+
+def behaviour_table(runs: list[Run], base: str = "sft") -> str:
+    """Markdown: per run and stage from ``base`` on, answers obtained of all, calls, answers per call."""
+    lines = [
+        "| run | stage | answers obtained | tool calls | answers per call |",
+        "|---|---|---|---|---|",
+    ]
+    for run in runs:
+        for stage in [base, *rl_stages([run], base)]:
+            counts = stage_behaviour(run, stage)
+            if counts is None:
+                continue
+            per_call = counts["solved"] / counts["tool_calls"] if counts["tool_calls"] else 0.0
+            lines.append(
+                f"| {run.label} | {stage} | {counts['solved']} of {counts['total_answers']} | "
+                f"{counts['tool_calls']} | {per_call:.2f} |"
+            )
+    return "\n".join(lines)
+
+
 def _points(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}"
 
@@ -134,6 +178,10 @@ def main() -> None:
     print(seeds_table(runs, args.base))
     print()
     print(across_text(across_runs(runs, args.target, args.base), args.target))
+    behaviour = behaviour_table(runs, args.base)
+    if behaviour.count("\n") > 1:
+        print()
+        print(behaviour)
 
 
 if __name__ == "__main__":

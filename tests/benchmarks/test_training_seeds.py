@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.training_seeds import across_runs, load_run, seeds_table
+from benchmarks.training_seeds import (
+    across_runs,
+    behaviour_table,
+    load_run,
+    seeds_table,
+    stage_behaviour,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,3 +70,30 @@ def test_the_script_prints_the_table_and_the_summary(tmp_path: Path) -> None:
     assert "| only | 3 | 0.0 | 30.0 (+30.0, [-224.1, +284.1]) |" in out
     assert "- grpo: mean gain +30.0 points over 1 runs" in out
     assert "1 of 1 reached +25" in out
+
+
+def _write_episodes(run: Path, stage: str, episodes: list[tuple[int, int, int, int]]) -> None:
+    """``episodes``: (task_index, solved, total_answers, tool_calls) on FTRL-SingleHop-v0, repeat 0."""
+    folder = run / "eval" / stage
+    folder.mkdir(parents=True)
+    keys = ("task_index", "solved", "total_answers", "tool_calls")
+    rows = [{"env": "FTRL-SingleHop-v0", "repeat": 0, **dict(zip(keys, e))} for e in episodes]
+    (folder / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_behaviour_counts_answers_and_calls_of_the_scored_episodes_only(tmp_path: Path) -> None:
+    folder = _write_run(tmp_path / "a", 0, [0.0, 0.5], [0.4, 0.5])
+    _write_episodes(folder, "sft", [(0, 0, 1, 2), (1, 1, 2, 3)])
+    # task 7 is in the store but not in the row's per_task: a leftover of another evaluation
+    _write_episodes(folder, "grpo", [(0, 1, 1, 4), (1, 1, 2, 6), (7, 5, 5, 5)])
+    run = load_run(folder)
+    assert stage_behaviour(run, "grpo") == {
+        "solved": 2,
+        "total_answers": 3,
+        "tool_calls": 10,
+        "episodes": 2,
+    }
+    table = behaviour_table([run])
+    assert "| a | sft | 1 of 3 | 5 | 0.20 |" in table
+    assert "| a | grpo | 2 of 3 | 10 | 0.20 |" in table
+    assert stage_behaviour(load_run(_write_run(tmp_path / "b", 1, [0.0], [0.0])), "grpo") is None
