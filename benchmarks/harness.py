@@ -90,6 +90,7 @@ class _Episode:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     record: dict[str, Any] = field(default_factory=dict)
+    trace: list[dict[str, Any]] = field(default_factory=list)
 
 
 class EnvPool:
@@ -248,7 +249,36 @@ def _step(episode: _Episode, output: Any) -> bool:
     breakdown = info.get("reward_breakdown") or {}
     if breakdown.get("branch") == "format_error" or info.get("parse_errors"):
         episode.format_errors += 1
+    episode.trace.append(trace_turn(output.response, float(reward), info))
     return bool(terminated or truncated)
+
+
+def trace_turn(response: str, reward: float, info: dict[str, Any]) -> dict[str, Any]:
+    """One assistant turn of an episode's ``trace``: what the agent wrote and what the env made of it.
+
+    Args:
+        response: The agent's raw text for the turn.
+        reward: The env's reward for the turn.
+        info: The env's ``info`` after the turn.
+
+    Returns:
+        ``{"response", "reward", "branch", "calls", "solved", "results", "parse_errors"}``:
+        ``results`` holds one line per executed call, ``name: text`` or ``name: error: ...``.
+    """
+    breakdown = info.get("reward_breakdown") or {}
+    results = [
+        f"{r['name']}: {r['text']}" if r.get("ok") else f"{r['name']}: error: {r.get('error')}"
+        for r in info.get("tool_results") or []
+    ]
+    return {
+        "response": response,
+        "reward": reward,
+        "branch": breakdown.get("branch"),
+        "calls": int(breakdown.get("num_calls") or 0),
+        "solved": int(breakdown.get("num_solved") or 0),
+        "results": results,
+        "parse_errors": list(info.get("parse_errors") or []),
+    }
 
 
 def _record(label: str, config: EvalConfig, episode: _Episode) -> dict[str, Any]:
@@ -270,4 +300,13 @@ def _record(label: str, config: EvalConfig, episode: _Episode) -> dict[str, Any]
         "completion_tokens": episode.completion_tokens,
         "wall_s": round(time.perf_counter() - episode.started, 4),
         "truncation_reason": episode.info.get("truncation_reason"),
+        "question": _question(task),
+        "answers": task.unsolved_set,
+        "trace": episode.trace,
     }
+
+
+def _question(task: Any) -> str:
+    """The task's last user message (the question the agent was asked)."""
+    users = [m.get("content", "") for m in task.messages if m.get("role") == "user"]
+    return str(users[-1]) if users else ""
