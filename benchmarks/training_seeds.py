@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.training.pipeline import paired_gain
+from agents.training.pipeline import paired_gain, task_key
 from benchmarks.stats import mean_ci
 
 
@@ -137,7 +137,7 @@ def stage_behaviour(run: Run, stage: str) -> dict[str, int] | None:
     totals = {"solved": 0, "total_answers": 0, "tool_calls": 0, "episodes": 0}
     for line in episodes.read_text().splitlines():
         record = json.loads(line)
-        if f"{record['env']}/{record['task_index']}/{record['repeat']}" not in keys:
+        if task_key(record) not in keys:
             continue
         totals["episodes"] += 1
         for name in ("solved", "total_answers", "tool_calls"):

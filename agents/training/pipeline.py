@@ -116,10 +116,13 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "turns_per_episode": mean([r.get("turns", 0) for r in records]),
         "format_errors": sum(r.get("format_errors", 0) for r in records),
         "per_scenario": per_scenario,
-        "per_task": {
-            f"{r['env']}/{r['task_index']}/{r.get('repeat', 0)}": r["solve_f1"] for r in records
-        },
+        "per_task": {task_key(r): r["solve_f1"] for r in records},
     }
+
+
+def task_key(record: dict[str, Any]) -> str:
+    """``env/task_index/repeat``: how ``per_task`` names an episode record."""
+    return f"{record['env']}/{record['task_index']}/{record.get('repeat', 0)}"
 
 
 def paired_gain(base: dict[str, float], other: dict[str, float]) -> dict[str, Any]:
