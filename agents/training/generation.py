@@ -95,13 +95,26 @@ class SeededGumbelSampler:
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """Return ``scores / T`` (nucleus-masked) plus per-row Gumbel noise; shapes ``(B, V)``."""
-        scores = scores.float() / self.temperature
-        if self.top_p < 1.0:
-            scores = _nucleus_mask(scores, self.top_p)
+        scores = sampling_scores(scores, self.temperature, self.top_p)
         uniform = torch.stack(
             [torch.rand(scores.shape[-1], generator=g) for g in self.generators]
         ).clamp_(min=1e-20, max=1.0 - 1e-7)  # (B, V)
         return scores + (-torch.log(-torch.log(uniform))).to(scores.device)
+
+
+def sampling_scores(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """``logits / T`` with tokens outside the top-``p`` nucleus at ``-inf``: what a sampler draws from.
+
+    Args:
+        logits: ``(..., V)`` raw logits.
+        temperature: Sampling temperature (> 0).
+        top_p: Nucleus mass (1.0: the full distribution).
+
+    Returns:
+        ``(..., V)`` float32 scores.
+    """
+    scores = logits.float() / temperature
+    return _nucleus_mask(scores, top_p) if top_p < 1.0 else scores
 
 
 def sampling_logprobs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
@@ -118,14 +131,11 @@ def sampling_logprobs(logits: torch.Tensor, temperature: float, top_p: float) ->
     Returns:
         ``(..., V)`` logprobs.
     """
-    scores = logits.float() / temperature
-    if top_p < 1.0:
-        scores = _nucleus_mask(scores.reshape(-1, scores.shape[-1]), top_p).reshape(scores.shape)
-    return torch.log_softmax(scores, dim=-1)
+    return torch.log_softmax(sampling_scores(logits, temperature, top_p), dim=-1)
 
 
 def _nucleus_mask(scores: torch.Tensor, top_p: float) -> torch.Tensor:
-    """``scores`` with tokens outside the smallest set of mass ``top_p`` set to ``-inf``."""
+    """``scores`` (``(..., V)``) with tokens outside the smallest set of mass ``top_p`` set to ``-inf``."""
     ordered, order = scores.sort(dim=-1, descending=True)
     probs = ordered.softmax(dim=-1)
     drop_sorted = probs.cumsum(dim=-1) - probs >= top_p  # (B, V) in descending order
