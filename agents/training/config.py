@@ -130,6 +130,15 @@ class TrainConfig:
     """Pipeline evaluation: turns before truncation."""
     rl_algorithms: list[str] = field(default_factory=lambda: ["grpo", "reinforce_pp"])
     """Pipeline: the RL algorithms run from the SFT start, each evaluated."""
+    val_every: int = 0
+    """RL: greedy validation every this many steps, before the first and after the last (0: none).
+    Logs ``validation.jsonl`` and keeps the best policy so far in ``best/``."""
+    val_tasks: int = 8
+    """RL validation: tasks per env, spread over the train split after the first ``train_tasks``
+    (never trained on; the test split is never used for selection)."""
+    rl_eval_model: str = "final"
+    """Pipeline: which RL model is scored on the test split, ``final`` or ``best`` (the step with the
+    highest validation Solve-F1, the starting SFT model included; needs ``val_every``)."""
 
     # --- distributed (Ray): used by ``ftrl-gym train ... --ray`` -----------------------------------
     ray_address: str = ""
@@ -215,6 +224,12 @@ class TrainConfig:
                 raise ConfigError(
                     f"rl_algorithms holds {algorithm!r}: use names from {', '.join(ALGORITHMS)}"
                 )
+        if self.rl_eval_model not in ("final", "best"):
+            raise ConfigError(f"rl_eval_model={self.rl_eval_model!r} is unknown: use final or best")
+        if self.rl_eval_model == "best" and not self.val_every:
+            raise ConfigError(
+                "rl_eval_model=best picks the step by validation: set val_every (e.g. val_every=2)"
+            )
         if "FTRL-Custom-v0" in self.env_ids and not self.tasks:
             raise ConfigError("FTRL-Custom-v0 needs a task file: set tasks=PATH.jsonl")
         if not self.env_ids:
@@ -240,10 +255,11 @@ class TrainConfig:
             "sft_micro_batch_size",
             "eval_max_new_tokens",
             "eval_max_turns",
+            "val_tasks",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_steps", "sft_epochs", "eval_episodes", "torch_threads"):
+        for name in ("max_steps", "sft_epochs", "eval_episodes", "torch_threads", "val_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
 

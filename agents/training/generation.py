@@ -35,6 +35,7 @@ class SamplingSettings:
     n: int = 1
     max_new_tokens: int = 256
     temperature: float = 1.0
+    """0 decodes greedily (validation); the logprobs reported are then the model's own, at T = 1."""
     top_p: float = 1.0
     seed: int = 0
     """Run-level seed mixed into every request's seed (see ``request_seed``)."""
@@ -195,8 +196,11 @@ class TransformersGenerator:
         width = max(len(p) for p in prompts)
         input_ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompts])
         attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-        if seeds is None:
-            sampling: dict[str, Any] = {
+        greedy = settings.temperature == 0
+        if greedy:
+            sampling: dict[str, Any] = {"do_sample": False}
+        elif seeds is None:
+            sampling = {
                 "do_sample": True,
                 "temperature": settings.temperature,
                 "top_p": settings.top_p,
@@ -220,7 +224,10 @@ class TransformersGenerator:
             )
         new_tokens = out.sequences[:, width:].cpu()  # (B, new)
         logits = torch.stack(out.logits, dim=1).float().cpu()  # (B, new, V), before temperature
-        logprobs = sampling_logprobs(logits, settings.temperature, settings.top_p)
+        if greedy:
+            logprobs = torch.log_softmax(logits, dim=-1)
+        else:
+            logprobs = sampling_logprobs(logits, settings.temperature, settings.top_p)
         logprobs = logprobs.gather(-1, new_tokens[..., None])[..., 0]
         return [
             self._completion(row, lp) for row, lp in zip(new_tokens.tolist(), logprobs.tolist())

@@ -55,8 +55,16 @@ class MetricsLog:
         rows = [r for r in self.read() if int(r.get("step", 0)) <= step]
         self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
-    def plot(self, path: str | Path) -> Path | None:
-        """Draw the ``CURVES`` against the step into a PNG; None when nothing is logged."""
+    def plot(
+        self, path: str | Path, validation: list[dict[str, Any]] | None = None
+    ) -> Path | None:
+        """Draw the ``CURVES`` against the step into a PNG; None when nothing is logged.
+
+        Args:
+            path: The PNG to write.
+            validation: Rows of a validation log (``step``, ``solve_f1``): drawn in a last panel,
+                greedy validation Solve-F1 against the step, step 0 being the starting model.
+        """
         rows = self.read()
         if not rows:
             return None
@@ -65,13 +73,22 @@ class MetricsLog:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(2, 4, figsize=(16, 6), constrained_layout=True)
+        fig, axes = plt.subplots(3, 3, figsize=(15, 9), constrained_layout=True)
         steps = [r["step"] for r in rows]
         for ax, name in zip(axes.flat, CURVES):
             ax.plot(steps, [r.get(name, float("nan")) for r in rows], marker=".")
             ax.set_title(name)
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
+        last = axes.flat[len(CURVES)]
+        if validation:
+            ordered = sorted(validation, key=lambda r: int(r["step"]))
+            last.plot([r["step"] for r in ordered], [r["solve_f1"] for r in ordered], marker="o")
+            last.set_title("validation solve_f1 (greedy)")
+            last.set_xlabel("step")
+            last.grid(alpha=0.3)
+        else:
+            last.axis("off")
         fig.savefig(path, dpi=100)
         plt.close(fig)
         return Path(path)

@@ -184,7 +184,8 @@ def results_table(rows: dict[str, dict[str, Any]]) -> str:
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for stage, row in rows.items():
-        cells = [stage, *(f"{100 * row['per_scenario'][s]:.1f}" for s in SCENARIO_COLUMNS)]
+        name = f"{stage} (step {row['selected_step']})" if "selected_step" in row else stage
+        cells = [name, *(f"{100 * row['per_scenario'][s]:.1f}" for s in SCENARIO_COLUMNS)]
         cells += [f"{100 * row[k]:.1f}" for k in ("solve_p", "solve_r", "solve_f1")]
         cells += [f"{row[k]:.1f}" for k in ("calls_per_episode", "turns_per_episode")]
         cells += [str(row["format_errors"]), str(row["episodes"]), f"{row.get('wall_s', 0):.0f}"]
@@ -219,10 +220,13 @@ def run_pipeline(
     earlier = _read_results(out)
     rows: dict[str, dict[str, Any]] = {}
 
-    def record(stage: str, model: str, started: float, trained: bool) -> None:
+    def record(
+        stage: str, model: str, started: float, trained: bool, extra: dict[str, Any] | None = None
+    ) -> None:
         row = evaluate_model(model, config, out / "eval" / stage, progress)
         worked = row.pop("new_episodes") > 0 or trained
-        rows[stage] = {**row, "wall_s": stage_wall_s(earlier.get(stage), started, worked)}
+        wall = stage_wall_s(earlier.get(stage), started, worked)
+        rows[stage] = {**row, **(extra or {}), "wall_s": wall}
         _write_results(out, rows)
 
     record("start", config.model, time.perf_counter(), trained=False)
@@ -241,8 +245,37 @@ def run_pipeline(
         # A finished stage is never reopened: its resumable checkpoints (weights plus optimiser
         # state, 1.6 GB each for SmolLM2-135M) go, and final/ stays.
         shutil.rmtree(out / algorithm / "checkpoints", ignore_errors=True)
-        record(algorithm, str(out / algorithm / "final"), started, trained)
+        record(algorithm, *rl_model(out / algorithm, config.rl_eval_model), started, trained)
     return rows
+
+
+def rl_model(run_dir: Path, choice: str) -> tuple[str, dict[str, Any]]:
+    """The RL model the pipeline scores on test, and what its row notes about it.
+
+    Args:
+        run_dir: The RL stage's folder.
+        choice: ``final``, or ``best`` (the validation pick, ``best/`` and ``best.json``).
+
+    Returns:
+        The model folder, and ``{"selected_step": N, "val_solve_f1": F}`` for ``best`` (else ``{}``).
+
+    Raises:
+        FileNotFoundError: ``best`` was asked for and the run kept no best model.
+    """
+    from agents.training.validation import read_best
+
+    if choice != "best":
+        return str(run_dir / "final"), {}
+    best = read_best(run_dir)
+    if best is None or not (run_dir / "best" / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{run_dir} has no best/ model: it was trained without val_every; rerun it with "
+            "val_every set, or use rl_eval_model=final"
+        )
+    return str(run_dir / "best"), {
+        "selected_step": int(best["step"]),
+        "val_solve_f1": float(best["solve_f1"]),
+    }
 
 
 def _train_rl(config: TrainConfig, out_dir: Path, progress: bool) -> None:

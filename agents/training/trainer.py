@@ -36,6 +36,12 @@ from agents.training.samples import (
     group_signal,
     turn_samples,
 )
+from agents.training.validation import (
+    best_row,
+    validation_specs,
+    validation_summary,
+    write_best,
+)
 
 
 @dataclass
@@ -60,7 +66,8 @@ class RLTrainer:
 
     Args:
         config: The settings.
-        out_dir: Run folder: ``metrics.jsonl``, ``curves.png``, ``checkpoints/``, ``final/``.
+        out_dir: Run folder: ``metrics.jsonl``, ``curves.png``, ``checkpoints/``, ``final/``; with
+            ``val_every`` also ``validation.jsonl``, ``best/`` and ``best.json``.
         policy: A ready learner (tests); built from ``config.model`` otherwise.
         progress: Show a tqdm bar.
     """
@@ -90,6 +97,7 @@ class RLTrainer:
         self.data = DataState()
         self.checkpoints = CheckpointStore(self.out_dir / "checkpoints")
         self.log = MetricsLog(self.out_dir / "metrics.jsonl")
+        self.validation = MetricsLog(self.out_dir / "validation.jsonl")
         self.progress = progress
         self._resume()
         self.generator = self._build_generator()
@@ -152,25 +160,65 @@ class RLTrainer:
             disable=not self.progress,
         )
         try:
+            if self._validation_due(final=False):
+                self.validate()
             while not self._finished():
                 metrics = self.train_step()
                 bar.update(1)
-                bar.set_postfix(
-                    reward=f"{metrics['reward']:.3f}", f1=f"{metrics.get('solve_f1', 0):.3f}"
-                )
+                postfix = {"reward": f"{metrics['reward']:.3f}", "f1": f"{metrics.get('solve_f1', 0):.3f}"}
+                if self._validation_due(final=self._finished()):
+                    postfix["val_f1"] = f"{self.validate()['solve_f1']:.3f}"
+                bar.set_postfix(postfix)
                 if on_step:
                     on_step(metrics)
                 if self.step % self.config.save_every == 0:
                     self.save_checkpoint()
             self.save_checkpoint()
             self._save_final()
-            self.log.plot(self.out_dir / "curves.png")
+            self.log.plot(self.out_dir / "curves.png", self.validation.read())
         finally:
             bar.close()
         return self.log.read()
 
     def _save_final(self) -> None:
-        self.policy.save(self.out_dir / "final")
+        self._save_model(self.out_dir / "final")
+
+    def _save_model(self, folder: Path) -> None:
+        """Write the current policy as a Hugging Face folder (a hook: Ray's learner rank 0 writes it)."""
+        self.policy.save(folder)
+
+    # --- validation -------------------------------------------------------------------------------
+
+    def _validation_due(self, final: bool) -> bool:
+        """Whether to validate now: every ``val_every`` steps (step 0 included) and after the last
+        step, unless this step's validation is already logged (a resumed run)."""
+        every = self.config.val_every
+        if not every or not (final or self.step % every == 0):
+            return False
+        return all(int(row["step"]) != self.step for row in self.validation.read())
+
+    def validate(self) -> dict[str, Any]:
+        """Play one greedy episode per validation task with the current policy, log Solve-P/R/F1.
+
+        Validation tasks are train-split tasks after the first ``train_tasks`` (never trained on).
+        When this step's Solve-F1 beats every earlier one (step 0, the starting model, included),
+        the policy is written to ``best/`` and the step to ``best.json``.
+
+        Returns:
+            The logged row (``validation_summary``).
+        """
+        config = self.config
+        specs = validation_specs(
+            config.env_ids, self.pool.num_tasks, config.train_tasks, config.val_tasks, config.seed
+        )
+        greedy = SamplingSettings(1, config.eval_max_new_tokens, 0.0, 1.0, config.seed)
+        row = validation_summary(self.step, self._play(specs, greedy))
+        self.validation.append(row)
+        best = best_row(self.validation.read())
+        if best is not None and int(best["step"]) == self.step:
+            self._save_model(self.out_dir / "best")
+            write_best(self.out_dir, row)
+        return row
 
     def _finished(self) -> bool:
         if self.config.max_steps and self.step >= self.config.max_steps:
@@ -260,18 +308,18 @@ class RLTrainer:
         ]
 
     def _rollouts(self, specs: list[EpisodeSpec]) -> list[Episode]:
-        episodes = self._play(specs)
+        episodes = self._play(specs, self._sampling_settings(1))
         self.data.last_metrics = _mean_metrics(episodes)
         return episodes
 
-    def _play(self, specs: list[EpisodeSpec]) -> list[Episode]:
+    def _play(self, specs: list[EpisodeSpec], settings: SamplingSettings) -> list[Episode]:
         """Play the episodes with this process's generator and envs (a hook: Ray spreads them)."""
         return run_episodes(
             specs,
             self.generator,
             self.renderer,
             self.pool,
-            self._sampling_settings(1),
+            settings,
             self.config.max_context_tokens,
         )
 
@@ -376,6 +424,7 @@ class RLTrainer:
         self.step = int(state["step"])
         self.data = state["data"]
         self.log.truncate(self.step)
+        self.validation.truncate(self.step)
 
     def _resume(self) -> None:
         found = self.checkpoints.load_latest()

@@ -10,6 +10,7 @@ from agents.training.distributed.cluster import connect, end_actors, learner_pla
 from agents.training.distributed.fleet import RolloutFleet
 from agents.training.distributed.learner import Learner
 from agents.training.distributed.versions import needs_broadcast
+from agents.training.generation import SamplingSettings
 from agents.training.policy import Policy
 from agents.training.rollout import Episode, EpisodeSpec
 from agents.training.samples import Prefix, Sample
@@ -85,9 +86,9 @@ class DistributedTrainer(RLTrainer):
 
     # --- work -----------------------------------------------------------------------------------
 
-    def _play(self, specs: list[EpisodeSpec]) -> list[Episode]:
+    def _play(self, specs: list[EpisodeSpec], settings: SamplingSettings) -> list[Episode]:
         assert self.fleet is not None
-        return self.fleet.play(specs, self._sampling_settings(1), self.step)
+        return self.fleet.play(specs, settings, self.step)
 
     def _turn_samples(self, batch: list[Prefix]) -> list[Sample]:
         assert self.fleet is not None
@@ -137,10 +138,10 @@ class DistributedTrainer(RLTrainer):
         if states[0] is not None:
             self._restore_data_state(states[0])
 
-    def _save_final(self) -> None:
+    def _save_model(self, folder: Path) -> None:
         import ray
 
-        ray.get(self.learners[0].save_model.remote(str(self.out_dir / "final")))
+        ray.get(self.learners[0].save_model.remote(str(folder)))
 
     def close(self) -> None:
         """End the workers and learners; shut Ray down when this trainer started it."""
