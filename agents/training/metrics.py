@@ -55,9 +55,7 @@ class MetricsLog:
         rows = [r for r in self.read() if int(r.get("step", 0)) <= step]
         self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
-    def plot(
-        self, path: str | Path, validation: list[dict[str, Any]] | None = None
-    ) -> Path | None:
+    def plot(self, path: str | Path, validation: list[dict[str, Any]] | None = None) -> Path | None:
         """Draw the ``CURVES`` against the step into a PNG; None when nothing is logged.
 
         Args:

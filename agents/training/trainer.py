@@ -165,7 +165,10 @@ class RLTrainer:
             while not self._finished():
                 metrics = self.train_step()
                 bar.update(1)
-                postfix = {"reward": f"{metrics['reward']:.3f}", "f1": f"{metrics.get('solve_f1', 0):.3f}"}
+                postfix = {
+                    "reward": f"{metrics['reward']:.3f}",
+                    "f1": f"{metrics.get('solve_f1', 0):.3f}",
+                }
                 if self._validation_due(final=self._finished()):
                     postfix["val_f1"] = f"{self.validate()['solve_f1']:.3f}"
                 bar.set_postfix(postfix)
@@ -212,6 +215,7 @@ class RLTrainer:
             config.env_ids, self.pool.num_tasks, config.train_tasks, config.val_tasks, config.seed
         )
         greedy = SamplingSettings(1, config.eval_max_new_tokens, 0.0, 1.0, config.seed)
+        self._generator_at_current_step()
         row = validation_summary(self.step, self._play(specs, greedy))
         self.validation.append(row)
         best = best_row(self.validation.read())
@@ -267,6 +271,10 @@ class RLTrainer:
     def _sync_weights(self) -> None:
         """Make the generator sample from the updated policy (version ``self.step``)."""
         self.generator.sync_weights(self.policy.model)
+
+    def _generator_at_current_step(self) -> None:
+        """Make sure the generator holds this step's weights (in one process it always does; a hook:
+        Ray's rollout workers may lag ``max_staleness`` steps, which validation must not)."""
 
     def _extra_metrics(self) -> dict[str, Any]:
         """More metrics of the step just taken (a hook for subclasses)."""

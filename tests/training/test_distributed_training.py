@@ -200,6 +200,34 @@ def test_weights_lag_at_most_max_staleness_steps(
     assert [m["weight_version"] for m in metrics] == [0, 2, 2]
 
 
+def test_validation_on_lagging_workers_scores_each_steps_own_weights(
+    ray_cluster, workspace: Path, tmp_path: Path
+) -> None:
+    """Rollouts may lag a step (max_staleness=1), validation may not: greedy validation on the
+    workers gives the single-process rows, and rank 0 writes the best model."""
+    settings = _settings(workspace, train_tasks=2, max_steps=2, val_every=1, val_tasks=2)
+    single = tmp_path / "single"
+    _single_process(build_config(overrides=settings), single)
+    metrics, _ = _distributed(
+        build_config(overrides={**settings, "max_staleness": 1}), tmp_path / "run"
+    )
+    # Step 1's update alone would not broadcast (a lag of 1 is allowed); its validation did, so
+    # step 2's rollouts ran on step 1's weights (without validation: versions 0, 0).
+    assert [m["weight_version"] for m in metrics] == [0, 1]
+
+    def rows(run: Path) -> list[dict]:
+        return [json.loads(line) for line in (run / "validation.jsonl").read_text().splitlines()]
+
+    assert [r["step"] for r in rows(tmp_path / "run")] == [0, 1, 2]
+    for mine, theirs in zip(rows(tmp_path / "run"), rows(single)):
+        assert mine["episodes"] == theirs["episodes"] == 2
+        for key in ("solve_f1", "solve_p", "calls_per_episode"):
+            assert mine[key] == pytest.approx(theirs[key], abs=1e-9), key
+    assert (tmp_path / "run" / "best" / "config.json").is_file()
+    best = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert best == json.loads((single / "best.json").read_text())
+
+
 def _driver_command(config_file: Path, out: Path, address: str) -> list[str]:
     return [
         sys.executable,

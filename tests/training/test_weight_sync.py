@@ -75,6 +75,39 @@ def test_vllm_logprobs_match_the_learner_after_a_sync(
     assert stale_gap > 100 * SYNC_TOLERANCE  # before the sync the engine held other weights
 
 
+@pytest.mark.slow
+def test_greedy_decoding_agrees_between_vllm_and_the_learner_after_a_sync(
+    tokenizer, tmp_path: Path
+) -> None:
+    """Validation decodes greedily (T = 0) on whichever back end trains: both pick the argmax."""
+    pytest.importorskip("vllm")
+    policy = Policy(tiny_model(tokenizer, focused=True, hidden_size=128, heads=2), tokenizer)
+    generator = _engine(policy, tmp_path, max_model_len=512)
+    learner = TransformersGenerator(policy.model, policy.eos_ids(), policy.pad_id, batch_size=4)
+    prompts = [
+        tokenizer.encode("<|im_start|>user\nSay w.<|im_end|>\n<|im_start|>assistant\n"),
+        tokenizer.encode("<|im_start|>user\nA longer one<|im_end|>\n<|im_start|>assistant\n"),
+    ]
+    greedy = SamplingSettings(n=1, max_new_tokens=8, temperature=0.0)
+    try:
+        with torch.no_grad():
+            for parameter in policy.model.parameters():
+                parameter.add_(0.05 * torch.randn_like(parameter))
+        generator.sync_weights(policy.model)
+        engine = [g[0] for g in generator.generate(prompts, greedy, seeds=[1, 2])]
+        own = [g[0] for g in learner.generate(prompts, greedy, seeds=[1, 2])]
+    finally:
+        generator.close()
+    assert [c.token_ids for c in engine] == [c.token_ids for c in own]
+    for prompt, completion in zip(prompts, own):
+        expected = _learner_logprobs(policy, prompt, completion.token_ids)  # the model's T = 1
+        assert (expected - torch.tensor(completion.logprobs)).abs().max() < 1e-4
+        ids = torch.tensor([prompt + completion.token_ids])
+        with torch.no_grad():
+            logits = policy.model(input_ids=ids).logits[0, len(prompt) - 1 : -1]
+        assert logits.argmax(-1).tolist() == completion.token_ids
+
+
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_transformers_generator_reports_the_learners_logprobs(
     tokenizer, temperature: float

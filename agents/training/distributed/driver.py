@@ -84,6 +84,12 @@ class DistributedTrainer(RLTrainer):
         if needs_broadcast(self.step, self.fleet.version, self.config.max_staleness):
             self._broadcast()
 
+    def _generator_at_current_step(self) -> None:
+        """Validation scores this step's policy: broadcast it even where rollouts may lag."""
+        assert self.fleet is not None
+        if self.fleet.version != self.step:
+            self._broadcast()
+
     # --- work -----------------------------------------------------------------------------------
 
     def _play(self, specs: list[EpisodeSpec], settings: SamplingSettings) -> list[Episode]:
