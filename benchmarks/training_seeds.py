@@ -6,7 +6,8 @@ luck, so a claim about an RL recipe needs several. This reads the runs' ``result
 run's test tasks), then per stage the mean gain over runs with a 95% t-interval over runs, and how many
 runs reached ``--target`` points. Last, what each stage's model did over the test episodes: answers
 obtained, tool calls made, and answers per call, because Solve-F1 = 2S/(C + T) falls when calls (C)
-grow faster than answers (S).
+grow faster than answers (S). For RL stages trained with ``val_every``, the greedy validation curve
+and the step the test row scored.
 
     python benchmarks/training_seeds.py runs/seed0 runs/seed1 runs/seed2 --target 10
 """
@@ -164,6 +165,31 @@ def behaviour_table(runs: list[Run], base: str = "sft") -> str:
     return "\n".join(lines)
 
 
+def validation_curve(run: Run, stage: str) -> list[tuple[int, float]]:
+    """``(step, validation Solve-F1)`` of an RL stage trained with ``val_every`` (empty without)."""
+    path = run.folder / stage / "validation.jsonl"
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return sorted((int(r["step"]), float(r["solve_f1"])) for r in rows)
+
+
+def validation_table(runs: list[Run], base: str = "sft") -> str:
+    """Markdown: per run and RL stage, greedy validation Solve-F1 (x100) by step, and the step whose
+    model the test row scored (``rl_eval_model=best``; ``final`` otherwise)."""
+    lines = ["| run | stage | validation Solve-F1 by step | test row scores |", "|---|---|---|---|"]
+    for run in runs:
+        for stage in rl_stages([run], base):
+            curve = validation_curve(run, stage)
+            if not curve:
+                continue
+            steps = ", ".join(f"{step}: {100 * f1:.1f}" for step, f1 in curve)
+            chosen = run.rows[stage].get("selected_step")
+            scored = "final" if chosen is None else f"step {chosen}"
+            lines.append(f"| {run.label} | {stage} | {steps} | {scored} |")
+    return "\n".join(lines)
+
+
 def _points(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}"
 
@@ -178,10 +204,10 @@ def main() -> None:
     print(seeds_table(runs, args.base))
     print()
     print(across_text(across_runs(runs, args.target, args.base), args.target))
-    behaviour = behaviour_table(runs, args.base)
-    if behaviour.count("\n") > 1:
-        print()
-        print(behaviour)
+    for table in (behaviour_table(runs, args.base), validation_table(runs, args.base)):
+        if table.count("\n") > 1:
+            print()
+            print(table)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from benchmarks.training_seeds import (
     load_run,
     seeds_table,
     stage_behaviour,
+    validation_table,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,3 +98,21 @@ def test_behaviour_counts_answers_and_calls_of_the_scored_episodes_only(tmp_path
     assert "| a | sft | 1 of 3 | 5 | 0.20 |" in table
     assert "| a | grpo | 2 of 3 | 10 | 0.20 |" in table
     assert stage_behaviour(load_run(_write_run(tmp_path / "b", 1, [0.0], [0.0])), "grpo") is None
+
+
+def test_validation_table_shows_the_curve_and_the_step_the_test_row_scored(tmp_path: Path) -> None:
+    picked = _write_run(tmp_path / "picked", 0, [0.1], [0.3])
+    results = json.loads((picked / "results.json").read_text())
+    results["grpo"]["selected_step"] = 2
+    (picked / "results.json").write_text(json.dumps(results))
+    (picked / "grpo").mkdir()
+    rows = [
+        {"step": 2, "solve_f1": 0.25},
+        {"step": 0, "solve_f1": 0.125},
+        {"step": 4, "solve_f1": 0.2},
+    ]
+    (picked / "grpo" / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plain = _write_run(tmp_path / "plain", 1, [0.1], [0.3])
+    table = validation_table([load_run(picked), load_run(plain)])
+    assert "| picked | grpo | 0: 12.5, 2: 25.0, 4: 20.0 | step 2 |" in table
+    assert "plain" not in table  # trained without val_every: no curve
