@@ -245,7 +245,8 @@ def run_pipeline(
         # A finished stage is never reopened: its resumable checkpoints (weights plus optimiser
         # state, 1.6 GB each for SmolLM2-135M) go, and final/ stays.
         shutil.rmtree(out / algorithm / "checkpoints", ignore_errors=True)
-        record(algorithm, *rl_model(out / algorithm, config.rl_eval_model), started, trained)
+        model, notes = rl_model(out / algorithm, config.rl_eval_model)
+        record(algorithm, model, started, trained, notes)
     return rows
 
 

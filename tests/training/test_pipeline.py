@@ -23,9 +23,9 @@ from agents.training.pipeline import (
 from agents.training.policy import Policy
 
 
-def test_pipeline_writes_a_row_per_stage(tokenizer, tmp_path: Path) -> None:
+def _tiny_pipeline(tokenizer, tmp_path: Path, **overrides):
     start = Policy(tiny_model(tokenizer), tokenizer).save(tmp_path / "tiny")
-    config = build_config(
+    return build_config(
         overrides={
             "model": str(start),
             "train_tasks": 1,
@@ -47,8 +47,13 @@ def test_pipeline_writes_a_row_per_stage(tokenizer, tmp_path: Path) -> None:
             "torch_threads": 1,
             "lr": 1e-3,
             "sft_lr": 1e-3,
+            **overrides,
         }
     )
+
+
+def test_pipeline_writes_a_row_per_stage(tokenizer, tmp_path: Path) -> None:
+    config = _tiny_pipeline(tokenizer, tmp_path)
     rows = run_pipeline(config, tmp_path / "run", progress=False)
     assert list(rows) == ["start", "sft", "grpo"]
     assert all(row["episodes"] == 4 for row in rows.values())  # one test task per scenario
@@ -67,6 +72,24 @@ def test_pipeline_writes_a_row_per_stage(tokenizer, tmp_path: Path) -> None:
     again = run_pipeline(config, tmp_path / "run", progress=False)  # all done: nothing reruns
     assert again == rows  # the same scores, and each stage's wall time as first measured
     assert len((tmp_path / "run" / "sft" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_pipeline_scores_the_validation_pick_on_test(tokenizer, tmp_path: Path) -> None:
+    settings = {"val_every": 1, "val_tasks": 1, "max_steps": 2, "rl_eval_model": "best"}
+    config = _tiny_pipeline(tokenizer, tmp_path, **settings)
+    rows = run_pipeline(config, tmp_path / "run", progress=False)
+    stage = tmp_path / "run" / "grpo"
+    best = json.loads((stage / "best.json").read_text())
+    assert rows["grpo"]["selected_step"] == best["step"]
+    assert rows["grpo"]["val_solve_f1"] == best["solve_f1"]
+    validated = [json.loads(line)["step"] for line in (stage / "validation.jsonl").open()]
+    assert validated == [0, 1, 2]
+    table = (tmp_path / "run" / "results.md").read_text()
+    assert f"| grpo (step {best['step']}) |" in table
+    stored = [
+        json.loads(line) for line in (tmp_path / "run" / "eval" / "grpo" / "results.jsonl").open()
+    ]
+    assert len(stored) == 4  # the pick was scored once, on one test task per scenario
 
 
 @pytest.mark.slow
