@@ -212,6 +212,12 @@ def run_episodes(
             take_turn(episodes[i], envs[i], completion, renderer)
 
 
+def mean_metrics(episodes: Sequence[Episode], keys: Sequence[str]) -> dict[str, float]:
+    """The mean of each of the env's episode metrics ``keys`` (0.0 where one lacks it) over episodes."""
+    count = max(len(episodes), 1)
+    return {k: sum(float(e.metrics.get(k, 0.0)) for e in episodes) / count for k in keys}
+
+
 def turn_seed(run_seed: int, spec: EpisodeSpec, turn: int) -> int:
     """The sampling seed of one assistant turn of one episode: the same in any process or batch."""
     return request_seed(run_seed, spec.group, spec.env_id, spec.task_index, spec.seed, turn)

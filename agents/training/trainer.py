@@ -26,7 +26,14 @@ from agents.training.losses import kl_loss, ppo_clipped_policy_loss
 from agents.training.masked import masked_mean
 from agents.training.metrics import MetricsLog
 from agents.training.policy import Policy, make_batch, pad_rows
-from agents.training.rollout import EnvPool, Episode, EpisodeSpec, TokenRenderer, run_episodes
+from agents.training.rollout import (
+    EnvPool,
+    Episode,
+    EpisodeSpec,
+    TokenRenderer,
+    mean_metrics,
+    run_episodes,
+)
 from agents.training.samples import (
     Prefix,
     Sample,
@@ -317,7 +324,7 @@ class RLTrainer:
 
     def _rollouts(self, specs: list[EpisodeSpec]) -> list[Episode]:
         episodes = self._play(specs, self._sampling_settings(1))
-        self.data.last_metrics = _mean_metrics(episodes)
+        self.data.last_metrics = mean_metrics(episodes, ("solve_p", "solve_r", "solve_f1"))
         return episodes
 
     def _play(self, specs: list[EpisodeSpec], settings: SamplingSettings) -> list[Episode]:
@@ -598,13 +605,6 @@ def _frozen_copy(policy: Policy) -> Policy:
     reference.model.eval()
     reference.model.requires_grad_(False)
     return reference
-
-
-def _mean_metrics(episodes: list[Episode]) -> dict[str, float]:
-    keys = ("solve_p", "solve_r", "solve_f1")
-    return {
-        k: sum(float(e.metrics.get(k, 0.0)) for e in episodes) / max(len(episodes), 1) for k in keys
-    }
 
 
 def write_json(path: Path, data: Any) -> None:

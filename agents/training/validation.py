@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agents.training.rollout import Episode, EpisodeSpec
+from agents.training.rollout import Episode, EpisodeSpec, mean_metrics
 
 BEST_FILE = "best.json"
 """Beside ``best/``: the step, and the validation scores that made it the best."""
@@ -76,19 +76,9 @@ def validation_summary(step: int, episodes: Sequence[Episode]) -> dict[str, Any]
     Returns:
         ``{"step", "solve_p", "solve_r", "solve_f1", "calls_per_episode", "episodes"}``.
     """
-    count = max(len(episodes), 1)
-
-    def mean(key: str) -> float:
-        return sum(float(e.metrics.get(key, 0.0)) for e in episodes) / count
-
-    return {
-        "step": step,
-        "solve_p": mean("solve_p"),
-        "solve_r": mean("solve_r"),
-        "solve_f1": mean("solve_f1"),
-        "calls_per_episode": mean("calls"),
-        "episodes": len(episodes),
-    }
+    means = mean_metrics(episodes, ("solve_p", "solve_r", "solve_f1", "calls"))
+    calls = means.pop("calls")
+    return {"step": step, **means, "calls_per_episode": calls, "episodes": len(episodes)}
 
 
 def best_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
