@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import torch
 
 from agents.atomic import write_folder_atomically
+from ftrl_gym.atomic import write_text_atomically
 
 STATE_FILE = "trainer_state.pt"
 LATEST_FILE = "latest"
@@ -38,9 +38,7 @@ class CheckpointStore:
             torch.save(state, staging / STATE_FILE)
 
         target = write_folder_atomically(self.root / f"step_{step:06d}", write)
-        pointer = self.root / f".{LATEST_FILE}.tmp"
-        pointer.write_text(target.name)
-        os.replace(pointer, self.root / LATEST_FILE)
+        write_text_atomically(self.root / LATEST_FILE, target.name)
         self._prune()
         return target
 

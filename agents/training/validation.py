@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.training.rollout import Episode, EpisodeSpec, mean_metrics
+from ftrl_gym.atomic import write_text_atomically
 
 BEST_FILE = "best.json"
 """Beside ``best/``: the step, and the validation scores that made it the best."""
@@ -98,6 +99,4 @@ def read_best(run_dir: str | Path) -> dict[str, Any] | None:
 
 def write_best(run_dir: Path, row: dict[str, Any]) -> None:
     """Record which step ``best/`` holds (written after the model folder is in place)."""
-    staging = run_dir / f".{BEST_FILE}.tmp"
-    staging.write_text(json.dumps(row, indent=2))
-    staging.replace(run_dir / BEST_FILE)
+    write_text_atomically(run_dir / BEST_FILE, json.dumps(row, indent=2))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ftrl_gym.atomic import write_text_atomically
 from ftrl_gym.errors import GenerationError
 from ftrl_gym.generation.deployment import GENERATOR_VERSION
 from ftrl_gym.generation.pipeline import GenerationConfig, generate
@@ -185,10 +185,9 @@ def build_release(
 
 def _write_json(path: Path, data: Any) -> None:
     """Write JSON atomically with sorted keys and a trailing newline."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomically(
+        path, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    )
 
 
 def check_manifest(root: Path | None = None) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftrl_gym.atomic import write_text_atomically
 from ftrl_gym.errors import GenerationError
 from ftrl_gym.generation.llm_prompts import (
     DOMAINS,
@@ -98,10 +98,8 @@ class ResponseCache:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"request": request, "content": content}, handle, ensure_ascii=False)
-        os.replace(tmp, path)
+        record = {"request": request, "content": content}
+        write_text_atomically(path, json.dumps(record, ensure_ascii=False))
 
     def _path(self, key: str) -> Path | None:
         return None if self.root is None else self.root / key[:2] / f"{key}.json"
