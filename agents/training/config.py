@@ -17,6 +17,7 @@ SCENARIO_ENV_IDS = [
 ]
 ALGORITHMS = ("grpo", "reinforce_pp", "reinforce_pp_baseline")
 SCHEMES = ("turn", "episode")
+EPISODE_REWARDS = ("turn", "outcome")
 BACKENDS = ("transformers", "vllm")
 REWARDS = ("solve_f1", "solve_p", "solve_r", "solve_pr")
 
@@ -34,6 +35,12 @@ class TrainConfig:
     scheme: str = "turn"
     """``turn``: the paper's per-turn prefixes, n responses each, scored by the turn reward (a);
     ``episode``: whole online multi-turn episodes with turn-level advantages (b)."""
+    episode_reward: str = "turn"
+    """Scheme ``episode`` only. ``turn``: each assistant turn is scored by the env's turn reward (SPEC 3)
+    and its tokens take that turn's advantage. ``outcome``: the episode is scored once, by its
+    Solve-F1 ``2S / (C + T)`` plus every turn's format penalty (-0.3 malformed, -0.5 empty), and all
+    its generated tokens take that score's advantage. The turn reward never charges a failed call (it
+    scores 0, as stopping does); the outcome charges every call, as the evaluation does."""
     model: str = "smollm2"
     """Starting weights: ``smollm2``, a ``.gguf`` or a transformers folder (e.g. the SFT checkpoint)."""
     backend: str = "transformers"
@@ -211,6 +218,7 @@ class TrainConfig:
         choices = {
             "algorithm": ALGORITHMS,
             "scheme": SCHEMES,
+            "episode_reward": EPISODE_REWARDS,
             "backend": BACKENDS,
             "reward": REWARDS,
         }
@@ -224,6 +232,11 @@ class TrainConfig:
                 raise ConfigError(
                     f"rl_algorithms holds {algorithm!r}: use names from {', '.join(ALGORITHMS)}"
                 )
+        if self.episode_reward == "outcome" and self.scheme != "episode":
+            raise ConfigError(
+                "episode_reward=outcome scores whole episodes: set scheme=episode (scheme=turn "
+                "scores single responses to turn prefixes)"
+            )
         if self.rl_eval_model not in ("final", "best"):
             raise ConfigError(f"rl_eval_model={self.rl_eval_model!r} is unknown: use final or best")
         if self.rl_eval_model == "best" and not self.val_every:

@@ -3,7 +3,8 @@
 (a) ``turn``: sampled trajectories are cut into per-turn prefixes; each prefix (a prompt) gets ``n``
 fresh responses, each scored by the env's reward for that turn. One sample = prefix + one response.
 (b) ``episode``: ``n`` online episodes per task; one sample = the whole episode, every assistant turn
-in the loss, each turn's tokens weighted by its turn-level advantage.
+in the loss, each turn's tokens weighted by its turn-level advantage, or (``outcome``) every token by
+the advantage of the episode's one outcome score.
 
 Either way the ids, loss mask and logprobs come from the rollout unchanged (token in, token out).
 """
@@ -110,19 +111,52 @@ def turn_samples(
     return samples
 
 
-def episode_samples(episodes: Sequence[Episode]) -> list[Sample]:
-    """Scheme (b): each episode is one sample with its per-turn rewards."""
+def outcome_score(turn_rewards: Sequence[float], solve_f1: float) -> float:
+    """An episode's outcome: its Solve-F1 plus the format penalties its turns drew.
+
+    Every call counts in Solve-F1 ``2S / (C + T)``, so a failed call lowers the outcome, where its turn
+    reward is 0. A malformed (-0.3) or empty (-0.5) turn parses no call and leaves Solve-F1 as it is;
+    its penalty is kept so the outcome still teaches the call format.
+
+    Args:
+        turn_rewards: The env reward of each assistant turn (SPEC 3; only penalties are negative).
+        solve_f1: The episode's Solve-F1 at its end (``info["metrics"]["solve_f1"]``).
+
+    Returns:
+        ``solve_f1 + sum(r for r in turn_rewards if r < 0)``.
+    """
+    return float(solve_f1) + sum(r for r in turn_rewards if r < 0)
+
+
+def episode_samples(episodes: Sequence[Episode], reward: str = "turn") -> list[Sample]:
+    """Scheme (b): each episode is one sample.
+
+    Args:
+        episodes: Finished episodes.
+        reward: ``turn``: the sample keeps each turn's env reward (turn-level advantages) and scores
+            their sum; ``outcome``: the sample scores ``outcome_score`` and keeps no turn rewards, so
+            its advantage comes from that one score, at every generated token.
+
+    Returns:
+        One sample per episode, in order.
+    """
+    if reward not in ("turn", "outcome"):
+        raise ValueError(f"unknown episode reward {reward!r}: use turn or outcome")
     samples = []
     for e in episodes:
         rewards = [t.reward for t in e.turns]
+        if reward == "outcome":
+            score = outcome_score(rewards, float(e.metrics.get("solve_f1", 0.0)))
+        else:
+            score = float(sum(rewards))
         samples.append(
             Sample(
                 token_ids=list(e.token_ids),
                 loss_mask=list(e.loss_mask),
                 logprobs=list(e.logprobs),
                 group=e.group,
-                score=float(sum(rewards)),
-                turn_rewards=rewards,
+                score=score,
+                turn_rewards=rewards if reward == "turn" else [],
                 turn_of_token=list(e.turn_of_token),
             )
         )

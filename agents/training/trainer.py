@@ -347,7 +347,8 @@ class RLTrainer:
         if self.config.scheme == "episode":
             tasks = self._next_tasks(self.config.prompts_per_step)
             samples = episode_samples(
-                self._rollouts(self._episode_specs(tasks, self.config.rollouts_per_prompt))
+                self._rollouts(self._episode_specs(tasks, self.config.rollouts_per_prompt)),
+                self.config.episode_reward,
             )
             if self.data.position >= len(self.tasks):
                 self._advance_epoch()

@@ -74,6 +74,14 @@ def test_file_then_overrides_win_over_the_preset(tmp_path: Path) -> None:
         ({"env_ids": ["FTRL-Custom-v0"]}, "FTRL-Custom-v0 needs a task file: set tasks=PATH.jsonl"),
         ({"learning_rate": 1e-6}, "unknown setting(s): learning_rate"),
         ({"max_new_tokens": 5000}, "max_new_tokens must be below max_context_tokens"),
+        (
+            {"episode_reward": "outcome"},
+            "episode_reward=outcome scores whole episodes: set scheme=episode",
+        ),
+        (
+            {"episode_reward": "final"},
+            "episode_reward='final' is unknown: use one of turn, outcome",
+        ),
     ],
 )
 def test_invalid_settings_say_how_to_fix_them(overrides: dict, message: str) -> None:

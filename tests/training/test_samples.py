@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from agents.training.samples import Sample, assign_advantages, group_signal
+from agents.training.generation import Completion
+from agents.training.rollout import Episode, Turn
+from agents.training.samples import (
+    Sample,
+    assign_advantages,
+    episode_samples,
+    group_signal,
+    outcome_score,
+)
 
 
 def _turn_sample(group: str, score: float) -> Sample:
@@ -92,3 +100,47 @@ def test_group_signal_of_a_batch_without_spread_is_zero() -> None:
         "groups_flat": 1,
         "penalty_only_share": 0.0,
     }
+
+
+def test_outcome_score_is_solve_f1_plus_the_format_penalties() -> None:
+    # Two answers (T = 2). One turn of two calls, one solving (turn reward 2/3), then one failed call
+    # (0): C = 3, S = 1, Solve-F1 = 2 / 5. The failed call cost the outcome 2/3 - 2/5.
+    assert outcome_score([2 / 3, 0.0], 0.4) == pytest.approx(0.4)
+    # A malformed turn (-0.3) parses no call, then one solving call: C = 1, S = 1, F1 = 2 / 3.
+    assert outcome_score([-0.3, 1.0], 2 / 3) == pytest.approx(2 / 3 - 0.3)
+    # An empty turn (-0.5) and a malformed one (-0.3), nothing obtained.
+    assert outcome_score([-0.5, -0.3], 0.0) == pytest.approx(-0.8)
+
+
+def _episode(rewards: list[float], solve_f1: float) -> Episode:
+    # prompt id, then per turn: 2 generated ids and one observation id (as ``take_turn`` appends them)
+    episode = Episode("FTRL-SingleHop-v0", 0, 0, "t", metrics={"solve_f1": solve_f1})
+    episode.extend([0], generated=False)
+    for reward in rewards:
+        prompt = list(episode.token_ids)
+        completion = Completion([1, 1], [-0.5, -0.5], True)
+        episode.extend(completion.token_ids, generated=True, logprobs=completion.logprobs)
+        episode.turns.append(Turn(prompt, completion, "", reward))
+        episode.extend([9], generated=False)
+    return episode
+
+
+def test_outcome_samples_charge_a_failed_call_that_the_turn_reward_does_not() -> None:
+    # T = 2 answers. A: a solving call (1.0), then a failed call (0): C = 2, S = 1, F1 = 2 / 4.
+    # B: the same solving call, then a text answer (0): C = 1, S = 1, F1 = 2 / 3.
+    # C: a malformed turn (-0.3), then text (0): nothing obtained.
+    episodes = [_episode([1.0, 0.0], 0.5), _episode([1.0, 0.0], 2 / 3), _episode([-0.3, 0.0], 0.0)]
+    turn = episode_samples(episodes, "turn")
+    assert [s.score for s in turn] == pytest.approx([1.0, 1.0, -0.3])
+    assert turn[0].turn_rewards == pytest.approx([1.0, 0.0])
+    outcome = episode_samples(episodes, "outcome")
+    assert [s.score for s in outcome] == pytest.approx([0.5, 2 / 3, -0.3])
+    assert all(s.turn_rewards == [] for s in outcome)
+    assign_advantages(outcome, "grpo", normalize_by_std=True)
+    # scores 0.5, 0.66667, -0.3: mean 0.28889, unbiased std 0.51676
+    a, b, c = 0.40853, 0.73105, -1.13959
+    assert outcome[0].advantages == pytest.approx([0, a, a, 0, a, a, 0], abs=1e-4)
+    assert outcome[1].advantages == pytest.approx([0, b, b, 0, b, b, 0], abs=1e-4)
+    assert outcome[2].advantages == pytest.approx([0, c, c, 0, c, c, 0], abs=1e-4)
+    with pytest.raises(ValueError, match="unknown episode reward 'final': use turn or outcome"):
+        episode_samples(episodes, "final")

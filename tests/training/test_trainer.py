@@ -76,13 +76,16 @@ def test_grpo_raises_the_reward_of_a_tiny_model(
     assert (tmp_path / "run" / "final" / "config.json").is_file()
 
 
-@pytest.mark.parametrize("scheme", ["turn", "episode"])
+@pytest.mark.parametrize(
+    ("scheme", "episode_reward"), [("turn", "turn"), ("episode", "turn"), ("episode", "outcome")]
+)
 def test_resume_after_a_kill_takes_the_same_next_step(
-    tokenizer, easy_tasks: Path, tmp_path: Path, scheme: str
+    tokenizer, easy_tasks: Path, tmp_path: Path, scheme: str, episode_reward: str
 ) -> None:
     config = _config(
         easy_tasks,
         scheme=scheme,
+        episode_reward=episode_reward,
         save_every=1,
         kl_coef=0.01,
         entropy_coef=0.01,
