@@ -38,8 +38,9 @@ class Sample:
         loss_mask: 1 on ids the policy generated.
         logprobs: The generator's logprob of each generated id (0.0 elsewhere).
         group: Samples answering the same prompt share a group (GRPO's baseline).
-        score: The sample's scalar reward (turn reward, or episode return).
-        turn_rewards: Scheme (b): the env reward of each assistant turn.
+        score: The sample's scalar reward (turn reward, episode return, or episode outcome).
+        turn_rewards: Scheme (b) with turn rewards: the env reward of each assistant turn (empty
+            under the outcome reward, whose advantage comes from ``score`` alone).
         turn_of_token: Scheme (b): the turn each id belongs to (-1 for context).
         advantages: Per-token advantages, filled in by ``assign_advantages``.
     """
