@@ -24,6 +24,7 @@ from agents.training.advantages import (
     scatter_scores,
     turn_level_advantages,
 )
+from agents.training.config import EPISODE_REWARDS
 from agents.training.generation import Generator, SamplingSettings, request_seed
 from agents.training.policy import pad_rows
 from agents.training.rollout import EnvPool, Episode, TokenRenderer, replay_and_score
@@ -141,15 +142,15 @@ def episode_samples(episodes: Sequence[Episode], reward: str = "turn") -> list[S
     Returns:
         One sample per episode, in order.
     """
-    if reward not in ("turn", "outcome"):
-        raise ValueError(f"unknown episode reward {reward!r}: use turn or outcome")
+    if reward not in EPISODE_REWARDS:
+        raise ValueError(f"unknown episode reward {reward!r}: use {' or '.join(EPISODE_REWARDS)}")
     samples = []
     for e in episodes:
         rewards = [t.reward for t in e.turns]
         if reward == "outcome":
-            score = outcome_score(rewards, float(e.metrics.get("solve_f1", 0.0)))
+            score, kept = outcome_score(rewards, float(e.metrics.get("solve_f1", 0.0))), []
         else:
-            score = float(sum(rewards))
+            score, kept = float(sum(rewards)), rewards
         samples.append(
             Sample(
                 token_ids=list(e.token_ids),
@@ -157,7 +158,7 @@ def episode_samples(episodes: Sequence[Episode], reward: str = "turn") -> list[S
                 logprobs=list(e.logprobs),
                 group=e.group,
                 score=score,
-                turn_rewards=rewards if reward == "turn" else [],
+                turn_rewards=kept,
                 turn_of_token=list(e.turn_of_token),
             )
         )
