@@ -182,13 +182,17 @@ class RLTrainer:
                 if on_step:
                     on_step(metrics)
                 if self.step % self.config.save_every == 0:
-                    self.save_checkpoint()
-            self.save_checkpoint()
+                    self._checkpoint()
+            self._checkpoint()
             self._save_final()
-            self.log.plot(self.out_dir / "curves.png", self.validation.read())
         finally:
             bar.close()
         return self.log.read()
+
+    def _checkpoint(self) -> None:
+        """Save a checkpoint and redraw ``curves.png``, so a run stopped later keeps its plot."""
+        self.save_checkpoint()
+        self.log.plot(self.out_dir / "curves.png", self.validation.read())
 
     def _save_final(self) -> None:
         self._save_model(self.out_dir / "final")

@@ -1,4 +1,5 @@
-"""GRPO on a tiny random model raises its reward; a resumed run takes exactly the step it would have."""
+"""GRPO on a tiny random model raises its reward; a resumed run takes exactly the step it would have;
+a stopped run keeps its curves."""
 
 from __future__ import annotations
 
@@ -105,6 +106,38 @@ def test_resume_after_a_kill_takes_the_same_next_step(
         assert resumed[1][key] == pytest.approx(straight[1][key], abs=1e-6), key
     lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2]
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_run_stopped_after_a_checkpoint_keeps_its_curves(
+    tokenizer, easy_tasks: Path, tmp_path: Path
+) -> None:
+    config = _config(
+        easy_tasks,
+        save_every=1,
+        max_steps=3,
+        prompts_per_step=2,
+        mini_batch_size=1,
+        rollouts_per_prompt=2,
+    )
+    trainer = RLTrainer(
+        config, tmp_path / "run", policy=Policy(tiny_model(tokenizer), tokenizer), progress=False
+    )
+
+    def stop_at_step_two(metrics: dict) -> None:
+        if metrics["step"] == 2:
+            raise _Stop
+
+    try:
+        with pytest.raises(_Stop):
+            trainer.train(on_step=stop_at_step_two)
+    finally:
+        trainer.close()
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 0
+    assert not (tmp_path / "run" / "final").exists()
 
 
 def test_informative_samples_keeps_only_samples_with_a_nonzero_advantage() -> None:
