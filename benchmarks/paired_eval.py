@@ -5,7 +5,9 @@ few to tell a 4-point gain from noise. This scores any number of model folders o
 set of test tasks with the pipeline's own greedy evaluation (``evaluate_model``), then prints each
 model's Solve-F1 with its paired gain over the first model (95% t-interval over tasks), the answers it
 obtained and the tool calls it made, and its Solve-F1 per scenario. Episodes are stored under
-``OUT/eval/<name>/results.jsonl``; a rerun reuses them and plays only what is missing.
+``OUT/eval/<name>/results.jsonl``; a rerun reuses them and plays only what is missing. An episode
+is stored under its agent, ``vllm:<the model folder's name>``: the same weights given by a folder of
+another name are played again.
 
     python benchmarks/paired_eval.py --out runs/s1_eval50 --seed 1 --episodes 50 \\
         sft=runs/pipeline_seed1/sft/model grpo=runs/s1_val/grpo/best
