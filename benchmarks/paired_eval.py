@@ -6,8 +6,8 @@ set of test tasks with the pipeline's own greedy evaluation (``evaluate_model``)
 model's Solve-F1 with its paired gain over the first model (95% t-interval over tasks), the answers it
 obtained and the tool calls it made, and its Solve-F1 per scenario. Episodes are stored under
 ``OUT/eval/<name>/results.jsonl``; a rerun reuses them and plays only what is missing. An episode
-is stored under its agent, ``vllm:<the model folder's name>``: the same weights given by a folder of
-another name are played again.
+is stored under its agent's name, which holds the model folder's name (``vllm:best``): the same
+weights given by a folder of another name are played again.
 
     python benchmarks/paired_eval.py --out runs/s1_eval50 --seed 1 --episodes 50 \\
         sft=runs/pipeline_seed1/sft/model grpo=runs/s1_val/grpo/best
