@@ -37,12 +37,12 @@ def _config(tasks: Path, **overrides):
     return build_config(overrides=settings)
 
 
-def _train(tokenizer, config, out: Path, **kwargs) -> list[dict]:
+def _train(tokenizer, config, out: Path, on_step=None, **kwargs) -> list[dict]:
     trainer = RLTrainer(
         config, out, policy=Policy(tiny_model(tokenizer, **kwargs), tokenizer), progress=False
     )
     try:
-        return trainer.train()
+        return trainer.train(on_step=on_step)
     finally:
         trainer.close()
 
@@ -123,19 +123,13 @@ def test_a_run_stopped_after_a_checkpoint_keeps_its_curves(
         mini_batch_size=1,
         rollouts_per_prompt=2,
     )
-    trainer = RLTrainer(
-        config, tmp_path / "run", policy=Policy(tiny_model(tokenizer), tokenizer), progress=False
-    )
 
     def stop_at_step_two(metrics: dict) -> None:
         if metrics["step"] == 2:
             raise _Stop
 
-    try:
-        with pytest.raises(_Stop):
-            trainer.train(on_step=stop_at_step_two)
-    finally:
-        trainer.close()
+    with pytest.raises(_Stop):
+        _train(tokenizer, config, tmp_path / "run", on_step=stop_at_step_two)
     assert (tmp_path / "run" / "curves.png").stat().st_size > 0
     assert not (tmp_path / "run" / "final").exists()
 
