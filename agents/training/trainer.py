@@ -166,6 +166,8 @@ class RLTrainer:
             unit="step",
             disable=not self.progress,
         )
+        # A resumed run starts at its newest checkpoint; a fresh one (step 0) has none yet.
+        checkpointed = self.step if self.step else None
         try:
             if self._validation_due(final=False):
                 self.validate()
@@ -183,7 +185,9 @@ class RLTrainer:
                     on_step(metrics)
                 if self.step % self.config.save_every == 0:
                     self._checkpoint()
-            self._checkpoint()
+                    checkpointed = self.step
+            if checkpointed != self.step:
+                self._checkpoint()
             self._save_final()
         finally:
             bar.close()

@@ -134,6 +134,37 @@ def test_a_run_stopped_after_a_checkpoint_keeps_its_curves(
     assert not (tmp_path / "run" / "final").exists()
 
 
+@pytest.mark.parametrize(("save_every", "saved"), [(1, [1, 2]), (3, [2])])
+def test_the_last_step_is_checkpointed_once(
+    tokenizer, easy_tasks: Path, tmp_path: Path, save_every: int, saved: list[int]
+) -> None:
+    config = _config(
+        easy_tasks,
+        save_every=save_every,
+        max_steps=2,
+        prompts_per_step=2,
+        mini_batch_size=1,
+        rollouts_per_prompt=2,
+    )
+    trainer = RLTrainer(
+        config, tmp_path / "run", policy=Policy(tiny_model(tokenizer), tokenizer), progress=False
+    )
+    steps: list[int] = []
+    save = trainer.save_checkpoint
+
+    def counted() -> Path:
+        steps.append(trainer.step)
+        return save()
+
+    trainer.save_checkpoint = counted
+    try:
+        trainer.train()
+    finally:
+        trainer.close()
+    assert steps == saved
+    assert (tmp_path / "run" / "checkpoints" / "step_000002").is_dir()
+
+
 def test_informative_samples_keeps_only_samples_with_a_nonzero_advantage() -> None:
     def sample(group: str, advantages: list[float]) -> Sample:
         return Sample([1, 2, 3], [0, 1, 1], [0.0, -1.0, -1.0], group, 0.0, advantages=advantages)
