@@ -136,7 +136,12 @@ def test_a_run_stopped_after_a_checkpoint_keeps_its_curves(
 
 @pytest.mark.parametrize(("save_every", "saved"), [(1, [1, 2]), (3, [2])])
 def test_the_last_step_is_checkpointed_once(
-    tokenizer, easy_tasks: Path, tmp_path: Path, save_every: int, saved: list[int]
+    tokenizer,
+    easy_tasks: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    save_every: int,
+    saved: list[int],
 ) -> None:
     config = _config(
         easy_tasks,
@@ -146,21 +151,15 @@ def test_the_last_step_is_checkpointed_once(
         mini_batch_size=1,
         rollouts_per_prompt=2,
     )
-    trainer = RLTrainer(
-        config, tmp_path / "run", policy=Policy(tiny_model(tokenizer), tokenizer), progress=False
-    )
     steps: list[int] = []
-    save = trainer.save_checkpoint
+    save = RLTrainer.save_checkpoint
 
-    def counted() -> Path:
+    def counted(trainer: RLTrainer) -> Path:
         steps.append(trainer.step)
-        return save()
+        return save(trainer)
 
-    trainer.save_checkpoint = counted
-    try:
-        trainer.train()
-    finally:
-        trainer.close()
+    monkeypatch.setattr(RLTrainer, "save_checkpoint", counted)
+    _train(tokenizer, config, tmp_path / "run")
     assert steps == saved
     assert (tmp_path / "run" / "checkpoints" / "step_000002").is_dir()
 
