@@ -66,7 +66,7 @@ class Sandbox:
         return all(w.network_isolated for w in self._workers)
 
     def open_session(self, codes: Mapping[str, str], state: Any = None, *,
-                     seed: int | None = None) -> SandboxSession:
+                     seed: int | None = None, state_json: str | None = None) -> SandboxSession:
         """Open an episode's session on the least busy worker. Costs no round trip: the tools and state
         travel with the session's first call.
 
@@ -75,6 +75,8 @@ class Sandbox:
             state: the world state of a stateful task (JSON-like), passed to every call as ``data``;
                 copied now, so later changes to the caller's object do not reach the session.
             seed: seed of the session's ``random`` module; None seeds from the OS.
+            state_json: the state already serialised as one JSON document (instead of ``state``), so a
+                caller that keeps its records serialised pays no copy or encoding per episode.
 
         Raises:
             TypeError: ``codes`` is not a mapping of str to str, ``state`` is not JSON-serialisable or
@@ -88,16 +90,24 @@ class Sandbox:
             raise TypeError("codes must map tool names (str) to Python source (str)")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
-        try:
-            state_json = None if state is None else json.dumps(state, separators=(",", ":"))
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise TypeError(f"state must be JSON-serialisable: {exc}") from None
+        if state_json is not None:
+            if state is not None or not isinstance(state_json, str):
+                raise TypeError("pass either state or state_json (a str of JSON), not both")
+        else:
+            state_json = self._encode_state(state)
         codes_json = json.dumps(dict(codes), separators=(",", ":"))
         with self._lock:
             worker = min(self._workers, key=lambda w: w.open_sessions)
             worker.open_sessions += 1
             sid = next(self._ids)
         return SandboxSession(worker, sid, codes_json, state_json, seed, list(codes), owner=self)
+
+    @staticmethod
+    def _encode_state(state: Any) -> str | None:
+        try:
+            return None if state is None else json.dumps(state, separators=(",", ":"))
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise TypeError(f"state must be JSON-serialisable: {exc}") from None
 
     def close(self) -> None:
         """Kill and reap every worker process; no process is left behind (idempotent)."""
