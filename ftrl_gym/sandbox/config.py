@@ -22,15 +22,19 @@ class SandboxConfig:
     output_limit: int = 65536
     """Bytes of result text kept before the text is truncated with a marker."""
 
-    num_workers: int = 1
-    """Persistent worker processes; sessions are spread over them."""
-
-    isolate_network: bool = True
-    """Also move each worker into an empty network namespace when the OS allows it without privileges
-    (best effort: the restricted code cannot reach sockets anyway)."""
-
     startup_timeout_s: float = 30.0
-    """Seconds a new worker process may take to report ready before :class:`SandboxError` is raised."""
+    """Seconds the zygote (or a new episode process) may take to report ready before
+    :class:`SandboxError` is raised."""
+
+    require_os_boundary: bool = False
+    """Refuse to run (``SandboxError``) when a layer of the OS boundary is unavailable on this host,
+    instead of warning once and running with the layers that are there. The environment variable
+    ``FTRL_REQUIRE_OS_SANDBOX=1`` sets it for every sandbox."""
+
+    language_barrier: bool = True
+    """Compile tool code under RestrictedPython with guarded builtins. ``False`` runs it as plain Python
+    and exists only to test the OS boundary on its own (the assume-the-language-barrier-is-broken suite):
+    never set it for code you do not trust."""
 
     def __post_init__(self) -> None:
         if not (isinstance(self.timeout_s, (int, float)) and math.isfinite(self.timeout_s)
@@ -43,8 +47,6 @@ class SandboxConfig:
         if not isinstance(self.output_limit, int) or self.output_limit < 64:
             raise SandboxError(f"SandboxConfig.output_limit must be an int >= 64 (bytes), "
                                f"got {self.output_limit!r}")
-        if not isinstance(self.num_workers, int) or self.num_workers < 1:
-            raise SandboxError(f"SandboxConfig.num_workers must be an int >= 1, got {self.num_workers!r}")
         if not self.startup_timeout_s > 0:
             raise SandboxError(f"SandboxConfig.startup_timeout_s must be positive, "
                                f"got {self.startup_timeout_s!r}")

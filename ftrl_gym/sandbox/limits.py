@@ -1,4 +1,5 @@
-"""Operating-system limits a worker process puts on itself before it runs any tool code."""
+"""Resource limits an episode process puts on itself, and the fallback isolation of a zygote that runs
+without the OS boundary."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
 _CPU_HARD = resource.getrlimit(resource.RLIMIT_CPU)[1]
 MAX_OPEN_FILES = 16
-"""``RLIMIT_NOFILE`` of a worker: its two pipes and the standard streams, nothing to spare."""
+"""``RLIMIT_NOFILE`` of an episode process: its socket and the standard streams, nothing to spare."""
 
 
-def _unshare_network() -> bool:
-    """Move into an empty network namespace if the OS lets this process do it; report success."""
+def unshare_network() -> bool:
+    """Move into an empty network namespace if the OS lets this process do it; report success (used only
+    where bubblewrap is unavailable)."""
     try:
         unshare = ctypes.CDLL(None, use_errno=True).unshare
     except (OSError, AttributeError):  # no libc handle, or not Linux
@@ -26,8 +28,9 @@ def _unshare_network() -> bool:
     return any(unshare(flags) == 0 for flags in (CLONE_NEWNET, CLONE_NEWUSER | CLONE_NEWNET))
 
 
-def _enter_empty_directory() -> None:
-    """Make the working directory an empty directory that no longer exists (nothing to read or write)."""
+def enter_empty_directory() -> None:
+    """Make the working directory an empty directory that no longer exists (used only where bubblewrap
+    is unavailable; inside the boundary the working directory is the empty ``/tmp``)."""
     path = tempfile.mkdtemp(prefix="ftrl-sandbox-")
     os.chdir(path)
     os.rmdir(path)
@@ -46,19 +49,14 @@ def _set_limit(kind: int, soft: int, hard: int | None = None) -> None:
         pass
 
 
-def harden(memory_mb: int, isolate_network: bool) -> bool:
-    """Apply the worker's limits: no files written, few descriptors, no children, bounded memory.
+def harden(memory_mb: int) -> None:
+    """Apply an episode process's limits: no files written, few descriptors, no children, no core
+    dumps, bounded memory.
 
     Args:
         memory_mb: the address-space limit.
-        isolate_network: also try an empty network namespace (works as root or with user namespaces).
-
-    Returns:
-        Whether the network namespace was entered.
     """
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past RLIMIT_FSIZE fails instead of killing
-    _enter_empty_directory()  # before unshare: an unmapped user namespace cannot create directories
-    isolated = _unshare_network() if isolate_network else False
     os.environ.clear()
     _set_limit(resource.RLIMIT_CORE, 0, 0)
     _set_limit(resource.RLIMIT_FSIZE, 0, 0)
@@ -66,14 +64,13 @@ def harden(memory_mb: int, isolate_network: bool) -> bool:
     _set_limit(resource.RLIMIT_NPROC, 0, 0)
     memory = memory_mb * 1024 * 1024
     _set_limit(resource.RLIMIT_AS, memory, memory)
-    return isolated
 
 
 class CpuBudget:
-    """The worker's ``RLIMIT_CPU``: a backstop that stops a worker whose parent can no longer kill it.
+    """The process's ``RLIMIT_CPU``: a backstop that stops a process whose host can no longer kill it.
 
     The soft limit is kept at least ``seconds`` of CPU ahead of what the process has used, moved in
-    steps of ``slack`` seconds. The single-threaded worker cannot use more CPU than wall-clock time, so
+    steps of ``slack`` seconds. The single-threaded process cannot use more CPU than wall-clock time, so
     most calls check the budget against the (cheap) monotonic clock and make no system call.
     """
 

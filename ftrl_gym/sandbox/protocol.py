@@ -8,8 +8,11 @@ rebuilt from the text (JSON-parsed for a dict or list), never deserialised from 
 from __future__ import annotations
 
 import json
+import math
 import os
+import select
 import struct
+import time
 from collections.abc import Callable
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from json.scanner import c_make_scanner  # type: ignore[attr-defined]
@@ -84,6 +87,11 @@ class FrameReader:
         self.max_frame = max_frame
         self._buf = bytearray()
 
+    def buffered(self) -> bool:
+        """Whether a whole frame already sits in the buffer (a poll on the descriptor would not see it)."""
+        buf = self._buf
+        return len(buf) >= HEADER.size and len(buf) >= HEADER.size + HEADER.unpack_from(buf)[0]
+
     def read(self, wait: Callable[[], None] | None = None) -> bytes | None:
         """Return the next frame's payload, or None at end of file.
 
@@ -122,6 +130,31 @@ def write_frame(fd: int, payload: bytes) -> None:
     write_all(fd, HEADER.pack(len(payload)) + payload)
 
 
+def write_until(fd: int, data: bytes, deadline: float) -> bool:
+    """Write ``data`` completely to a non-blocking descriptor before ``deadline`` (``time.monotonic``).
+
+    Returns:
+        False when the deadline passed first (the reader stopped reading).
+
+    Raises:
+        OSError: the other end is closed.
+    """
+    view = memoryview(data)
+    written = 0
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    while written < len(data):
+        try:
+            written += os.write(fd, view[written:])
+            continue
+        except BlockingIOError:
+            pass
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not poller.poll(math.ceil(remaining * 1000)):
+            return False
+    return True
+
+
 def write_all(fd: int, data: bytes) -> None:
     """Write ``data`` completely to a blocking descriptor (a pipe may take a large frame in parts)."""
     written = os.write(fd, data)
@@ -131,9 +164,8 @@ def write_all(fd: int, data: bytes) -> None:
             written += os.write(fd, view[written:])
 
 
-def encode_reply(kind: bytes, text: str, elapsed_s: float) -> bytes:
-    """One call's reply as a whole frame, ready for ``os.write`` (length prefix included)."""
-    data = text.encode("utf-8", "surrogatepass")
+def encode_reply(kind: bytes, data: bytes, elapsed_s: float) -> bytes:
+    """One call's reply (its text already UTF-8) as a whole frame, length prefix included."""
     return _REPLY_FRAME.pack(REPLY_HEAD.size + len(data), kind, elapsed_s) + data
 
 
@@ -145,9 +177,15 @@ def decode_reply(payload: bytes) -> tuple[bool, str, Any, float]:
     """
     try:
         kind, elapsed = REPLY_HEAD.unpack_from(payload)
-        text = payload[REPLY_HEAD.size:].decode("utf-8", "surrogatepass")
+        text = payload[REPLY_HEAD.size:].decode("utf-8")
         if kind == ERROR:
             return False, text, None, elapsed
-        return True, text, _VALUE_OF[kind](text), elapsed
-    except (struct.error, UnicodeDecodeError, KeyError, ValueError, RecursionError) as exc:
+        rebuild = _VALUE_OF[kind]
+    except (struct.error, UnicodeDecodeError, KeyError) as exc:
+        raise ProtocolError(f"malformed call reply: {type(exc).__name__}") from None
+    try:
+        return True, text, rebuild(text), elapsed
+    except RecursionError:  # deeper than this thread's stack allows: the text stands, as for a cut one
+        return True, text, None, elapsed
+    except ValueError as exc:
         raise ProtocolError(f"malformed call reply: {type(exc).__name__}") from None

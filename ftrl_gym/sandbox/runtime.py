@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import decimal
 import random
+import types
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,8 +17,8 @@ from ftrl_gym.sandbox.policy import compile_tool
 from ftrl_gym.sandbox.protocol import ERROR
 from ftrl_gym.sandbox.results import render
 
-Reply = tuple[bytes, str, float]
-"""One call's reply: ``(kind, text, elapsed_s)``, see :func:`ftrl_gym.sandbox.protocol.encode_reply`."""
+Reply = tuple[bytes, bytes, float]
+"""One call's reply: ``(kind, UTF-8 text, elapsed_s)``, see :func:`ftrl_gym.sandbox.protocol.encode_reply`."""
 
 _BASE_BUILTINS = make_builtins()
 _MODULE_NAME = "tool"
@@ -38,6 +40,14 @@ def _fresh_decimal_context() -> decimal.Context:
                            traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
 
 
+def _compile_plain(name: str, source: str) -> tuple[types.CodeType | None, str | None]:
+    """Plain ``compile``: only for ``SandboxConfig(language_barrier=False)``, which tests the OS layers."""
+    try:
+        return compile(source, f"<tool {name}>", "exec"), None
+    except (SyntaxError, ValueError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
 class ToolSession:
     """The tools and world state of one episode inside a worker.
 
@@ -47,10 +57,12 @@ class ToolSession:
         data: the episode's world state (already a private copy, decoded from the parent's JSON).
         seed: seed of the session's ``random`` generator; None draws one from the OS.
         memory_mb: the worker's memory limit, for error messages.
+        restricted: compile under RestrictedPython with the guarded builtins (always, except in the
+            test suite that shows what the OS boundary stops on its own).
     """
 
     def __init__(self, codes: dict[str, str], stateful: bool, data: Any, seed: int | None,
-                 memory_mb: int) -> None:
+                 memory_mb: int, *, restricted: bool = True) -> None:
         self.codes = codes
         self.stateful = stateful
         self.data = data
@@ -60,6 +72,7 @@ class ToolSession:
         self._functions: dict[str, Callable[..., Any] | str] = {}
         self._builtins = dict(_BASE_BUILTINS)
         self._builtins["__import__"] = SessionImporter(self._make_rng)
+        self._restricted = restricted
 
     def _make_rng(self) -> random.Random:
         return random.Random(self._seed)
@@ -69,11 +82,12 @@ class ToolSession:
         source = self.codes.get(name)
         if source is None:
             return messages.unknown_tool(name, list(self.codes))
-        code, error = compile_tool(name, source)
+        code, error = compile_tool(name, source) if self._restricted else _compile_plain(name, source)
         if code is None:
             loaded: Callable[..., Any] | str = messages.not_compiled(name, error or "unknown error")
         else:
-            namespace = {"__builtins__": self._builtins, "__name__": _MODULE_NAME}
+            namespace = {"__builtins__": self._builtins if self._restricted else builtins,
+                         "__name__": _MODULE_NAME}
             try:
                 exec(code, namespace)  # noqa: S102 - restricted bytecode, guarded namespace
                 function = namespace.get(name)
@@ -114,7 +128,7 @@ class ToolSession:
 
     @staticmethod
     def _error(line: str, start: float) -> Reply:
-        return ERROR, line, time.perf_counter() - start
+        return ERROR, line.encode("utf-8", "replace"), time.perf_counter() - start
 
     def _type_error(self, name: str, exc: TypeError) -> str:
         traceback = exc.__traceback__

@@ -2,73 +2,73 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-import threading
 import weakref
 from collections.abc import Mapping
 from typing import Any, Self
 
 from ftrl_gym.errors import SandboxError
+from ftrl_gym.sandbox import boundary
 from ftrl_gym.sandbox.config import SandboxConfig
-from ftrl_gym.sandbox.process import WorkerProcess
+from ftrl_gym.sandbox.process import Zygote
 from ftrl_gym.sandbox.session import SandboxSession
 
 
-def _shutdown(workers: list[WorkerProcess], grace_s: float) -> None:
-    """Kill and reap every worker (the finaliser of a :class:`Sandbox`; also runs at exit)."""
-    for worker in workers:
-        acquired = worker.lock.acquire(timeout=grace_s)
-        try:
-            worker.close()
-        finally:
-            if acquired:
-                worker.lock.release()
+def _shutdown(zygote: Zygote | None) -> None:
+    """Kill the zygote and every episode process (the finaliser of a :class:`Sandbox`; also at exit)."""
+    if zygote is not None:
+        zygote.close()
 
 
 class Sandbox:
-    """Runs untrusted tool code: RestrictedPython inside persistent, resource-limited worker processes.
+    """Runs untrusted tool code: RestrictedPython, in one process per episode, inside an OS boundary.
 
-    Use as a context manager, or call :meth:`close`; a finaliser (also run at interpreter exit) kills
-    the workers of a sandbox that was never closed. Thread-safe: each worker has a lock, and calls of
-    sessions on the same worker take turns.
+    A pristine zygote process, started inside bubblewrap (new PID, mount, IPC, network and UTS
+    namespaces, read-only binds, uid 65534, a seccomp filter), forks one process per episode session.
+    Use as a context manager, or call :meth:`close`; a finaliser (also run at interpreter exit) kills the
+    processes of a sandbox that was never closed. Thread-safe, and sessions run in parallel.
 
     Args:
-        config: limits and pool size; defaults to :class:`SandboxConfig()`.
+        config: limits and boundary settings; defaults to :class:`SandboxConfig()`.
 
     Raises:
-        SandboxError: a worker process cannot be started.
+        SandboxError: the zygote cannot be started, or ``require_os_boundary`` is set and a layer of the
+            OS boundary is unavailable.
     """
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config or SandboxConfig()
-        self._lock = threading.Lock()
-        self._ids = itertools.count(1)
         self._closed = False
-        self._workers: list[WorkerProcess] = []
-        self._finalizer = weakref.finalize(self, _shutdown, self._workers, self.config.timeout_s + 1)
-        try:
-            self._workers.extend(WorkerProcess(self.config) for _ in range(self.config.num_workers))
-            for worker in self._workers:
-                worker.wait_ready()
-        except BaseException:
-            self._finalizer()
-            raise
+        self._sessions: weakref.WeakSet[SandboxSession] = weakref.WeakSet()
+        self._zygote = Zygote(self.config)
+        self._finalizer = weakref.finalize(self, _shutdown, self._zygote)
 
     @property
-    def worker_pids(self) -> list[int]:
-        """Process ids of the live workers (they change when a worker is replaced)."""
-        return [w.pid for w in self._workers if w.pid is not None]
+    def layers(self) -> dict[str, bool]:
+        """Which OS layers hold on this host (``boundary.LAYERS``), as the zygote reported them."""
+        return {name: bool(self._zygote.layers.get(name)) for name in boundary.LAYERS}
 
     @property
     def network_isolated(self) -> bool:
-        """Whether every worker runs in its own empty network namespace (best effort, see the config)."""
-        return all(w.network_isolated for w in self._workers)
+        """Whether tool code runs in its own empty network namespace."""
+        return bool(self._zygote.layers.get("network namespace"))
+
+    @property
+    def zygote_pid(self) -> int | None:
+        """The host's process id of the zygote (the process inside the boundary that forks episodes)."""
+        return self._zygote.pid if not self._closed else None
+
+    @property
+    def episode_pids(self) -> list[int]:
+        """Host process ids of the live episode processes, one per session that has made a call."""
+        if self._closed:
+            return []
+        return [pid for pid in (s.pid for s in list(self._sessions)) if pid is not None]
 
     def open_session(self, codes: Mapping[str, str], state: Any = None, *,
                      seed: int | None = None, state_json: str | None = None) -> SandboxSession:
-        """Open an episode's session on the least busy worker. Costs no round trip: the tools and state
-        travel with the session's first call.
+        """Open an episode's session. Costs no round trip: its process is forked at the first call, and
+        the tools and state travel to it then.
 
         Args:
             codes: tool name to Python source defining a function of that name.
@@ -96,11 +96,9 @@ class Sandbox:
         else:
             state_json = self._encode_state(state)
         codes_json = json.dumps(dict(codes), separators=(",", ":"))
-        with self._lock:
-            worker = min(self._workers, key=lambda w: w.open_sessions)
-            worker.open_sessions += 1
-            sid = next(self._ids)
-        return SandboxSession(worker, sid, codes_json, state_json, seed, list(codes), owner=self)
+        session = SandboxSession(self._zygote, codes_json, state_json, seed, list(codes), owner=self)
+        self._sessions.add(session)
+        return session
 
     @staticmethod
     def _encode_state(state: Any) -> str | None:
@@ -110,7 +108,7 @@ class Sandbox:
             raise TypeError(f"state must be JSON-serialisable: {exc}") from None
 
     def close(self) -> None:
-        """Kill and reap every worker process; no process is left behind (idempotent)."""
+        """Kill the zygote and every episode process; no process is left behind (idempotent)."""
         self._closed = True
         self._finalizer()
 

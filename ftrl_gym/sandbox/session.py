@@ -1,8 +1,9 @@
-"""One episode's view of the sandbox: batched calls, the world state, and recovery from dead workers."""
+"""One episode's view of the sandbox: its own process, batched calls, the world state, recovery."""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Self
@@ -10,7 +11,7 @@ from typing import Any, Self
 from ftrl_gym.errors import EpisodeStateLostError, SandboxError
 from ftrl_gym.sandbox import messages
 from ftrl_gym.sandbox.config import ToolCall, ToolResult
-from ftrl_gym.sandbox.process import WorkerDied, WorkerProcess, WorkerTimeout
+from ftrl_gym.sandbox.process import EpisodeProcess, WorkerDied, WorkerTimeout, Zygote, forked
 from ftrl_gym.sandbox.protocol import dumps_compact
 
 _dumps = dumps_compact
@@ -21,25 +22,25 @@ def _error(line: str, elapsed_s: float = 0.0) -> ToolResult:
 
 
 class SandboxSession:
-    """The tools (and, for a stateful task, the world state) of one episode, living in one worker.
+    """The tools (and, for a stateful task, the world state) of one episode, in a process of its own.
 
-    Created by :meth:`Sandbox.open_session`. Tool module globals are fresh per session, so nothing a
-    tool does reaches another episode. A stateless session survives the death of its worker (it is
-    re-opened on the replacement); a stateful one loses its state (:attr:`state_lost`).
+    Created by :meth:`Sandbox.open_session`. The process is forked from the pristine zygote at the first
+    call and killed at :meth:`close`, so nothing of one episode reaches another. If it dies (a timeout, a
+    crash, a kill from outside), a stateless session goes on in a fresh process (its module globals start
+    afresh); a stateful one has lost its state (:attr:`state_lost`).
     """
 
-    def __init__(self, worker: WorkerProcess, sid: int, codes_json: str, state_json: str | None,
-                 seed: int | None, tool_names: list[str], owner: object = None) -> None:
-        self._owner = owner  # keeps the Sandbox (and so its workers) alive while the session is used
-        self._worker = worker
-        self._sid = sid
+    def __init__(self, zygote: Zygote, codes_json: str, state_json: str | None, seed: int | None,
+                 tool_names: list[str], owner: object = None) -> None:
+        self._owner = owner  # keeps the Sandbox (and so its zygote) alive while the session is used
+        self._zygote = zygote
         self._stateful = state_json is not None
-        self._initial_state = state_json
-        self._setup: bytes | None = (
-            f'[{codes_json},{"true" if self._stateful else "false"},'
-            f'{state_json if self._stateful else "null"},{_dumps(seed)}]').encode()
+        self._setup = f'[{codes_json},{"true" if self._stateful else "false"},{_dumps(seed)}]'.encode()
+        self._state_json = state_json
         self._tool_names = tool_names
-        self._generation: int | None = None  # worker generation the session was set up on
+        self._process: EpisodeProcess | None = None
+        self._started = False  # a process received the state
+        self._lock = threading.Lock()
         self._lost = False
         self._closed = False
 
@@ -50,8 +51,10 @@ class SandboxSession:
 
     @property
     def state_lost(self) -> bool:
-        """True once a worker died holding this session's state; later calls return error results."""
-        if self._stateful and self._generation is not None and self._generation != self._worker.generation:
+        """True once the process holding this session's state died; later calls return error results."""
+        process = self._process
+        if self._stateful and self._started and (process is None or not process.alive
+                                                 or process.owner != forked()):
             self._lost = True
         return self._lost
 
@@ -60,18 +63,25 @@ class SandboxSession:
         """The names of the session's tools."""
         return list(self._tool_names)
 
+    @property
+    def pid(self) -> int | None:
+        """The host's process id of the episode process (None before the first call and after close)."""
+        process = self._process
+        live = process is not None and process.alive and process.owner == forked()
+        return process.pid if live else None
+
     def call(self, calls: Sequence[ToolCall]) -> list[ToolResult]:
         """Run a batch of calls in order, in one round trip; one result per call. What the tools do
         never raises: failures are results with ``ok=False``.
 
         Raises:
-            SandboxError: only for the infrastructure: a replacement worker cannot be started, or the
-                sandbox was closed.
+            SandboxError: only for the infrastructure: the zygote cannot be (re)started, or the sandbox
+                was closed.
         """
         calls = list(calls)
         if not calls:
             return []
-        with self._worker.lock:
+        with self._lock:
             return self._call_locked(calls)
 
     def _call_locked(self, calls: list[ToolCall]) -> list[ToolResult]:
@@ -103,82 +113,90 @@ class SandboxSession:
                 results[index] = result
         return [r for r in results if r is not None]
 
+    def _live_process(self) -> EpisodeProcess | None:
+        """The session's process, forked and set up now if needed; None once a stateful one is lost."""
+        process = self._process
+        if process is not None and process.alive and process.owner == forked():
+            return process
+        if self.state_lost:
+            return None
+        timeout = self._zygote.config.timeout_s
+        for attempt in range(2):
+            process = self._zygote.spawn()
+            try:
+                process.send(self._setup, timeout)
+                if self._stateful:
+                    process.send((self._state_json or "null").encode(), timeout + len(self._state_json or "") / 1e7)
+            except (WorkerDied, WorkerTimeout):
+                process.end()
+                if attempt:
+                    raise SandboxError("a fresh sandbox episode process died while it was being set up") from None
+                continue
+            self._process = process
+            if self._stateful:
+                self._started, self._state_json = True, None  # the state lives in the process now
+            return process
+        raise AssertionError("unreachable")
+
     def _exchange(self, calls: list[ToolCall], body: str) -> list[ToolResult]:
-        """Send the encoded batch and collect one reply per call, recovering from a dead worker."""
-        worker = self._worker
-        worker.ensure_running()
-        if worker.pending_drops:
-            self._flush_drops()
-        fresh = self._generation != worker.generation
-        setup = self._setup if fresh else b"null"
-        payload = b'["call",%d,%s,%s]' % (self._sid, body.encode(), setup)
+        """Send the encoded batch and collect one reply per call, recovering from a dead process."""
+        process = self._live_process()
+        if process is None:
+            return [_error(messages.state_lost(str(c.name))) for c in calls]
+        config = self._zygote.config
         try:
-            worker.send(payload)
-        except WorkerDied:
-            worker.restart()
+            process.send(b'["call",%s]' % body.encode(), config.timeout_s)
+        except (WorkerDied, WorkerTimeout):
+            process.end()
             return self._call_locked(calls)
-        self._generation = worker.generation
-        if self._stateful:
-            self._setup = self._initial_state = None  # the state lives in the worker now
         results: list[ToolResult] = []
-        timeout = worker.config.timeout_s
         for call in calls:
             sent = time.perf_counter()
             try:
-                ok, text, value, elapsed = worker.receive_reply(timeout)
+                ok, text, value, elapsed = process.receive_reply(config.timeout_s, config.output_limit)
                 results.append(ToolResult(ok, text, value, None if ok else text, elapsed))
                 continue
             except WorkerTimeout:
-                line = messages.timed_out(call.name, timeout)
+                process.end()
+                line = messages.timed_out(call.name, config.timeout_s)
             except WorkerDied as died:
                 line = messages.crashed(call.name, died.returncode)
             results.append(_error(line, time.perf_counter() - sent))
-            worker.restart()
             rest = calls[len(results):]
             if rest:
                 results.extend(self._call_locked(rest))
             break
         return results
 
-    def _flush_drops(self) -> None:
-        worker = self._worker
-        while worker.pending_drops:
-            sid = worker.pending_drops.pop()
-            try:
-                worker.send(b'["drop",%d]' % sid)
-            except (WorkerDied, SandboxError):
-                return
-
     def get_state(self) -> Any:
         """A copy of the episode's world state (None for a stateless session).
 
         Raises:
-            EpisodeStateLostError: the worker holding the state died (a call timed out or crashed).
+            EpisodeStateLostError: the process holding the state died (a call timed out or crashed).
             SandboxError: the session is closed, or the state can no longer be serialised.
         """
         if not self._stateful:
             return None
-        with self._worker.lock:
+        with self._lock:
             if self._closed:
                 raise SandboxError("get_state() on a closed sandbox session")
             if self.state_lost:
-                raise EpisodeStateLostError("the episode state was lost when its sandbox worker died")
-            if self._generation is None:
-                return json.loads(self._initial_state or "null")
+                raise EpisodeStateLostError("the episode state was lost when its sandbox process died")
+            if not self._started:
+                return json.loads(self._state_json or "null")
             return self._read_state()
 
     def _read_state(self) -> Any:
-        worker = self._worker
-        worker.ensure_running()
-        if self.state_lost:
-            raise EpisodeStateLostError("the episode state was lost when its sandbox worker died")
+        process = self._process
+        assert process is not None
+        timeout = self._zygote.config.timeout_s
         try:
-            worker.send(b'["state",%d]' % self._sid)
-            reply = worker.receive(worker.config.timeout_s)
+            process.send(b'["state"]', timeout)
+            reply = process.receive_json(timeout)
         except (WorkerTimeout, WorkerDied):
-            worker.restart()
+            process.end()
             self._lost = True
-            raise EpisodeStateLostError("the episode state was lost: its sandbox worker died "
+            raise EpisodeStateLostError("the episode state was lost: its sandbox process died "
                                         "while reading it back") from None
         if not (isinstance(reply, list) and len(reply) == 2 and reply[0] is True):
             detail = reply[1] if isinstance(reply, list) and len(reply) == 2 else "malformed reply"
@@ -186,17 +204,15 @@ class SandboxSession:
         return reply[1]
 
     def close(self) -> None:
-        """Free the session in its worker. Later calls return error results (idempotent)."""
-        with self._worker.lock:
+        """Kill the session's process (nothing it started survives). Later calls return error results
+        (idempotent)."""
+        with self._lock:
             if self._closed:
                 return
             self._closed = True
-            self._worker.open_sessions -= 1
-            if self._generation == self._worker.generation:
-                self._worker.pending_drops.append(self._sid)
-                self._flush_drops()
-            self._setup = None
-            self._initial_state = None
+            if self._process is not None:
+                self._process.end()
+            self._state_json = None
 
     def __enter__(self) -> Self:
         return self
@@ -205,7 +221,7 @@ class SandboxSession:
         self.close()
 
     def __reduce__(self) -> Any:
-        raise TypeError("a SandboxSession cannot be pickled: its tools and state live in a worker "
+        raise TypeError("a SandboxSession cannot be pickled: its tools and state live in a sandbox "
                         "process; pickle the task and open a new session instead")
 
 
@@ -233,4 +249,3 @@ def _all_plain(calls: list[ToolCall]) -> bool:
         if type(call.name) is not str or type(call.arguments) is not dict:
             return False
     return True
-

@@ -291,14 +291,15 @@ def test_stateful_session_loses_state_when_its_worker_dies(sandbox: Sandbox) -> 
     stateless.close()
 
 
-def test_externally_killed_worker_is_replaced(sandbox: Sandbox) -> None:
+def test_externally_killed_episode_process_is_replaced(sandbox: Sandbox) -> None:
     with sandbox.open_session({"ok": "def ok():\n    return 'ok'\n"}) as session:
         assert call(session, "ok").ok
-        [pid] = sandbox.worker_pids
+        pid = session.pid
+        assert pid is not None and pid in sandbox.episode_pids
         os.kill(pid, signal.SIGKILL)
         time.sleep(0.05)
         assert call(session, "ok").text == "ok"
-        assert sandbox.worker_pids != [pid]
+        assert session.pid not in (None, pid)
 
 
 def test_closed_session_returns_errors(sandbox: Sandbox) -> None:
@@ -349,28 +350,38 @@ def test_a_timeout_in_one_thread_does_not_disturb_another(sandbox: Sandbox) -> N
     assert "timed out" in (spun[0].error or "")
 
 
-def test_worker_limits_are_in_place(sandbox: Sandbox) -> None:
+def test_episode_process_limits_and_namespaces(sandbox: Sandbox) -> None:
     with sandbox.open_session({"ok": "def ok():\n    return 1\n"}) as session:
         call(session, "ok")
-    [pid] = sandbox.worker_pids
-    limits = Path(f"/proc/{pid}/limits").read_text()
-    assert f"{MEMORY_MB * 1024 * 1024}" in limits.split("Max address space")[1].split("\n")[0]
-    assert limits.split("Max file size")[1].split()[:2] == ["0", "0"]
-    assert limits.split("Max open files")[1].split()[:2] == ["16", "16"]
-    assert limits.split("Max cpu time")[1].split()[0] != "unlimited"
-    assert limits.split("Max core file size")[1].split()[:2] == ["0", "0"]
-    assert os.readlink(f"/proc/{pid}/cwd").endswith("(deleted)")
-    assert sorted(os.listdir(f"/proc/{pid}/fd")) == ["0", "1", "2", "3", "4"]
-    if sandbox.network_isolated:
-        assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        pid = session.pid
+        assert pid is not None
+        limits = Path(f"/proc/{pid}/limits").read_text()
+        status = Path(f"/proc/{pid}/status").read_text()
+        assert f"{MEMORY_MB * 1024 * 1024}" in limits.split("Max address space")[1].split("\n")[0]
+        assert limits.split("Max file size")[1].split()[:2] == ["0", "0"]
+        assert limits.split("Max open files")[1].split()[:2] == ["16", "16"]
+        assert limits.split("Max cpu time")[1].split()[0] != "unlimited"
+        assert limits.split("Max core file size")[1].split()[:2] == ["0", "0"]
+        assert sorted(os.listdir(f"/proc/{pid}/fd")) == ["0", "1", "2", "3"]
+        layers = sandbox.layers
+        if layers["seccomp"]:
+            assert status.split("Seccomp:")[1].split()[0] == "2"  # a filter is loaded
+            assert status.split("NoNewPrivs:")[1].split()[0] == "1"
+        if layers["unprivileged uid"]:
+            assert status.split("Uid:")[1].split()[:3] != ["0", "0", "0"]
+        if layers["namespaces"]:
+            for kind in ("pid", "mnt", "net", "ipc", "uts"):
+                assert os.readlink(f"/proc/{pid}/ns/{kind}") != os.readlink(f"/proc/self/ns/{kind}"), kind
+            assert status.split("NSpid:")[1].split()[0] == str(pid)  # host pid first, then its own
+            assert len(status.split("NSpid:")[1].split("\n")[0].split()) == 2
 
 
 def test_close_leaves_no_process_behind() -> None:
-    box = Sandbox(SandboxConfig(timeout_s=TIMEOUT_S, num_workers=2))
-    pids = box.worker_pids
-    assert len(pids) == 2
+    box = Sandbox(SandboxConfig(timeout_s=TIMEOUT_S))
     sessions = [box.open_session({"ok": "def ok():\n    return 'ok'\n"}) for _ in range(4)]
     assert all(call(s, "ok").ok for s in sessions)
+    pids = box.episode_pids + [box.zygote_pid]
+    assert len(set(pids)) == 5
     box.close()
     box.close()
     assert all(process_gone(pid) for pid in pids)
@@ -380,14 +391,28 @@ def test_close_leaves_no_process_behind() -> None:
         sessions[0].call([ToolCall("ok", {})])
     for session in sessions:
         session.close()
-    assert box.worker_pids == []
+    assert box.episode_pids == [] and box.zygote_pid is None
+
+
+def test_closing_a_session_ends_its_process(sandbox: Sandbox) -> None:
+    session = sandbox.open_session({"ok": "def ok():\n    return 'ok'\n"})
+    assert call(session, "ok").ok
+    pid = session.pid
+    assert pid is not None
+    session.close()
+    deadline = time.monotonic() + 5
+    while not process_gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert process_gone(pid)
 
 
 def test_unreferenced_sandbox_is_cleaned_up() -> None:
     box = Sandbox(SandboxConfig(timeout_s=TIMEOUT_S))
-    pids = box.worker_pids
-    del box
-    assert all(process_gone(pid) for pid in pids)
+    session = box.open_session({"ok": "def ok():\n    return 'ok'\n"})
+    assert call(session, "ok").ok
+    pids = [box.zygote_pid, session.pid]
+    del box, session
+    assert all(process_gone(pid) for pid in pids if pid is not None)
 
 
 def test_a_session_keeps_its_sandbox_alive() -> None:
@@ -402,7 +427,7 @@ def test_sandbox_pickles_as_its_config_and_sessions_refuse() -> None:
             pickle.dumps(session)
         clone = pickle.loads(pickle.dumps(box))
         try:
-            assert clone.config == box.config and clone.worker_pids != box.worker_pids
+            assert clone.config == box.config and clone.zygote_pid != box.zygote_pid
             assert call(clone.open_session({"ok": "def ok():\n    return 'ok'\n"}), "ok").text == "ok"
         finally:
             clone.close()
@@ -417,30 +442,32 @@ def test_worker_that_cannot_start_raises(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_invalid_configuration_and_arguments_say_how_to_fix(sandbox: Sandbox) -> None:
     with pytest.raises(SandboxError, match="timeout_s must be a positive"):
         SandboxConfig(timeout_s=0)
-    with pytest.raises(SandboxError, match="num_workers must be an int >= 1"):
-        SandboxConfig(num_workers=0)
+    with pytest.raises(SandboxError, match="memory_mb must be an int >= 64"):
+        SandboxConfig(memory_mb=8)
     with pytest.raises(TypeError, match="codes must map"):
         sandbox.open_session({"f": 1})  # type: ignore[dict-item]
     with pytest.raises(TypeError, match="state must be JSON-serialisable"):
         sandbox.open_session({}, state={"s": {1}})
 
 
-def test_forked_child_gets_its_own_worker_and_leaves_the_parents_alone() -> None:
+def test_forked_child_gets_its_own_processes_and_leaves_the_parents_alone() -> None:
     with Sandbox(SandboxConfig(timeout_s=TIMEOUT_S)) as box:
         session = box.open_session({"ok": "def ok():\n    return 'ok'\n"})
         assert call(session, "ok").ok
-        parent_pids = box.worker_pids
+        parent_pids = [box.zygote_pid, session.pid]
         read_end, write_end = os.pipe()
         child = os.fork()
         if child == 0:  # pragma: no cover - runs in the child
             try:
                 text = call(session, "ok").text
+                mine = session.pid not in parent_pids
                 box.close()
-                os.write(write_end, f"{text} {box.worker_pids == []}".encode())
+                os.write(write_end, f"{text} {mine} {box.episode_pids == []}".encode())
             finally:
                 os._exit(0)
         os.close(write_end)
         os.waitpid(child, 0)
-        assert os.read(read_end, 100).decode() == "ok True"
-        assert box.worker_pids == parent_pids and not any(process_gone(p) for p in parent_pids)
+        assert os.read(read_end, 100).decode() == "ok True True"
+        assert [box.zygote_pid, session.pid] == parent_pids
+        assert not any(process_gone(p) for p in parent_pids if p is not None)
         assert call(session, "ok").text == "ok"
