@@ -189,7 +189,7 @@ class _Validator:
                     f"tools[{i}] must be {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}"
                 )
             if name in seen:
-                raise self.fail(f"tools[{i}] repeats the tool name '{name}'")
+                raise self.fail(f"tools[{i}] repeats the tool name {name!r}")
             seen.add(name)
         return tools
 
@@ -199,10 +199,10 @@ class _Validator:
             raise self.fail(f"codes must map tool names to Python source, got {_kind(codes)}")
         for name, source in codes.items():
             if not isinstance(source, str):
-                raise self.fail(f"codes['{name}'] must be Python source text, got {_kind(source)}")
+                raise self.fail(f"codes[{name!r}] must be Python source text, got {_kind(source)}")
         for name in names:
             if name not in codes:
-                raise self.fail(f"tool '{name}' is in tools but has no entry in codes")
+                raise self.fail(f"tool {name!r} is in tools but has no entry in codes")
         return codes
 
     def unsolved_set(self, names: Sequence[str]) -> dict[str, list[str]]:
@@ -212,9 +212,9 @@ class _Validator:
         out: dict[str, list[str]] = {}
         for name, answers in unsolved.items():
             if name not in names:
-                raise self.fail(f"unsolved_set names tool '{name}' that is not in tools")
+                raise self.fail(f"unsolved_set names tool {name!r} that is not in tools")
             if not isinstance(answers, list):
-                raise self.fail(f"unsolved_set['{name}'] must be a list of answer strings")
+                raise self.fail(f"unsolved_set[{name!r}] must be a list of answer strings")
             out[name] = [self.answer_text(f"unsolved_set['{name}'][{i}]", a) for i, a in enumerate(answers)]
         return out
 

@@ -16,6 +16,9 @@ from ftrl_gym.sandbox.protocol import dumps_compact
 
 _dumps = dumps_compact
 
+SETUP_ATTEMPTS = 3
+"""Fresh episode processes tried before a session gives up (one killed from outside is replaced)."""
+
 
 def _error(line: str, elapsed_s: float = 0.0) -> ToolResult:
     return ToolResult(ok=False, text=line, value=None, error=line, elapsed_s=elapsed_s)
@@ -121,7 +124,7 @@ class SandboxSession:
         if self.state_lost:
             return None
         timeout = self._zygote.config.timeout_s
-        for attempt in range(2):
+        for attempt in range(SETUP_ATTEMPTS):
             process = self._zygote.spawn()
             try:
                 process.send(self._setup, timeout)
@@ -129,8 +132,9 @@ class SandboxSession:
                     process.send((self._state_json or "null").encode(), timeout + len(self._state_json or "") / 1e7)
             except (WorkerDied, WorkerTimeout):
                 process.end()
-                if attempt:
-                    raise SandboxError("a fresh sandbox episode process died while it was being set up") from None
+                if attempt == SETUP_ATTEMPTS - 1:
+                    raise SandboxError(f"{SETUP_ATTEMPTS} fresh sandbox episode processes in a row died while "
+                                       "they were being set up") from None
                 continue
             self._process = process
             if self._stateful:

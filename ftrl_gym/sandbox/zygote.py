@@ -173,7 +173,13 @@ class Zygote:
 
     def _handle(self, request: list[Any]) -> None:
         if request[0] == "spawn":
-            assert self.spare is not None
+            self._reap()
+            if self.spare is None or self.spare[0] in self.exited:  # the spare was killed from outside
+                if self.spare is not None:
+                    self.exited.pop(self.spare[0], None)
+                    self.children.pop(self.spare[0], None)
+                    self.spare[2].close()
+                self.spare = self.fork_episode()
             child_id, _pid, host_end = self.spare
             self.spare = None
             socket.send_fds(self.control, [_frame(["child", child_id])], [host_end.fileno()])

@@ -71,6 +71,11 @@ def zombies() -> list[psutil.Process]:
     return out
 
 
+def direct_children() -> set[int]:
+    """Pids of this process's own children (each sandbox adds one: its zygote, or bubblewrap around it)."""
+    return {child.pid for child in psutil.Process().children()}
+
+
 def descendant_pids() -> set[int]:
     """Pids of every descendant process."""
     return {child.pid for child in children()}

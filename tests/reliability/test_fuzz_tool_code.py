@@ -59,6 +59,8 @@ tool_sources = st.one_of(
 )
 
 HONEST = {"echo": "def echo(x):\n    return {'echo': x}\n"}
+ZYGOTE_PIDS: dict[int, int | None] = {}
+"""The zygote pid each sandbox started with: no tool code may kill it."""
 
 
 @pytest.fixture(scope="module")
@@ -95,4 +97,4 @@ def test_any_tool_code_gives_one_result_and_the_worker_serves_on(sandbox: Sandbo
     with sandbox.open_session(HONEST) as honest:
         [result] = honest.call([ToolCall("echo", {"x": "still here"})])
         assert result.ok and result.value == {"echo": "still here"}
-    assert len(sandbox.worker_pids) == 1
+    assert sandbox.zygote_pid == ZYGOTE_PIDS.setdefault(id(sandbox), sandbox.zygote_pid), "the zygote survives"
