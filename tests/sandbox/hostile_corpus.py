@@ -139,6 +139,17 @@ CASES = [
         def t():
             return t.__code__.co_consts
     """, error_with("could not be compiled")),
+    Case("introspection", "singledispatch_string_annotation", """
+        import functools
+        def t():
+            @functools.singledispatch
+            def g(x):
+                return 1
+            def h(x: "().__class__.__base__.__subclasses__()"):
+                return 2
+            g.register(h)
+            return "registered"
+    """, error_with("AttributeError", "'singledispatch'")),
     # --- import tricks --------------------------------------------------------------------------
     Case("import", "import_os", """
         import os
@@ -200,6 +211,21 @@ CASES = [
             copy.dispatch_table[int] = lambda x: (print, ("pwned",))
             return "patched"
     """, error_with("AttributeError")),
+    Case("import", "get_type_hints", """
+        from typing import get_type_hints
+        def t(x: "().__class__"):
+            return str(get_type_hints(t))
+    """, error_with("ImportError", "'get_type_hints'")),
+    Case("import", "forward_ref_evaluate", """
+        import typing
+        def t():
+            return getattr(typing.ForwardRef("().__class__"), "_evaluate")({}, {}, frozenset())
+    """, error_with("AttributeError", "'ForwardRef'")),
+    Case("import", "submodule_through_from_import", """
+        from json import decoder
+        def t():
+            return str(decoder)
+    """, error_with("ImportError", "'decoder'")),
     Case("import", "relative_import", """
         from . import worker
         def t():
@@ -473,6 +499,20 @@ CASES = [
             functools.update_wrapper(collections.Counter, t)
             return "patched"
     """, error_with("TypeError")),
+    Case("tampering", "update_wrapper_chosen_attributes", """
+        import functools
+        def t():
+            def w():
+                pass
+            functools.update_wrapper(w, t, assigned=("__globals__",), updated=())
+            return "copied"
+    """, error_with("TypeError", "assigned=")),
+    Case("tampering", "typing_final_marks_shared_class", """
+        import collections, typing
+        def t():
+            typing.final(collections.Counter)
+            return "marked"
+    """, error_with("AttributeError", "'final'")),
     Case("tampering", "decimal_context_attribute", """
         import decimal
         def t():
