@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import builtins
 import collections
 import decimal
@@ -23,7 +24,11 @@ TOOL_FILENAME_PREFIX = "<tool "
 """Code compiled from tool sources carries a file name starting with this (see ``policy``)."""
 
 PUBLIC_UNDERSCORE_ATTRIBUTES = frozenset({"_asdict", "_replace", "_fields", "_field_defaults", "_make"})
-"""The namedtuple API: attributes that start with ``_`` yet are public (and harmless)."""
+"""The namedtuple API: attributes that start with ``_`` yet are public (and harmless), on any object."""
+
+REGISTRY_ATTRIBUTES = frozenset({"mro", "register"})
+"""Public attributes that inspect or change class hierarchies and ABC registries shared by the whole
+process (``int.mro()``, ``typing.Iterable.register(list)``): readable on the tool's own classes only."""
 
 PRINT_LIMIT = 65536
 """Characters of ``print`` output a call keeps (readable through RestrictedPython's ``printed``)."""
@@ -82,18 +87,75 @@ def _safe_format_map(fmt: str, mapping: Any, /) -> str:
     return str.format_map(fmt, mapping)
 
 
+def _describe(obj: Any) -> str:
+    """A short, side-effect-free description of ``obj`` for error messages."""
+    if isinstance(obj, type):
+        return f"class {obj.__name__!r}"
+    if type(obj).__name__ == "ModuleProxy":
+        return repr(obj)
+    name = getattr(obj, "_name", None) if type(obj).__module__ == "typing" else None
+    return f"typing.{name}" if isinstance(name, str) else f"{type(obj).__name__!r} object"
+
+
+def _first_definer(mro: tuple[type, ...], name: str) -> type | None:
+    """The first class of ``mro`` whose own namespace holds ``name``."""
+    for klass in mro:
+        if name in vars(klass):
+            return klass
+    return None
+
+
+def _refuse(obj: Any, name: str, why: str) -> AttributeError:
+    return AttributeError(f"attribute {name!r} of {_describe(obj)} is not accessible in the sandbox: {why}")
+
+
+def _read(obj: Any, name: str) -> Any:
+    """The value of ``obj.name`` if tool code may read it, else raise :class:`AttributeError`."""
+    if (name.startswith("_") and name not in PUBLIC_UNDERSCORE_ATTRIBUTES) or name in INSPECT_ATTRIBUTES:
+        raise AttributeError(f"attribute {name!r} is not accessible in the sandbox")
+    if name in REGISTRY_ATTRIBUTES and not _is_tool_object(obj):
+        raise _refuse(obj, name, "tool code may not inspect or change the class hierarchy or ABC registry "
+                                 "of classes it did not define")
+    value = getattr(obj, name)
+    if name == "register" and isinstance(value, types.MethodType) and value.__func__ is abc.ABCMeta.register:
+        return types.MethodType(_register_tool_class, value.__self__)
+    return value
+
+
+def _register_tool_class(abc_class: type, subclass: Any) -> Any:
+    """``ABCMeta.register`` on a tool's own ABC, for classes the tool defined: registering also marks the
+    registered class (``Py_TPFLAGS_SEQUENCE``/``MAPPING``), which must not reach library classes."""
+    if not is_sandbox_class(subclass):
+        raise TypeError(f"{abc_class.__name__}.register: only classes defined by the tool can be registered "
+                        "in the sandbox (registering marks the registered class for the whole process)")
+    return abc.ABCMeta.register(abc_class, subclass)
+
+
+def _is_tool_object(obj: Any) -> bool:
+    """Whether ``obj`` is a class the tool defined or an instance of one."""
+    return is_sandbox_class(obj) or is_sandbox_class(type(obj))
+
+
+_CHECKED_PUBLIC_NAMES = INSPECT_ATTRIBUTES | REGISTRY_ATTRIBUTES | {"format", "format_map"}
+"""Names without a leading ``_`` that :func:`guarded_getattr` checks; every other such name is read as is."""
+
+
 def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
-    """``_getattr_`` and the ``getattr`` builtin: no private or frame-walking names, no modules, and
-    ``str.format`` only with plain fields."""
+    """``_getattr_`` and the ``getattr`` builtin: no private or frame-walking names, no modules, no
+    registries of shared classes, and ``str.format`` only with plain fields."""
     if type(name) is not str:
         raise TypeError("attribute name must be a string")
-    if (name.startswith("_") and name not in PUBLIC_UNDERSCORE_ATTRIBUTES) or name in INSPECT_ATTRIBUTES:
-        if default:
-            return default[0]
-        raise AttributeError(f"attribute {name!r} is not accessible in the sandbox")
-    value = getattr(obj, name, *default)
-    if name in ("format", "format_map"):
-        return _guard_format(value)
+    if name[:1] != "_" and name not in _CHECKED_PUBLIC_NAMES:  # the common case, kept fast
+        value = getattr(obj, name, *default)
+    else:
+        try:
+            value = _read(obj, name)
+        except AttributeError:
+            if default:
+                return default[0]
+            raise
+        if name in ("format", "format_map"):
+            return _guard_format(value)
     if isinstance(value, types.ModuleType):
         # AttributeError, not TypeError: getattr's contract, so hasattr() in tool code stays False.
         raise AttributeError(  # noqa: TRY004
@@ -102,16 +164,51 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
     return value
 
 
+def _user_string_format(self: Any, /, *args: Any, **kwargs: Any) -> str:
+    return _safe_format(_user_string_data(self), *args, **kwargs)
+
+
+def _user_string_format_map(self: Any, mapping: Any, /) -> str:
+    return _safe_format_map(_user_string_data(self), mapping)
+
+
+def _user_string_data(obj: Any) -> str:
+    data = obj.data
+    if not isinstance(data, str):
+        raise TypeError("UserString.format needs str data in the sandbox")
+    return data
+
+
+_SAFE_FORMATS: tuple[tuple[Any, Callable[..., str]], ...] = (
+    (str.format, _safe_format), (str.format_map, _safe_format_map),
+    (collections.UserString.format, _user_string_format),
+    (collections.UserString.format_map, _user_string_format_map),
+)
+"""Each ``format``/``format_map`` that formats with a caller's template, and its guarded version."""
+
+
+def _safe_version(function: Any) -> Callable[..., str] | None:
+    """The guarded version of ``function`` (compared by identity: tool objects may be unhashable)."""
+    for original, safe in _SAFE_FORMATS:
+        if function is original:
+            return safe
+    return None
+
+
 def _guard_format(method: Any) -> Any:
-    """Replace ``str.format``/``format_map`` however they were reached (a str, a str subclass, ``super()``)
-    by versions that refuse attribute and item traversal in the format string."""
-    if method is str.format:
-        return _safe_format
-    if method is str.format_map:
-        return _safe_format_map
+    """Replace ``str.format``/``format_map`` however they were reached (a str, a str subclass, ``super()``,
+    ``collections.UserString``, bound or not) by versions that refuse attribute and item traversal in the
+    format string."""
+    safe = _safe_version(method)
+    if safe is not None:
+        return safe
     if type(method) is types.BuiltinMethodType and isinstance(method.__self__, str):
         safe = _safe_format if method.__name__ == "format" else _safe_format_map
         return types.MethodType(safe, method.__self__)
+    if isinstance(method, types.MethodType):
+        safe = _safe_version(method.__func__)
+        if safe is not None:
+            return types.MethodType(safe, method.__self__)
     return method
 
 
@@ -124,10 +221,22 @@ def guarded_hasattr(obj: Any, name: str) -> bool:
     return True
 
 
+def _has_python_attribute_hooks(cls: type) -> bool:
+    """Whether ``cls`` sets or deletes attributes through a ``__setattr__``/``__delattr__`` written in Python.
+
+    Tool code cannot define one, so it comes from a library base class, and it may forward the write
+    elsewhere (``typing``'s aliases set attributes on their origin class)."""
+    for hook in ("__setattr__", "__delattr__"):
+        definer = _first_definer(cls.__mro__, hook)
+        if definer is not None and isinstance(vars(definer)[hook], types.FunctionType):
+            return True
+    return False
+
+
 def _is_writable(obj: Any) -> bool:
-    cls = type(obj)
-    return (cls in _SANDBOX_CLASSES or isinstance(obj, _WRITABLE_TYPES)
-            or (isinstance(obj, type) and obj in _SANDBOX_CLASSES))
+    if _is_tool_object(obj):
+        return not _has_python_attribute_hooks(type(obj))
+    return isinstance(obj, _WRITABLE_TYPES)
 
 
 class _ReadOnly:

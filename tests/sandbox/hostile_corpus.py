@@ -150,6 +150,18 @@ CASES = [
             g.register(h)
             return "registered"
     """, error_with("AttributeError", "'singledispatch'")),
+    Case("introspection", "object_mro_subclasses", """
+        def t():
+            return getattr(int.mro()[-1], "__subcl" + "asses__")()
+    """, error_with("'mro' of class 'int' is not accessible")),
+    Case("introspection", "tool_class_mro_to_library_abc", """
+        import typing
+        class It(typing.Iterable):
+            def __iter__(self):
+                return iter([])
+        def t():
+            return It.mro()[1].register(int)
+    """, error_with("'register' of class 'Iterable' is not accessible")),
     # --- import tricks --------------------------------------------------------------------------
     Case("import", "import_os", """
         import os
@@ -343,6 +355,11 @@ CASES = [
             import string
             return string.Formatter().format("{0.__class__}", 1)
     """, error_with("AttributeError")),
+    Case("format", "user_string_format", """
+        import collections
+        def t():
+            return collections.UserString("{0.__init__.__globals__}").format(t)
+    """, error_with("not allowed")),
     Case("format", "fstring_dunder", """
         def t():
             return f"{t.__globals__}"
@@ -507,6 +524,20 @@ CASES = [
             functools.update_wrapper(w, t, assigned=("__globals__",), updated=())
             return "copied"
     """, error_with("TypeError", "assigned=")),
+    Case("tampering", "abc_register_shared", """
+        import typing
+        def t():
+            typing.Iterable.register(int)
+            return "registered"
+    """, error_with("'register' of typing.Iterable is not accessible")),
+    Case("tampering", "tool_abc_registers_library_class", """
+        import collections, typing
+        class Seq(typing.Sequence):
+            pass
+        def t():
+            Seq.register(collections.UserDict)
+            return "registered"
+    """, error_with("TypeError", "only classes defined by the tool")),
     Case("tampering", "typing_final_marks_shared_class", """
         import collections, typing
         def t():

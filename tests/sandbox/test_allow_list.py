@@ -1,14 +1,16 @@
-"""The function-level allow-list of the module proxies, checked in-process on the worker side (no worker
-process needed)."""
+"""The function-level allow-list of the module proxies and the guards on shared classes, checked in-process
+on the worker side (no worker process needed)."""
 
 from __future__ import annotations
 
+import collections
 import random
 import textwrap
 import types
 
 import pytest
 
+from ftrl_gym.sandbox import guards
 from ftrl_gym.sandbox.modules import (
     ALLOW_LIST,
     EXCLUDED,
@@ -173,6 +175,104 @@ def test_wraps_with_defaults_still_works() -> None:
             return add(1, 2)
     """)
     assert (kind, text) == (b"I", "30")
+
+
+@pytest.mark.parametrize("expression", [
+    "typing.Iterable.register(int)", "typing.Iterable.register", "typing.Sequence.register(Mine)",
+    "typing.List[int].register", "typing.SupportsInt.register", "int.mro()", "object.mro",
+    "collections.Counter.mro()", "typing.Any.mro()", "type(typing.List).mro()",
+    'getattr(typing.Iterable, "register")', "It.mro()[1].register(list)",
+])
+def test_shared_classes_are_closed_to_registry_changes(expression: str) -> None:
+    text = error_of(f"""
+        import collections, typing
+        class Mine:
+            pass
+        class It(typing.Iterable):
+            def __iter__(self):
+                return iter([])
+        def f():
+            return str({expression})
+    """)
+    assert "AttributeError" in text
+    assert ("is not accessible in the sandbox: tool code may not inspect or change the class hierarchy or "
+            "ABC registry of classes it did not define") in text
+
+
+def test_registry_refusal_leaves_isinstance_alone() -> None:
+    run("import typing\ndef f():\n    typing.Iterable.register(int)\n")
+    assert not isinstance(3, collections.abc.Iterable)
+
+
+@pytest.mark.parametrize("name", ["__subclasshook__", "__init_subclass__", "__subclasses__", "__mro__",
+                                  "__bases__", "__instancecheck__", "__subclasscheck__"])
+def test_subclass_hooks_of_any_class_are_refused(name: str) -> None:
+    kind, text = run(f"""
+        import typing
+        class Mine:
+            pass
+        def f():
+            return [hasattr(obj, {name!r}) for obj in (int, typing.Iterable, Mine, Mine())]
+    """)
+    assert (kind, text) == (b"J", "[false, false, false, false]")
+    assert f"attribute {name!r} is not accessible in the sandbox" in error_of(
+        f"import typing\ndef f():\n    return getattr(typing.Iterable, {name!r})\n")
+
+
+def test_tool_abcs_register_only_tool_classes() -> None:
+    kind, text = run("""
+        import typing
+        class It(typing.Iterable):
+            def __iter__(self):
+                return iter([])
+        class Mine:
+            pass
+        def f():
+            It.register(Mine)
+            return [isinstance(Mine(), It), isinstance([], It), It.mro()[0] is It, len(It.mro())]
+    """)
+    assert (kind, text) == (b"J", "[true, false, true, 4]")  # mro: It, Iterable, Generic, object
+    assert ("It.register: only classes defined by the tool can be registered in the sandbox"
+            in error_of("""
+                import collections, typing
+                class It(typing.Sequence):
+                    pass
+                def f():
+                    It.register(collections.UserDict)
+            """))
+
+
+@pytest.mark.parametrize("call", ['collections.UserString("{0.__class__}").format(1)',
+                                  'collections.UserString.format(collections.UserString("{0.__init__}"), 1)',
+                                  'collections.UserString("{x.__class__}").format_map({"x": 1})',
+                                  'U("{0.__class__.__mro__}").format(1)'])
+def test_user_string_format_is_guarded_like_str_format(call: str) -> None:
+    text = error_of(f"""
+        import collections
+        class U(collections.UserString):
+            pass
+        def f():
+            return {call}
+    """)
+    assert "is not allowed in the sandbox: only plain names and positions" in text
+    plain = 'import collections\ndef f():\n    return collections.UserString("{0}-{x}").format(1, x=2)\n'
+    assert run(plain) == (b"S", "1-2")
+
+
+def test_a_library_base_with_a_python_setattr_makes_tool_instances_read_only() -> None:
+    """``typing``'s aliases forward ``setattr`` to their origin class: a tool subclass of such a class must
+    not turn ``obj.x = v`` into a write on a shared class."""
+
+    class Forwarding:
+        def __setattr__(self, name: str, value: object) -> None:
+            setattr(collections.Counter, name, value)
+
+    tool_class = guards.build_class("Tool", (Forwarding,), {"__module__": "tool"})
+    assert isinstance(guards.guarded_write(tool_class()), guards._ReadOnly)
+    instance = guards.build_class("Plain", (), {"__module__": "tool"})()
+    assert guards.guarded_write(instance) is instance
+    assert "Cannot subclass special typing classes" in error_of(
+        "import typing\nclass E(type(typing.List)):\n    pass\ndef f():\n    return 1\n")
 
 
 def test_session_importer_interface_is_unchanged() -> None:
