@@ -162,6 +162,25 @@ CASES = [
         def t():
             return It.mro()[1].register(int)
     """, error_with("'register' of class 'Iterable' is not accessible")),
+    Case("introspection", "private_attribute_of_proxy", """
+        import random
+        def t():
+            return str(random._inst.getstate())
+    """, error_with("'_inst'", "not accessible")),
+    Case("introspection", "shared_alias_init", """
+        import typing
+        def t():
+            typing.List.__init__(dict, 0)
+            return str(typing.List)
+    """, error_with("'__init__' of typing.List is not accessible")),
+    Case("introspection", "super_unbound_library_init", """
+        import collections, typing
+        class M(collections.UserDict):
+            pass
+        def t():
+            super(M, M).__init__(typing.Any)
+            return "patched"
+    """, error_with("'__init__' of 'super' object is not accessible")),
     # --- import tricks --------------------------------------------------------------------------
     Case("import", "import_os", """
         import os
@@ -544,6 +563,12 @@ CASES = [
             typing.final(collections.Counter)
             return "marked"
     """, error_with("AttributeError", "'final'")),
+    Case("tampering", "private_attribute_of_library_object", """
+        import collections
+        def t():
+            collections.Counter()._keep_positive = None
+            return "patched"
+    """, error_with("AttributeError", "'_keep_positive'")),
     Case("tampering", "decimal_context_attribute", """
         import decimal
         def t():
@@ -591,7 +616,7 @@ CASES = [
         def t():
             import os
             os._exit(1)
-    """, error_with("could not be compiled")),
+    """, error_with("ImportError", "'os'")),
     Case("crash", "os_exit_runtime_name", """
         def t():
             import os
