@@ -257,7 +257,11 @@ for _name in C_LAZY_IMPORTS:
 
 
 class ModuleProxy:
-    """An immutable stand-in for a module: attribute reads only, from a fixed table."""
+    """An immutable stand-in for a module: attribute reads only, from a fixed table.
+
+    It has no ``__name__`` on purpose: when ``m.x`` is missing, ``from m import x`` falls back to
+    ``sys.modules[f"{m.__name__}.x"]``, which would hand out real submodules (``from json import decoder``).
+    """
 
     __slots__ = ("_proxy_attrs", "_proxy_name")
 
