@@ -139,6 +139,48 @@ CASES = [
         def t():
             return t.__code__.co_consts
     """, error_with("could not be compiled")),
+    Case("introspection", "singledispatch_string_annotation", """
+        import functools
+        def t():
+            @functools.singledispatch
+            def g(x):
+                return 1
+            def h(x: "().__class__.__base__.__subclasses__()"):
+                return 2
+            g.register(h)
+            return "registered"
+    """, error_with("AttributeError", "'singledispatch'")),
+    Case("introspection", "object_mro_subclasses", """
+        def t():
+            return getattr(int.mro()[-1], "__subcl" + "asses__")()
+    """, error_with("'mro' of class 'int' is not accessible")),
+    Case("introspection", "tool_class_mro_to_library_abc", """
+        import typing
+        class It(typing.Iterable):
+            def __iter__(self):
+                return iter([])
+        def t():
+            return It.mro()[1].register(int)
+    """, error_with("'register' of class 'Iterable' is not accessible")),
+    Case("introspection", "private_attribute_of_proxy", """
+        import random
+        def t():
+            return str(random._inst.getstate())
+    """, error_with("'_inst'", "not accessible")),
+    Case("introspection", "shared_alias_init", """
+        import typing
+        def t():
+            typing.List.__init__(dict, 0)
+            return str(typing.List)
+    """, error_with("'__init__' of typing.List is not accessible")),
+    Case("introspection", "super_unbound_library_init", """
+        import collections, typing
+        class M(collections.UserDict):
+            pass
+        def t():
+            super(M, M).__init__(typing.Any)
+            return "patched"
+    """, error_with("'__init__' of 'super' object is not accessible")),
     # --- import tricks --------------------------------------------------------------------------
     Case("import", "import_os", """
         import os
@@ -200,6 +242,21 @@ CASES = [
             copy.dispatch_table[int] = lambda x: (print, ("pwned",))
             return "patched"
     """, error_with("AttributeError")),
+    Case("import", "get_type_hints", """
+        from typing import get_type_hints
+        def t(x: "().__class__"):
+            return str(get_type_hints(t))
+    """, error_with("ImportError", "'get_type_hints'")),
+    Case("import", "forward_ref_evaluate", """
+        import typing
+        def t():
+            return getattr(typing.ForwardRef("().__class__"), "_evaluate")({}, {}, frozenset())
+    """, error_with("AttributeError", "'ForwardRef'")),
+    Case("import", "submodule_through_from_import", """
+        from json import decoder
+        def t():
+            return str(decoder)
+    """, error_with("ImportError", "'decoder'")),
     Case("import", "relative_import", """
         from . import worker
         def t():
@@ -317,6 +374,11 @@ CASES = [
             import string
             return string.Formatter().format("{0.__class__}", 1)
     """, error_with("AttributeError")),
+    Case("format", "user_string_format", """
+        import collections
+        def t():
+            return collections.UserString("{0.__init__.__globals__}").format(t)
+    """, error_with("not allowed")),
     Case("format", "fstring_dunder", """
         def t():
             return f"{t.__globals__}"
@@ -473,6 +535,40 @@ CASES = [
             functools.update_wrapper(collections.Counter, t)
             return "patched"
     """, error_with("TypeError")),
+    Case("tampering", "update_wrapper_chosen_attributes", """
+        import functools
+        def t():
+            def w():
+                pass
+            functools.update_wrapper(w, t, assigned=("__globals__",), updated=())
+            return "copied"
+    """, error_with("TypeError", "assigned=")),
+    Case("tampering", "abc_register_shared", """
+        import typing
+        def t():
+            typing.Iterable.register(int)
+            return "registered"
+    """, error_with("'register' of typing.Iterable is not accessible")),
+    Case("tampering", "tool_abc_registers_library_class", """
+        import collections, typing
+        class Seq(typing.Sequence):
+            pass
+        def t():
+            Seq.register(collections.UserDict)
+            return "registered"
+    """, error_with("TypeError", "only classes defined by the tool")),
+    Case("tampering", "typing_final_marks_shared_class", """
+        import collections, typing
+        def t():
+            typing.final(collections.Counter)
+            return "marked"
+    """, error_with("AttributeError", "'final'")),
+    Case("tampering", "private_attribute_of_library_object", """
+        import collections
+        def t():
+            collections.Counter()._keep_positive = None
+            return "patched"
+    """, error_with("AttributeError", "'_keep_positive'")),
     Case("tampering", "decimal_context_attribute", """
         import decimal
         def t():
@@ -520,7 +616,7 @@ CASES = [
         def t():
             import os
             os._exit(1)
-    """, error_with("could not be compiled")),
+    """, error_with("ImportError", "'os'")),
     Case("crash", "os_exit_runtime_name", """
         def t():
             import os

@@ -11,8 +11,9 @@ from ftrl_gym.sandbox.policy import compile_tool
 
 
 @pytest.mark.parametrize("body", [
-    "obj._secret += 1", "obj.__dict__ += {}", "obj.f_globals += 1", "x = obj.__class__",
-    "x = __builtins__", "import os as _os", "exec('1')", "async def g():\n    pass",
+    "obj.__secret += 1", "obj.__dict__ += {}", "obj.f_globals += 1", "x = obj.__class__",
+    "x = __builtins__", "import os as _getattr_", "_write_ = obj", "from json import _default_encoder",
+    "obj.__name__ = 'x'", "x = obj.__globals__", "exec('1')", "async def g():\n    pass",
 ])
 def test_policy_rejects_forbidden_constructs(body: str) -> None:
     code, error = compile_tool("f", f"def f(obj=None):\n    {body}\n")
