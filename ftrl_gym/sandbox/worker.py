@@ -8,6 +8,7 @@ Frames out: one call reply per call (``protocol.encode_reply``), sent as each ca
 
 from __future__ import annotations
 
+import decimal
 import json
 from typing import Any
 
@@ -50,6 +51,7 @@ class EpisodeWorker:
             except (ValueError, RecursionError, MemoryError) as exc:
                 self.setup_error = f"the episode state is not valid JSON ({type(exc).__name__}: {exc})"
         self.session = ToolSession(codes, stateful, data, seed, self.memory_mb, restricted=self.restricted)
+        decimal.setcontext(self.session.decimal_context)  # explicit values, not the shared DefaultContext
         return True
 
     def serve(self) -> None:

@@ -27,7 +27,7 @@ def run(body: str, **arguments: object) -> tuple[bytes, str]:
     """Run the tool ``f`` defined by ``body`` once; returns ``(kind, text)`` (kind ``b"E"`` is an error)."""
     session = ToolSession({"f": textwrap.dedent(body).strip() + "\n"}, False, None, 0, 1024)
     kind, text, _elapsed = session.call("f", dict(arguments), 65536)
-    return kind, text
+    return kind, text.decode("utf-8")
 
 
 def error_of(body: str) -> str:
