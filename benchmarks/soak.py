@@ -190,8 +190,8 @@ class Soak:
         return leaked
 
     def inject_kill(self) -> None:
-        """SIGKILL one live sandbox worker from outside, a few milliseconds from now (often mid-call)."""
-        pids = self.sandbox.worker_pids + self.hostile_sandbox.worker_pids
+        """SIGKILL one live episode process from outside, a few milliseconds from now (often mid-call)."""
+        pids = self.sandbox.episode_pids + self.hostile_sandbox.episode_pids
         if not pids:
             return
         timer = threading.Timer(self.kill_rng.uniform(0.0, 0.005), _kill, [self.kill_rng.choice(pids)])
