@@ -320,8 +320,12 @@ def _decode_arguments(raw: Any) -> tuple[dict[str, Any] | None, str, str]:
         decoded = True
     if not isinstance(raw, dict):
         return None, "", f"arguments must be a JSON object, got {type(raw).__name__}"
-    if json_depth(raw) > MAX_JSON_DEPTH:
+    depth, items = json_extent(raw, MAX_JSON_DEPTH, MAX_ARGUMENTS_LENGTH // 2)
+    if depth > MAX_JSON_DEPTH:
         return None, "", f"arguments are nested more than {MAX_JSON_DEPTH} levels deep"
+    if items > MAX_ARGUMENTS_LENGTH // 2:  # each takes 2 characters or more: checked before encoding them
+        return None, "", (f"arguments hold more than {MAX_ARGUMENTS_LENGTH // 2} values, so more than "
+                          f"{MAX_ARGUMENTS_LENGTH} characters of JSON")
     try:
         encoded = _ENCODER.encode(raw)
     except Exception as exc:  # noqa: BLE001 - objects of a message action may raise anything
@@ -332,27 +336,39 @@ def _decode_arguments(raw: Any) -> tuple[dict[str, Any] | None, str, str]:
     return (raw if decoded else json.loads(encoded)), encoded, ""
 
 
-def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
-    """Nesting depth of a JSON-like value, counted without recursion.
+def json_extent(value: Any, max_depth: int = MAX_JSON_DEPTH, max_items: int = 2**62) -> tuple[int, int]:
+    """Nesting depth and number of elements of a JSON-like value, counted level by level without
+    recursion, and stopping as soon as either passes its maximum.
+
+    A value that refers to itself is deeper than any maximum, and one that shares a list many times
+    over (``a = [a, a]`` sixty times) has more elements than any maximum: the count stops either way,
+    where ``json.dumps`` would recurse past the stack or run for ever.
 
     Args:
         value: Dicts, lists and tuples of anything; scalars are 0 deep, ``{}`` and ``[1]`` 1 deep.
-        limit: Stop counting past this depth (a self-containing list is infinitely deep).
+        max_depth: Stop once the value is known to be deeper than this.
+        max_items: Stop once more elements than this (list items and dict values, at any depth) are seen.
 
     Returns:
-        The depth, or ``limit + 1`` for anything deeper than ``limit``.
+        ``(depth, items)``; ``depth`` is ``max_depth + 1`` when the value is deeper than ``max_depth``,
+        and ``items`` passes ``max_items`` when there are more; the other number is then a lower bound.
     """
     containers = (dict, list, tuple)
     level = [value] if isinstance(value, containers) else []
-    depth = 0
-    while level and depth <= limit:
+    depth = items = 0
+    while level:
+        if depth == max_depth:
+            return max_depth + 1, items
         depth += 1
         below: list[Any] = []
         for item in level:
             children = item.values() if isinstance(item, dict) else item
+            items += len(children)
+            if items > max_items:
+                return depth, items
             below.extend(child for child in children if isinstance(child, containers))
         level = below
-    return depth
+    return depth, items
 
 
 def _given_id(value: Any) -> str | None:

@@ -11,7 +11,7 @@ from ftrl_gym.parsing import (
     MAX_JSON_DEPTH,
     MAX_NAME_LENGTH,
     ParsedCall,
-    json_depth,
+    json_extent,
     parse_response,
     split_reasoning,
     strip_end_markers,
@@ -135,15 +135,20 @@ def test_bytes_are_decoded_as_utf8():
     assert parse_response(b'<tool_call>{"name": "f"}</tool_call>').calls[0].name == "f"
 
 
-def test_json_depth_counts_without_recursion_and_stops_past_the_limit():
-    assert [json_depth(v) for v in (1, {}, [1], {"a": [1, {"b": 2}]}, ([[]],))] == [0, 1, 1, 3, 3]
+def test_json_extent_counts_without_recursion_and_stops_past_its_maxima():
+    values = (1, {}, [1], {"a": [1, {"b": 2}]}, ([[]],))
+    assert [json_extent(v) for v in values] == [(0, 0), (1, 0), (1, 1), (3, 4), (3, 2)]
     deep: list = []
     for _ in range(100_000):
         deep = [deep]
-    assert json_depth(deep, limit=10) == 11
+    assert json_extent(deep, max_depth=10) == (11, 10)
     loop: list = []
     loop.append(loop)
-    assert json_depth(loop) == MAX_JSON_DEPTH + 1
+    assert json_extent(loop)[0] == MAX_JSON_DEPTH + 1
+    shared: list = []
+    for _ in range(60):
+        shared = [shared, shared]  # 2**60 elements once written out
+    assert json_extent(shared, max_items=1000) == (9, 1002)
 
 
 def test_limits_accept_calls_at_the_limit_and_refuse_one_past_it():

@@ -22,10 +22,20 @@ def nested_dict(depth: int) -> dict[str, Any]:
     return value
 
 
-def self_containing() -> dict[str, Any]:
+def self_containing(times: int) -> dict[str, Any]:
+    """A dict that holds itself ``times`` times (a walk that never stops visits ``times**depth`` dicts)."""
     value: dict[str, Any] = {"city": "Paris"}
-    value["self"] = value
+    for i in range(times):
+        value[f"self{i}"] = value
     return value
+
+
+def shared_list(times: int) -> dict[str, Any]:
+    """Arguments that hold one list 2**``times`` times over once written out (never deeper than ``times``)."""
+    value: list[Any] = []
+    for _ in range(times):
+        value = [value, value]
+    return {"city": value}
 
 
 class Raises:
@@ -101,8 +111,12 @@ HOSTILE = [
      f"arguments are nested more than {MAX_JSON_DEPTH} levels deep"),
     ("arguments nested 100000 deep", weather(nested_dict(100_000)),
      f"arguments are nested more than {MAX_JSON_DEPTH} levels deep"),
-    ("arguments containing themselves", weather(self_containing()),
+    ("arguments containing themselves", weather(self_containing(1)),
      f"arguments are nested more than {MAX_JSON_DEPTH} levels deep"),
+    ("arguments containing themselves twice", weather(self_containing(2)),
+     f"arguments hold more than {MAX_ARGUMENTS_LENGTH // 2} values"),
+    ("arguments sharing a list 2**60 times", weather(shared_list(60)),
+     f"arguments hold more than {MAX_ARGUMENTS_LENGTH // 2} values, so more than {MAX_ARGUMENTS_LENGTH} characters"),
     ("huge arguments", weather({"city": "x" * 5_000_000}),
      f"arguments are 5000012 characters of JSON, more than {MAX_ARGUMENTS_LENGTH}"),
     ("huge arguments string", weather('{"city": "' + "x" * 300_000 + '"}'),
