@@ -366,7 +366,7 @@ def json_extent(value: Any, max_depth: int = MAX_JSON_DEPTH, max_items: int = 2*
             items += len(children)
             if items > max_items:
                 return depth, items
-            below.extend(child for child in children if isinstance(child, containers))
+            below += [child for child in children if isinstance(child, containers)]
         level = below
     return depth, items
 
