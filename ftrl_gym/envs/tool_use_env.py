@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
+import json
 import numbers
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,6 +44,9 @@ class ToolUseEnv(gym.Env[str, Any]):
     **Action**: the assistant's response — text with Hermes ``<tool_call>`` blocks (or Llama
     ``<|python_tag|>`` JSON), or an OpenAI assistant message dict with ``tool_calls``. The action space
     (:class:`LLMText`) describes the text form. Malformed actions are scored, never raised.
+
+    **Tools**: only the tools listed in the task's ``tools`` can be called (``load_tasks`` refuses a
+    ``codes`` entry without a schema); any other name gets the sandbox's unknown-tool error.
 
     **Observation** (:class:`LLMText`): after ``reset``, the opening messages' text; after a turn with
     calls, each tool result as ``<tool_response>\\n…\\n</tool_response>`` joined by newlines (what a
@@ -122,7 +125,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._sandbox = sandbox
         self._owns_sandbox = sandbox is None
         self._session: SandboxSession | None = None
-        self._pending_state: Any = None
+        self._pending_state_json: str | None = None
         self._tool_seed: int | None = None
         self.task: TaskRecord | None = None
         self._task_index = -1
@@ -146,10 +149,10 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._tool_seed = int(self.np_random.integers(2**31))
         self.task = self.tasks[self._task_index]
         self._close_session()
-        self._pending_state = copy.deepcopy(self.task.state)
+        self._pending_state_json = self.task.state_json  # encoded once at load: no copy per episode
         self._unsolved = {name: list(answers) for name, answers in self.task.unsolved_set.items()}
         self._total_answers = self.task.total_answers
-        self._messages: list[dict[str, Any]] = copy.deepcopy(self.task.messages)
+        self._messages: list[dict[str, Any]] = [dict(message) for message in self.task.messages]
         self._turn = self._calls = self._solved = 0
         self._done = False
         self._ensure_session()
@@ -207,10 +210,10 @@ class ToolUseEnv(gym.Env[str, Any]):
         Returns:
             The state after the calls so far, as the tools see it in ``data``.
         """
-        if self.task is None or self.task.state is None:
+        if self.task is None or self._pending_state_json is None:
             return None
         if self._session is None:
-            return copy.deepcopy(self._pending_state)
+            return json.loads(self._pending_state_json)
         return self._session.get_state()
 
     def render(self) -> str | None:
@@ -233,8 +236,8 @@ class ToolUseEnv(gym.Env[str, Any]):
         """Drop the sandbox and session; keep a stateful episode's world state to reopen it lazily."""
         state = self.__dict__.copy()
         session = self._session
-        if session is not None and self.task is not None and self.task.state is not None and not session.state_lost:
-            state["_pending_state"] = session.get_state()
+        if session is not None and self._pending_state_json is not None and not session.state_lost:
+            state["_pending_state_json"] = json.dumps(session.get_state(), separators=(",", ":"))
         state["_sandbox"] = state["_session"] = None
         state["_owns_sandbox"] = True
         spec = state.get("spec")
@@ -265,7 +268,7 @@ class ToolUseEnv(gym.Env[str, Any]):
                 self._owns_sandbox = True
             assert self.task is not None
             self._session = self._sandbox.open_session(
-                self.task.codes, self._pending_state, seed=self._tool_seed
+                self.task.tool_codes, seed=self._tool_seed, state_json=self._pending_state_json
             )
         return self._session
 
