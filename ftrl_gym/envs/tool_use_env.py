@@ -312,14 +312,16 @@ class ToolUseEnv(gym.Env[str, Any]):
         """Run a turn's calls within its budgets; returns one result per call and whether state was lost."""
         if not calls:
             return [], False
-        limit = self.config.max_calls_per_turn
+        config = self.config
+        runnable = calls[: config.max_calls_per_turn]
         started = time.monotonic()
-        ran, state_lost = self._run_in_time(calls[:limit], started)
-        results = cut_outputs(ran, self.config.max_output_bytes_per_turn)
-        if len(ran) < len(calls[:limit]):
-            late = over_time_budget(time.monotonic() - started, self.config.turn_timeout)
-            results += [late] * (len(calls[:limit]) - len(ran))
-        results += [over_call_budget(limit)] * (len(calls) - len(calls[:limit]))
+        ran, state_lost = self._run_in_time(runnable, started)
+        results = cut_outputs(ran, config.max_output_bytes_per_turn)
+        if len(ran) < len(runnable):
+            late = over_time_budget(time.monotonic() - started, config.turn_timeout)
+            results += [late] * (len(runnable) - len(ran))
+        if len(runnable) < len(calls):
+            results += [over_call_budget(config.max_calls_per_turn)] * (len(calls) - len(runnable))
         return results, state_lost
 
     def _run_in_time(self, calls: Sequence[ParsedCall], started: float) -> tuple[list[ToolResult], bool]:
