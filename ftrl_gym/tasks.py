@@ -7,16 +7,34 @@ import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from ftrl_gym.errors import TaskFormatError
+from ftrl_gym.parsing import MAX_JSON_DEPTH, json_extent
 
 SCENARIOS: tuple[str, ...] = ("single_hop", "parallel_single_hop", "multi_hop", "parallel_multi_hop")
 """The four scenarios of the construction pipeline (SPEC 6), in dataset order."""
 
 JSON_STRING_FIELDS: tuple[str, ...] = ("tools", "codes", "unsolved_set")
 """Fields the reference implementation stores as JSON strings; ``to_dict`` writes them that way."""
+
+MAX_RECORD_BYTES = 2**20
+"""UTF-8 bytes of a record's fields written as JSON, its state excepted (1 MiB; the shipped records
+are at most 17 kB). Messages, tool schemas and code are read at every reset and rendered into
+observations: a record past this size is refused at load rather than slowing every episode."""
+
+MAX_STATE_BYTES = 2**24
+"""Bytes of a record's world state written as compact JSON (16 MiB: three times the 5 MB state of the
+stateful benchmark). The sandbox worker decodes the state once per episode, within its memory limit."""
+
+_MAX_EXPANSION = 5
+"""A field's compact JSON is at most this many times longer than its text in a file's line: only a
+number in exponent form grows (``1e15`` is written ``1000000000000000.0``, 4.5 times as long); escapes
+and whitespace only shrink. Lines up to ``MAX_RECORD_BYTES / 5`` bytes are therefore never measured."""
+
+_COMPACT_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 _KNOWN_FIELDS = frozenset(
     {
@@ -31,7 +49,9 @@ class TaskRecord:
     """One episode's task: the opening conversation, the tools, their code and the expected answers.
 
     Attributes are fixed after construction (the containers themselves are plain lists and dicts:
-    treat them as read-only; the env never mutates them).
+    treat them as read-only; the env never mutates them). Records that :func:`load_tasks` returns are
+    within :data:`MAX_JSON_DEPTH`, :data:`MAX_RECORD_BYTES` and :data:`MAX_STATE_BYTES`, and every
+    ``codes`` entry is a tool listed in ``tools``.
     """
 
     messages: list[dict[str, Any]]
@@ -64,6 +84,18 @@ class TaskRecord:
         """Names of the tools offered to the agent, in schema order."""
         return [tool["function"]["name"] for tool in self.tools]
 
+    @cached_property
+    def tool_codes(self) -> dict[str, str]:
+        """The code of the tools listed in ``tools``, the only ones an episode can call."""
+        return {name: self.codes[name] for name in self.tool_names if name in self.codes}
+
+    @cached_property
+    def state_json(self) -> str | None:
+        """``state`` as one compact JSON document, encoded once (at load) and handed as it is to the
+        sandbox session of every episode, so that no episode copies or encodes the state again.
+        None for a stateless task."""
+        return None if self.state is None else json.dumps(self.state, separators=(",", ":"))
+
     @property
     def total_answers(self) -> int:
         """Number of expected answers in ``unsolved_set`` (T of the episode metrics)."""
@@ -84,10 +116,7 @@ class TaskRecord:
         Raises:
             TaskFormatError: A field is missing or malformed; the message names source and field.
         """
-        if not isinstance(record, Mapping):
-            raise TaskFormatError(f"{source}: a task record must be a JSON object, got {_kind(record)}")
-        validator = _Validator(record, source)
-        return validator.build()
+        return _Validator(record, source).build()
 
     def to_dict(self, json_strings: bool = True) -> dict[str, Any]:
         """Return the record as a JSON-ready dict.
@@ -125,15 +154,20 @@ class TaskRecord:
 class _Validator:
     """Checks one record field by field, raising with the source and field name on the first fault."""
 
-    def __init__(self, record: Mapping[str, Any], source: str) -> None:
+    def __init__(self, record: Any, source: str, line_bytes: int | None = None) -> None:
+        """Check that ``record`` is an object; ``line_bytes`` is the length of its line in a file."""
+        if not isinstance(record, Mapping):
+            raise TaskFormatError(f"{source}: a task record must be a JSON object, got {_kind(record)}")
         self.record = record
         self.source = source
+        self.line_bytes = line_bytes
 
     def fail(self, message: str) -> TaskFormatError:
         return TaskFormatError(f"{self.source}: {message}")
 
-    def decoded(self, name: str, required: bool) -> Any:
-        """Return a field's value, decoding it when it is a JSON string of a structured value."""
+    def decoded(self, name: str, required: bool, max_bytes: int = MAX_RECORD_BYTES) -> Any:
+        """Return a field's value, decoding it when it is a JSON string of a structured value, once its
+        nesting and size are known to be within the limits."""
         if name not in self.record or self.record[name] is None:
             if required:
                 raise self.fail(f"missing required field '{name}'")
@@ -141,10 +175,29 @@ class _Validator:
         value = self.record[name]
         if isinstance(value, str):
             try:
-                return json.loads(value)
+                value = json.loads(value)
             except (ValueError, RecursionError) as exc:
                 raise self.fail(f"{name} is a string but not valid JSON ({exc})") from None
+        self.check_extent(name, value, max_bytes)
         return value
+
+    def check_extent(self, name: str, value: Any, max_bytes: int) -> None:
+        """Refuse a value nested deeper than MAX_JSON_DEPTH, or with too many elements to fit ``max_bytes``
+        (each element takes two bytes or more), before anything recurses through it."""
+        max_items = max_bytes // 2
+        depth, items = json_extent(value, MAX_JSON_DEPTH, max_items)
+        if depth > MAX_JSON_DEPTH:
+            exact, items = json_extent(value, 2**62, max_items)
+            measured = f"{exact}" if items <= max_items else f"at least {exact}"
+            raise self.fail(
+                f"{name} is nested {measured} levels deep, more than MAX_JSON_DEPTH={MAX_JSON_DEPTH} "
+                "(ftrl_gym.parsing); flatten it"
+            )
+        if items > max_items:
+            limit = "MAX_STATE_BYTES" if max_bytes == MAX_STATE_BYTES else "MAX_RECORD_BYTES"
+            raise self.fail(
+                f"{name} holds more than {max_items} values, so more than {limit}={max_bytes} bytes of JSON"
+            )
 
     def build(self) -> TaskRecord:
         messages = self.messages()
@@ -152,7 +205,11 @@ class _Validator:
         names = [tool["function"]["name"] for tool in tools]
         codes = self.codes(names)
         unsolved = self.unsolved_set(names)
-        return TaskRecord(
+        state, state_json = self.state()
+        extra = {k: v for k, v in self.record.items() if k not in _KNOWN_FIELDS}
+        for key, value in extra.items():
+            self.check_extent(f"field {key!r}", value, MAX_RECORD_BYTES)
+        record = TaskRecord(
             messages=messages,
             tools=tools,
             codes=codes,
@@ -162,10 +219,37 @@ class _Validator:
             data_source=self.optional_text("data_source"),
             split=self.optional_text("split"),
             scenario=self.scenario(),
-            state=self.state(),
+            state=state,
             solution=self.solution(codes),
-            extra={k: v for k, v in self.record.items() if k not in _KNOWN_FIELDS},
+            extra=extra,
         )
+        self.check_size()
+        record.__dict__["state_json"] = state_json  # the cached_property, encoded once here
+        return record
+
+    def check_size(self) -> None:
+        """Refuse a record whose fields, its state excepted, take more than MAX_RECORD_BYTES as JSON."""
+        if self.line_bytes is not None and self.line_bytes * _MAX_EXPANSION <= MAX_RECORD_BYTES:
+            return  # a short line cannot hold more: no need to encode the record again to measure it
+        sizes = {}
+        for name, value in self.record.items():
+            if name != "state" and value is not None:
+                sizes[name] = self.json_bytes(name, value)
+        total = sum(sizes.values())
+        if total > MAX_RECORD_BYTES:
+            largest = max(sizes, key=sizes.__getitem__)
+            raise self.fail(
+                f"the record is {total} bytes of JSON without its state ({largest} {sizes[largest]}), more "
+                f"than MAX_RECORD_BYTES={MAX_RECORD_BYTES}; shorten {largest} or split the task"
+            )
+
+    def json_bytes(self, name: str, value: Any) -> int:
+        """UTF-8 bytes of a field as JSON (of the text itself for a string: a JSON-string field's JSON)."""
+        try:
+            text = value if isinstance(value, str) else _COMPACT_TEXT.encode(value)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise self.fail(f"{name} must hold only JSON values: {exc}") from None
+        return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
     def messages(self) -> list[dict[str, Any]]:
         messages = self.decoded("messages", required=True)
@@ -203,6 +287,13 @@ class _Validator:
         for name in names:
             if name not in codes:
                 raise self.fail(f"tool {name!r} is in tools but has no entry in codes")
+        listed = set(names)
+        for name in codes:
+            if name not in listed:
+                raise self.fail(
+                    f"codes[{name!r}] is not a tool in tools, so no agent could call it; "
+                    "add its schema to tools or remove it from codes"
+                )
         return codes
 
     def unsolved_set(self, names: Sequence[str]) -> dict[str, list[str]]:
@@ -249,16 +340,23 @@ class _Validator:
             raise self.fail(f"scenario must be one of {', '.join(SCENARIOS)}, got {value!r}")
         return value
 
-    def state(self) -> dict[str, Any] | None:
-        value = self.decoded("state", required=False)
-        if value is not None and not isinstance(value, dict):
+    def state(self) -> tuple[dict[str, Any] | None, str | None]:
+        """The state and its compact JSON, encoded here once for every episode of the record."""
+        value = self.decoded("state", required=False, max_bytes=MAX_STATE_BYTES)
+        if value is None:
+            return None, None
+        if not isinstance(value, dict):
             raise self.fail(f"state must be a JSON object, got {_kind(value)}")
-        if value is not None:
-            try:
-                json.dumps(value)
-            except (TypeError, ValueError, RecursionError) as exc:
-                raise self.fail(f"state must hold only JSON values (it travels to the sandbox as JSON): {exc}") from None
-        return value
+        try:
+            encoded = json.dumps(value, separators=(",", ":"))
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise self.fail(f"state must hold only JSON values (it travels to the sandbox as JSON): {exc}") from None
+        if len(encoded) > MAX_STATE_BYTES:
+            raise self.fail(
+                f"state is {len(encoded)} bytes of JSON, more than MAX_STATE_BYTES={MAX_STATE_BYTES}; "
+                "keep the world state a tool needs and leave out the rest"
+            )
+        return value, encoded
 
     def solution(self, codes: Mapping[str, str]) -> list[list[dict[str, Any]]] | None:
         turns = self.decoded("solution", required=False)
@@ -295,15 +393,19 @@ def load_tasks(source: str | os.PathLike[str] | Iterable[TaskRecord | Mapping[st
         The records in file order.
 
     Raises:
-        TaskFormatError: A line is not UTF-8 or not JSON, or a record is invalid. The message
-            names the file and line (``tasks.jsonl:17``) or the list index (``records[3]``).
+        TaskFormatError: A line is not UTF-8 or not JSON, or a record is invalid or past a limit
+            (:data:`~ftrl_gym.parsing.MAX_JSON_DEPTH`, :data:`MAX_RECORD_BYTES`,
+            :data:`MAX_STATE_BYTES`). The message names the file and line (``tasks.jsonl:17``) or the
+            list index (``records[3]``), the field, and the limit with the value that broke it.
         FileNotFoundError: The path does not exist.
     """
     if isinstance(source, (str, os.PathLike)):
         return _load_file(Path(source), str(source))
     records = []
     for i, item in enumerate(source):
-        records.append(item if isinstance(item, TaskRecord) else TaskRecord.from_dict(item, f"records[{i}]"))
+        # a TaskRecord built by hand has not been checked against the limits: it is checked like a dict
+        record = item.to_dict(json_strings=False) if isinstance(item, TaskRecord) else item
+        records.append(TaskRecord.from_dict(record, f"records[{i}]"))
     return records
 
 
@@ -324,7 +426,7 @@ def _load_file(path: Path, name: str) -> list[TaskRecord]:
             record = json.loads(line)
         except (ValueError, RecursionError) as exc:
             raise TaskFormatError(f"{where}: not valid JSON ({exc})") from None
-        records.append(TaskRecord.from_dict(record, where))
+        records.append(_Validator(record, where, len(raw)).build())
     return records
 
 

@@ -6,7 +6,16 @@ import json
 
 import pytest
 
-from ftrl_gym.parsing import ParsedCall, parse_response, split_reasoning, strip_end_markers
+from ftrl_gym.parsing import (
+    MAX_ARGUMENTS_LENGTH,
+    MAX_JSON_DEPTH,
+    MAX_NAME_LENGTH,
+    ParsedCall,
+    json_extent,
+    parse_response,
+    split_reasoning,
+    strip_end_markers,
+)
 
 
 def test_hermes_blocks_with_object_and_string_arguments():
@@ -124,3 +133,65 @@ def test_non_text_actions_are_explained_not_raised(action):
 
 def test_bytes_are_decoded_as_utf8():
     assert parse_response(b'<tool_call>{"name": "f"}</tool_call>').calls[0].name == "f"
+
+
+def test_json_extent_counts_without_recursion_and_stops_past_its_maxima():
+    values = (1, {}, [1], {"a": [1, {"b": 2}]}, ([[]],))
+    assert [json_extent(v) for v in values] == [(0, 0), (1, 0), (1, 1), (3, 4), (3, 2)]
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert json_extent(deep, max_depth=10) == (11, 10)
+    loop: list = []
+    loop.append(loop)
+    assert json_extent(loop)[0] == MAX_JSON_DEPTH + 1
+    shared: list = []
+    for _ in range(60):
+        shared = [shared, shared]  # 2**60 elements once written out
+    assert json_extent(shared, max_items=1000) == (9, 1002)
+
+
+def test_limits_accept_calls_at_the_limit_and_refuse_one_past_it():
+    def block(name, arguments):
+        return f"<tool_call>{json.dumps({'name': name, 'arguments': arguments})}</tool_call>"
+
+    def nested(depth):
+        value = {}
+        for _ in range(depth - 1):
+            value = {"a": value}
+        return value
+
+    at_limit = parse_response(block("n" * MAX_NAME_LENGTH, nested(MAX_JSON_DEPTH)))
+    assert len(at_limit.calls) == 1 and at_limit.errors == ()
+    past = parse_response(block("n" * (MAX_NAME_LENGTH + 1), {}) + block("f", nested(MAX_JSON_DEPTH + 1)))
+    assert past.calls == ()
+    assert past.errors == (
+        f"<tool_call> block 1: the tool name is {MAX_NAME_LENGTH + 1} characters long; a name has at most 256",
+        "<tool_call> block 2: call of 'f': arguments are nested more than 64 levels deep",
+    )
+    blob = "x" * (MAX_ARGUMENTS_LENGTH - len('{"s": ""}'))
+    assert parse_response(block("f", {"s": blob})).calls[0].arguments == {"s": blob}
+    assert "arguments are 262145 characters of JSON, more than 262144" in parse_response(
+        block("f", {"s": blob + "y"})).errors[0]
+
+
+def test_message_arguments_become_plain_json_values():
+    class Text(str):
+        pass
+
+    parsed = parse_response({"tool_calls": [{"id": "x" * 300, "function": {
+        "name": Text("f"), "arguments": {"a": (1, 2), 3: Text("b")}}}]}, id_prefix="call_2")
+    call = parsed.calls[0]
+    assert call == ParsedCall("call_2_0", "f", {"a": [1, 2], "3": "b"})
+    assert type(call.name) is str and type(call.arguments["3"]) is str
+
+
+def test_tool_calls_that_are_not_a_list_are_a_format_error():
+    parsed = parse_response({"content": "ok", "tool_calls": {"function": {"name": "f"}}})
+    assert parsed.calls == () and parsed.has_call_syntax
+    assert parsed.errors == ("tool_calls must be a list of {'function': {'name', 'arguments'}} entries, got dict",)
+    assert parse_response({"content": '<tool_call>{"name": "f"}</tool_call>', "tool_calls": []}).calls[0].name == "f"
+
+
+def test_end_marker_flood_is_stripped_like_one_marker():
+    assert strip_end_markers("hi" + " <|im_end|>\n<|endoftext|>" * 100_000) == "hi"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from ftrl_gym.errors import TaskFormatError
-from ftrl_gym.tasks import TaskRecord, load_tasks, save_tasks
+from ftrl_gym.parsing import MAX_JSON_DEPTH
+from ftrl_gym.tasks import MAX_RECORD_BYTES, MAX_STATE_BYTES, TaskRecord, load_tasks, save_tasks
 
 FIXTURE = Path(__file__).parent / "data" / "tasks.jsonl"
 
@@ -130,3 +132,80 @@ def test_save_is_atomic_on_failure(tmp_path):
 def test_state_that_is_not_json_fails_at_load_not_at_reset():
     with pytest.raises(TaskFormatError, match=r"^records\[0\]: state must hold only JSON values .*set"):
         load_tasks([_record(state={"accounts": {"alice", "bob"}})])
+
+
+def _nested(depth):
+    value = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"messages": [{"role": "user", "content": _nested(64)}]},
+         "messages is nested 66 levels deep, more than MAX_JSON_DEPTH=64 (ftrl_gym.parsing); flatten it"),
+        ({"tools": json.dumps([{"type": "function",
+                                "function": {"name": "get_capital", "parameters": _nested(70)}}])},
+         "tools is nested 73 levels deep, more than MAX_JSON_DEPTH=64"),
+        ({"solution": [[{"name": "get_capital", "arguments": {"a": _nested(65)}}]]},
+         "solution is nested 69 levels deep, more than MAX_JSON_DEPTH=64"),
+        ({"state": {"a": _nested(900)}}, "state is nested 901 levels deep, more than MAX_JSON_DEPTH=64"),
+        ({"notes": _nested(65)}, "field 'notes' is nested 65 levels deep, more than MAX_JSON_DEPTH=64"),
+        ({"codes": {"get_capital": "def get_capital(country):\n    return 'Lima'\n", "helper": "x = 1\n"}},
+         "codes['helper'] is not a tool in tools, so no agent could call it; add its schema to tools or "
+         "remove it from codes"),
+    ],
+)
+def test_limits_are_checked_at_load_naming_line_field_and_value(tmp_path, changes, message):
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(json.dumps(_record()) + "\n" + json.dumps(_record(**changes)) + "\n", encoding="utf-8")
+    with pytest.raises(TaskFormatError) as info:
+        load_tasks(path)
+    assert str(info.value).startswith(f"{path}:2: {message}")
+    with pytest.raises(TaskFormatError, match=r"^records\[0\]: "):
+        load_tasks([_record(**changes)])
+
+
+def test_record_and_state_byte_limits(tmp_path):
+    assert (MAX_RECORD_BYTES, MAX_STATE_BYTES, MAX_JSON_DEPTH) == (2**20, 2**24, 64)
+    long_text = [{"role": "user", "content": "é" * (MAX_RECORD_BYTES // 2)}]
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(json.dumps(_record(messages=long_text), ensure_ascii=False) + "\n", encoding="utf-8")
+    with pytest.raises(TaskFormatError) as info:
+        load_tasks(path)
+    assert str(info.value) == (
+        f"{path}:1: the record is 1048769 bytes of JSON without its state (messages 1048606), more than "
+        "MAX_RECORD_BYTES=1048576; shorten messages or split the task"
+    )
+    state = {"blob": "x" * MAX_STATE_BYTES}
+    with pytest.raises(TaskFormatError, match=r"^records\[0\]: state is 16777227 bytes of JSON, more than "
+                                              r"MAX_STATE_BYTES=16777216; keep the world state a tool needs"):
+        load_tasks([_record(state=state)])
+    state["blob"] = "x" * (MAX_STATE_BYTES - 11)
+    assert len(load_tasks([_record(state=state)])[0].state_json) == MAX_STATE_BYTES
+
+
+def test_many_values_are_refused_before_anything_encodes_them():
+    shared: list = []
+    for _ in range(60):
+        shared = [shared, shared]  # 2**60 lists once written out, 60 deep
+    with pytest.raises(TaskFormatError, match=r"^records\[0\]: field 'notes' holds more than 524288 values, so "
+                                              r"more than MAX_RECORD_BYTES=1048576 bytes of JSON$"):
+        load_tasks([_record(notes=shared)])
+
+
+def test_state_is_encoded_once_at_load_and_hand_built_records_are_checked_too():
+    task = load_tasks([_record(state={"b": [1.5, "é"], "a": None})])[0]
+    assert task.state_json == '{"b":[1.5,"\\u00e9"],"a":null}'
+    assert task.tool_codes == {"get_capital": task.codes["get_capital"]}
+    assert load_tasks([_record()])[0].state_json is None
+    hand_built = dataclasses.replace(task, messages=[{"role": "user", "content": _nested(70)}])
+    with pytest.raises(TaskFormatError, match=r"^records\[0\]: messages is nested 72 levels deep"):
+        load_tasks([hand_built])
+
+
+def test_non_json_values_in_a_list_record_fail_at_load():
+    with pytest.raises(TaskFormatError, match=r"^records\[0\]: messages must hold only JSON values: .*set"):
+        load_tasks([_record(messages=[{"role": "user", "content": {1, 2}}])])

@@ -18,6 +18,9 @@ SPLITS: tuple[str, ...] = ("train", "test")
 MIXED = "mixed"
 """Pseudo-scenario of ``FTRL-Mixed-v0``: the four scenarios together."""
 
+MIN_OUTPUT_BYTES_PER_TURN = 64
+"""Smallest accepted ``max_output_bytes_per_turn``: room for one short tool answer."""
+
 
 @dataclass(frozen=True)
 class ToolUseEnvConfig:
@@ -31,6 +34,16 @@ class ToolUseEnvConfig:
     """Wall-clock seconds one tool call may run."""
     tool_memory_mb: int = 1024
     """Memory limit of each sandbox worker process, in MiB."""
+    turn_timeout: float = 30.0
+    """Wall-clock seconds the tool calls of one turn may take together. Calls stop starting once it is
+    spent (they are sent in batches that fit in what is left, each call allowed ``tool_timeout``), so a
+    turn lasts at most ``turn_timeout + tool_timeout``; the calls it leaves are not run and say why."""
+    max_calls_per_turn: int = 16
+    """Tool calls run per turn (the shipped tasks need at most 4); later calls of the turn are not run,
+    and still count as calls for the reward."""
+    max_output_bytes_per_turn: int = 2**18
+    """UTF-8 bytes of tool output one turn may put into the conversation (256 KiB, as many characters
+    as the observation holds); later output is cut with a marker."""
 
     def __post_init__(self) -> None:
         if isinstance(self.max_turns, bool) or not isinstance(self.max_turns, int) or self.max_turns < 1:
@@ -42,16 +55,40 @@ class ToolUseEnvConfig:
                 f"unknown reward {self.reward!r}{_did_you_mean(self.reward, REWARD_VARIANTS)}; "
                 f"choose one of {', '.join(REWARD_VARIANTS)}"
             )
-        timeout = self.tool_timeout
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
-            math.isfinite(timeout) and timeout > 0
-        ):
-            raise EnvConfigError(f"tool_timeout must be a positive number of seconds, got {timeout!r}")
+        if not _positive_number(self.tool_timeout):
+            raise EnvConfigError(f"tool_timeout must be a positive number of seconds, got {self.tool_timeout!r}")
         memory = self.tool_memory_mb
         if isinstance(memory, bool) or not isinstance(memory, int) or memory < 64:
             raise EnvConfigError(
                 f"tool_memory_mb must be an int of at least 64 (MiB), got {memory!r}; the default is 1024"
             )
+        self._check_turn_budgets()
+
+    def _check_turn_budgets(self) -> None:
+        """Validate ``turn_timeout``, ``max_calls_per_turn`` and ``max_output_bytes_per_turn``."""
+        if not _positive_number(self.turn_timeout):
+            raise EnvConfigError(
+                f"turn_timeout must be a positive number of seconds, got {self.turn_timeout!r}; "
+                "e.g. gym.make(id, turn_timeout=30)"
+            )
+        calls = self.max_calls_per_turn
+        if isinstance(calls, bool) or not isinstance(calls, int) or calls < 1:
+            raise EnvConfigError(
+                f"max_calls_per_turn must be a positive int, got {calls!r}; "
+                "e.g. gym.make(id, max_calls_per_turn=16)"
+            )
+        output = self.max_output_bytes_per_turn
+        if isinstance(output, bool) or not isinstance(output, int) or output < MIN_OUTPUT_BYTES_PER_TURN:
+            raise EnvConfigError(
+                f"max_output_bytes_per_turn must be an int of at least {MIN_OUTPUT_BYTES_PER_TURN} (bytes), "
+                f"got {output!r}; the default is {2**18}"
+            )
+
+
+def _positive_number(value: object) -> bool:
+    """A finite int or float above 0 (not a bool)."""
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and math.isfinite(value) and value > 0)
 
 
 def _did_you_mean(value: object, choices: object) -> str:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
+import json
 import numbers
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, SupportsFloat
 
 import gymnasium as gym
 from gymnasium.error import ResetNeeded
 
+from ftrl_gym.envs.budgets import batch_size, cut_outputs, not_run, over_call_budget, over_time_budget
 from ftrl_gym.envs.config import ToolUseEnvConfig, load_builtin_tasks
 from ftrl_gym.envs.rendering import (
     explain_outcome,
@@ -43,7 +45,30 @@ class ToolUseEnv(gym.Env[str, Any]):
 
     **Action**: the assistant's response — text with Hermes ``<tool_call>`` blocks (or Llama
     ``<|python_tag|>`` JSON), or an OpenAI assistant message dict with ``tool_calls``. The action space
-    (:class:`LLMText`) describes the text form. Malformed actions are scored, never raised.
+    (:class:`LLMText`) describes the text form. Malformed actions are scored, never raised: a message
+    whose ``tool_calls`` is not a list, or whose calls all fail to parse (arguments nested past
+    ``ftrl_gym.parsing.MAX_JSON_DEPTH``, past ``MAX_ARGUMENTS_LENGTH`` characters, not JSON, objects
+    whose methods raise ...), is a format error (−0.3).
+
+    **Tools**: only the tools listed in the task's ``tools`` can be called (``load_tasks`` refuses a
+    ``codes`` entry without a schema); any other name gets the sandbox's unknown-tool error.
+
+    **Turn budgets** (on top of the sandbox's per-call ``tool_timeout`` and output limit):
+
+    - ``max_calls_per_turn`` (16): later calls of the turn are not run; each gets
+      ``error: call not run: this turn already made 16 calls (max_calls_per_turn=16)`` and counts as
+      a call for the reward.
+    - ``turn_timeout`` (30 s): the turn's calls are sent in batches that could all time out within
+      the time left; once it is spent, the remaining calls are not run (``error: call not run: this
+      turn's tool calls already took 30.2 s (turn_timeout=30 s)``). A turn lasts at most
+      ``turn_timeout + tool_timeout``.
+    - ``max_output_bytes_per_turn`` (262 144): tool output past it is cut with
+      ``…[tool output cut: …]``; a result with nothing left to show becomes
+      ``error: output not shown: …``. The observation's own cap (``OBSERVATION_MAX_LENGTH``
+      characters) stays as a last guard.
+
+    The defaults never bind on the shipped tasks (at most 4 calls per turn, outputs of a few hundred
+    bytes, calls of a few milliseconds).
 
     **Observation** (:class:`LLMText`): after ``reset``, the opening messages' text; after a turn with
     calls, each tool result as ``<tool_response>\\n…\\n</tool_response>`` joined by newlines (what a
@@ -88,6 +113,9 @@ class ToolUseEnv(gym.Env[str, Any]):
         reward: str = "solve_f1",
         tool_timeout: float = 10.0,
         tool_memory_mb: int = 1024,
+        turn_timeout: float = 30.0,
+        max_calls_per_turn: int = 16,
+        max_output_bytes_per_turn: int = 2**18,
         sandbox: Sandbox | None = None,
         render_mode: str | None = None,
     ) -> None:
@@ -102,6 +130,9 @@ class ToolUseEnv(gym.Env[str, Any]):
             reward: ``"solve_f1"``, ``"solve_p"``, ``"solve_r"`` or ``"solve_pr"``.
             tool_timeout: Wall-clock seconds per tool call.
             tool_memory_mb: Memory limit of a sandbox worker, in MiB.
+            turn_timeout: Wall-clock seconds all the calls of one turn may take (see the class docstring).
+            max_calls_per_turn: Calls run per turn.
+            max_output_bytes_per_turn: UTF-8 bytes of tool output kept per turn.
             sandbox: An existing sandbox to share (not closed by this env, not pickled); by default
                 the env starts its own on first ``reset``.
             render_mode: None or ``"ansi"`` (``render()`` returns the transcript).
@@ -110,7 +141,10 @@ class ToolUseEnv(gym.Env[str, Any]):
             EnvConfigError: Invalid arguments; the message says how to fix them.
             TaskFormatError: The task file or records are malformed.
         """
-        self.config = ToolUseEnvConfig(max_turns, reward, tool_timeout, tool_memory_mb)
+        self.config = ToolUseEnvConfig(
+            max_turns, reward, tool_timeout, tool_memory_mb,
+            turn_timeout, max_calls_per_turn, max_output_bytes_per_turn,
+        )
         self.tasks: list[TaskRecord] = _resolve_tasks(tasks, scenario, split, data_dir)
         if render_mode not in (None, "ansi"):
             raise EnvConfigError(f"render_mode must be None or 'ansi', got {render_mode!r}")
@@ -122,7 +156,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._sandbox = sandbox
         self._owns_sandbox = sandbox is None
         self._session: SandboxSession | None = None
-        self._pending_state: Any = None
+        self._pending_state_json: str | None = None
         self._tool_seed: int | None = None
         self.task: TaskRecord | None = None
         self._task_index = -1
@@ -146,10 +180,10 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._tool_seed = int(self.np_random.integers(2**31))
         self.task = self.tasks[self._task_index]
         self._close_session()
-        self._pending_state = copy.deepcopy(self.task.state)
+        self._pending_state_json = self.task.state_json  # encoded once at load: no copy per episode
         self._unsolved = {name: list(answers) for name, answers in self.task.unsolved_set.items()}
         self._total_answers = self.task.total_answers
-        self._messages: list[dict[str, Any]] = copy.deepcopy(self.task.messages)
+        self._messages: list[dict[str, Any]] = [dict(message) for message in self.task.messages]
         self._turn = self._calls = self._solved = 0
         self._done = False
         self._ensure_session()
@@ -207,10 +241,10 @@ class ToolUseEnv(gym.Env[str, Any]):
         Returns:
             The state after the calls so far, as the tools see it in ``data``.
         """
-        if self.task is None or self.task.state is None:
+        if self.task is None or self._pending_state_json is None:
             return None
         if self._session is None:
-            return copy.deepcopy(self._pending_state)
+            return json.loads(self._pending_state_json)
         return self._session.get_state()
 
     def render(self) -> str | None:
@@ -233,8 +267,8 @@ class ToolUseEnv(gym.Env[str, Any]):
         """Drop the sandbox and session; keep a stateful episode's world state to reopen it lazily."""
         state = self.__dict__.copy()
         session = self._session
-        if session is not None and self.task is not None and self.task.state is not None and not session.state_lost:
-            state["_pending_state"] = session.get_state()
+        if session is not None and self._pending_state_json is not None and not session.state_lost:
+            state["_pending_state_json"] = json.dumps(session.get_state(), separators=(",", ":"))
         state["_sandbox"] = state["_session"] = None
         state["_owns_sandbox"] = True
         spec = state.get("spec")
@@ -265,7 +299,7 @@ class ToolUseEnv(gym.Env[str, Any]):
                 self._owns_sandbox = True
             assert self.task is not None
             self._session = self._sandbox.open_session(
-                self.task.codes, self._pending_state, seed=self._tool_seed
+                self.task.tool_codes, seed=self._tool_seed, state_json=self._pending_state_json
             )
         return self._session
 
@@ -275,15 +309,42 @@ class ToolUseEnv(gym.Env[str, Any]):
             self._session = None
 
     def _run_calls(self, calls: tuple[ParsedCall, ...]) -> tuple[list[ToolResult], bool]:
-        """Run the calls in one sandbox round trip; returns the results and whether state was lost."""
+        """Run a turn's calls within its budgets; returns one result per call and whether state was lost."""
         if not calls:
             return [], False
+        config = self.config
+        runnable = calls[: config.max_calls_per_turn]
+        started = time.monotonic()
+        ran, state_lost = self._run_in_time(runnable, started)
+        results = cut_outputs(ran, config.max_output_bytes_per_turn)
+        if len(ran) < len(runnable):
+            late = over_time_budget(time.monotonic() - started, config.turn_timeout)
+            results += [late] * (len(runnable) - len(ran))
+        if len(runnable) < len(calls):
+            results += [over_call_budget(config.max_calls_per_turn)] * (len(calls) - len(runnable))
+        return results, state_lost
+
+    def _run_in_time(self, calls: Sequence[ParsedCall], started: float) -> tuple[list[ToolResult], bool]:
+        """Run calls in sandbox round trips that fit in the turn's time left, until it is spent.
+
+        Returns:
+            The results of the calls that ran (a prefix of ``calls``) and whether state was lost.
+        """
         session = self._ensure_session()
-        try:
-            results = session.call([ToolCall(call.name, call.arguments) for call in calls])
-        except EpisodeStateLostError as exc:
-            line = f"error: the episode's world state was lost ({exc}); the episode is truncated"
-            return [ToolResult(False, line, None, line, 0.0) for _ in calls], True
+        assert self._sandbox is not None
+        call_timeout = self._sandbox.config.timeout_s
+        results: list[ToolResult] = []
+        while len(results) < len(calls):
+            left = self.config.turn_timeout - (time.monotonic() - started)
+            size = batch_size(left, call_timeout, len(calls) - len(results))
+            if size == 0:
+                break
+            batch = calls[len(results):len(results) + size]
+            try:
+                results += session.call([ToolCall(call.name, call.arguments) for call in batch])
+            except EpisodeStateLostError as exc:
+                line = f"error: the episode's world state was lost ({exc}); the episode is truncated"
+                return results + [not_run(line)] * (len(calls) - len(results)), True
         return results, session.state_lost
 
     def _truncation_reason(self, state_lost: bool) -> str | None:
