@@ -11,8 +11,10 @@ a program into new Linux namespaces. The zygote runs inside it with:
   runs as root (where user namespaces would map 65534 back to root), the zygote drops to the real uid
   65534 itself right after start;
 - the zygote as the PID namespace's init (``--as-pid-1``): when it dies, the kernel kills every episode
-  process, and the zygote's own exit waits for them; ``--die-with-parent``: nothing in the sandbox
-  outlives the host process.
+  process, and the zygote's own exit waits for them. It exits when its socket to the host closes, so
+  nothing in the sandbox outlives the host process. (Not ``--die-with-parent``: its parent-death signal
+  follows the *thread* that started bubblewrap, and a host may start a sandbox from a short-lived
+  thread.)
 
 Where bubblewrap is missing or refused (no user namespaces, macOS), the zygote runs as a plain process and
 the missing layers are named once in a warning; ``SandboxConfig(require_os_boundary=True)`` or the
@@ -95,7 +97,7 @@ def bwrap_command(bwrap: str, python_args: list[str]) -> list[str]:
     """
     executable, roots = python_paths()
     restricted = str(Path(RestrictedPython.__file__).resolve().parent)
-    args = [bwrap, "--die-with-parent", "--new-session", "--as-pid-1", "--unshare-ipc", "--unshare-pid", "--unshare-net",
+    args = [bwrap, "--new-session", "--as-pid-1", "--unshare-ipc", "--unshare-pid", "--unshare-net",
             "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
     if os.geteuid() != 0:
         args += ["--unshare-user", "--uid", str(UNPRIVILEGED_ID), "--gid", str(UNPRIVILEGED_ID),

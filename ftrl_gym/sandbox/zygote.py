@@ -258,7 +258,6 @@ def main(control_fd: int, settings: dict[str, Any]) -> None:
         settings: ``timeout_s``, ``memory_mb``, ``output_limit``, ``language_barrier``, ``in_boundary``.
     """
     control = socket.socket(fileno=control_fd)
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     zygote = Zygote(control, settings)
     in_boundary = bool(settings["in_boundary"])
     if not in_boundary:

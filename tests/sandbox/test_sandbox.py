@@ -471,3 +471,34 @@ def test_forked_child_gets_its_own_processes_and_leaves_the_parents_alone() -> N
         assert [box.zygote_pid, session.pid] == parent_pids
         assert not any(process_gone(p) for p in parent_pids if p is not None)
         assert call(session, "ok").text == "ok"
+
+
+HOST_SCRIPT = """
+import sys, threading, time
+from ftrl_gym.sandbox import Sandbox, SandboxConfig, ToolCall
+made = {}
+thread = threading.Thread(target=lambda: made.update(box=Sandbox(SandboxConfig(timeout_s=5))))
+thread.start()
+thread.join()  # the thread that started the zygote is gone: the sandbox must not go with it
+session = made["box"].open_session({"ok": "def ok():\\n    return 'ok'\\n"})
+time.sleep(0.3)
+print(session.call([ToolCall("ok", {})])[0].text, made["box"].zygote_pid, session.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_sandbox_outlives_the_thread_that_made_it_but_not_the_host() -> None:
+    import subprocess
+    import sys
+
+    host = subprocess.Popen([sys.executable, "-c", HOST_SCRIPT], stdout=subprocess.PIPE, text=True,
+                            cwd=str(Path(__file__).resolve().parents[2]))
+    assert host.stdout is not None
+    text, zygote, episode = host.stdout.readline().split()
+    assert text == "ok"
+    host.kill()
+    host.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (process_gone(int(zygote)) and process_gone(int(episode))):
+        time.sleep(0.02)
+    assert process_gone(int(zygote)) and process_gone(int(episode))
