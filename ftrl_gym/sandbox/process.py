@@ -292,10 +292,13 @@ class Zygote:
 
     def _send(self, request: list[Any], timeout_s: float = 10.0) -> None:
         """Send one request (zygote lock held)."""
+        self._send_raw(json.dumps(request).encode(), timeout_s)
+
+    def _send_raw(self, payload: bytes, timeout_s: float) -> None:
+        """Send one frame (zygote lock held)."""
         sock = self._sock
         if sock is None:
             raise WorkerDied(None)
-        payload = json.dumps(request).encode()
         try:
             if not write_until(sock.fileno(), HEADER.pack(len(payload)) + payload, time.monotonic() + timeout_s):
                 raise WorkerTimeout()
@@ -338,6 +341,45 @@ class Zygote:
         self._prefetched.clear()
         self._prefetch_pending = False
 
+    def spawn_with_state(self, key: str, state: bytes) -> EpisodeProcess:
+        """A fresh episode process that inherits a world state the zygote decoded (once per state, kept
+        while the zygote lives and its cache has room): a 5 MB state is not sent or decoded per episode.
+
+        Args:
+            key: the state's digest (the zygote's cache key).
+            state: its JSON, sent only when the zygote does not hold it.
+
+        Raises:
+            SandboxError: the zygote cannot be (re)started.
+        """
+        with self.lock:
+            for attempt in range(2):
+                self.ensure_running()
+                try:
+                    self._collect_prefetch()
+                    self._send(["spawn_state", key])
+                    answer, fds = self._read_reply()
+                    if answer[0] == "missing":
+                        self._send(["put_state", key])
+                        self._send_raw(state, timeout_s=10.0 + len(state) / 1e7)
+                        self._send(["spawn_state", key])
+                        answer, fds = self._read_reply()
+                    if answer[0] != "child" or len(fds) != 1:
+                        raise WorkerDied(None)
+                    return self._adopt(int(answer[1]), fds[0])
+                except (WorkerDied, WorkerTimeout):
+                    self.kill()
+                    if attempt:
+                        raise SandboxError("the sandbox's zygote process died twice while forking an "
+                                           "episode process") from None
+        raise AssertionError("unreachable")
+
+    def _adopt(self, child_id: int, fd: int) -> EpisodeProcess:
+        process = EpisodeProcess(self, child_id, fd, self.generation)
+        if process.pid is not None:
+            self.episode_pids.add(process.pid)
+        return process
+
     def spawn(self) -> EpisodeProcess:
         """A fresh episode process, forked from the pristine zygote.
 
@@ -361,10 +403,7 @@ class Zygote:
                         raise WorkerDied(None)
                     self._send(["spawn"])
                     self._prefetch_pending = True
-                    process = EpisodeProcess(self, int(answer[1]), fds[0], self.generation)
-                    if process.pid is not None:
-                        self.episode_pids.add(process.pid)
-                    return process
+                    return self._adopt(int(answer[1]), fds[0])
                 except (WorkerDied, WorkerTimeout):
                     self.kill()
                     if attempt:

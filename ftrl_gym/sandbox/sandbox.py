@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import weakref
 from collections.abc import Mapping
@@ -12,6 +13,13 @@ from ftrl_gym.sandbox import boundary
 from ftrl_gym.sandbox.config import SandboxConfig
 from ftrl_gym.sandbox.process import Zygote
 from ftrl_gym.sandbox.session import SandboxSession
+
+
+MAX_STATE_JSON_CHARS = 64 << 20
+"""Largest world state (characters of JSON) a session accepts; the zygote decodes it once per task."""
+
+STATE_KEYS_KEPT = 256
+"""State strings whose digest a sandbox remembers (the oldest is forgotten first)."""
 
 
 def _shutdown(zygote: Zygote | None) -> None:
@@ -40,6 +48,7 @@ class Sandbox:
         self.config = config or SandboxConfig()
         self._closed = False
         self._sessions: weakref.WeakSet[SandboxSession] = weakref.WeakSet()
+        self._state_keys: dict[str, str] = {}
         self._zygote = Zygote(self.config)
         self._finalizer = weakref.finalize(self, _shutdown, self._zygote)
 
@@ -81,7 +90,7 @@ class Sandbox:
         Raises:
             TypeError: ``codes`` is not a mapping of str to str, ``state`` is not JSON-serialisable or
                 ``seed`` is not an int.
-            SandboxError: the sandbox is closed.
+            SandboxError: the sandbox is closed, or the state is larger than ``MAX_STATE_JSON_CHARS``.
         """
         if self._closed:
             raise SandboxError("open_session() on a closed Sandbox")
@@ -95,10 +104,25 @@ class Sandbox:
                 raise TypeError("pass either state or state_json (a str of JSON), not both")
         else:
             state_json = self._encode_state(state)
+        if state_json is not None and len(state_json) > MAX_STATE_JSON_CHARS:
+            raise SandboxError(f"the state's JSON has {len(state_json):,} characters, more than the sandbox's "
+                               f"limit of {MAX_STATE_JSON_CHARS:,}")
         codes_json = json.dumps(dict(codes), separators=(",", ":"))
-        session = SandboxSession(self._zygote, codes_json, state_json, seed, list(codes), owner=self)
+        key = "" if state_json is None else self._state_key(state_json)
+        session = SandboxSession(self._zygote, codes_json, state_json, seed, list(codes), owner=self, state_key=key)
         self._sessions.add(session)
         return session
+
+    def _state_key(self, state_json: str) -> str:
+        """A digest of the state (the zygote's cache key), computed once per state string: an env passes
+        the same string for every episode of a task, and a dict finds it by identity."""
+        key = self._state_keys.get(state_json)
+        if key is None:
+            key = hashlib.blake2b(state_json.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+            self._state_keys[state_json] = key
+            while len(self._state_keys) > STATE_KEYS_KEPT:
+                self._state_keys.pop(next(iter(self._state_keys)))
+        return key
 
     @staticmethod
     def _encode_state(state: Any) -> str | None:

@@ -34,12 +34,13 @@ class SandboxSession:
     """
 
     def __init__(self, zygote: Zygote, codes_json: str, state_json: str | None, seed: int | None,
-                 tool_names: list[str], owner: object = None) -> None:
+                 tool_names: list[str], owner: object = None, state_key: str = "") -> None:
         self._owner = owner  # keeps the Sandbox (and so its zygote) alive while the session is used
         self._zygote = zygote
         self._stateful = state_json is not None
         self._setup = f'[{codes_json},{"true" if self._stateful else "false"},{_dumps(seed)}]'.encode()
         self._state_json = state_json
+        self._state_key = state_key
         self._tool_names = tool_names
         self._process: EpisodeProcess | None = None
         self._started = False  # a process received the state
@@ -125,11 +126,13 @@ class SandboxSession:
             return None
         timeout = self._zygote.config.timeout_s
         for attempt in range(SETUP_ATTEMPTS):
-            process = self._zygote.spawn()
+            if self._stateful:
+                state = (self._state_json or "null").encode()
+                process = self._zygote.spawn_with_state(self._state_key, state)
+            else:
+                process = self._zygote.spawn()
             try:
                 process.send(self._setup, timeout)
-                if self._stateful:
-                    process.send((self._state_json or "null").encode(), timeout + len(self._state_json or "") / 1e7)
             except (WorkerDied, WorkerTimeout):
                 process.end()
                 if attempt == SETUP_ATTEMPTS - 1:

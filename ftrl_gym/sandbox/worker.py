@@ -1,7 +1,7 @@
 """An episode process's request loop (forked by the zygote; it serves exactly one session).
 
-Frames in: the setup ``[codes, stateful, seed]``; for a stateful session, the state as one JSON document
-in its own frame; then ``["call", [[name, arguments], ...]]`` or ``["state"]``.
+Frames in: the setup ``[codes, stateful, seed]`` (a stateful session's world state is already in the
+process: the zygote decoded it and forked the process with it); then ``["call", [[name, arguments], ...]]`` or ``["state"]``.
 Frames out: one call reply per call (``protocol.encode_reply``), sent as each call ends;
 ``[true, data]`` or ``[false, message]`` for ``state``.
 """
@@ -23,7 +23,7 @@ _dumps_state = json.JSONEncoder(separators=(",", ":"), default=str).encode
 class EpisodeWorker:
     """Runs one session's calls; a setup failure turns every call into its error line."""
 
-    def __init__(self, fd: int, settings: dict[str, Any]) -> None:
+    def __init__(self, fd: int, settings: dict[str, Any], inherited: Any = None) -> None:
         self.reader = FrameReader(fd)
         self.fd = fd
         self.timeout_s = float(settings["timeout_s"])
@@ -33,6 +33,7 @@ class EpisodeWorker:
         self.cpu = limits.CpuBudget()
         self.session: ToolSession | None = None
         self.setup_error = ""
+        self.inherited = inherited
 
     def setup(self) -> bool:
         """Read the setup (and state) frames; False at end of input."""
@@ -42,14 +43,10 @@ class EpisodeWorker:
         codes, stateful, seed = loads_exact(frame.decode())
         data = None
         if stateful:
-            state = self.reader.read()
-            if state is None:
-                return False
-            self.cpu.allow(self.timeout_s + 1)
-            try:
-                data = loads_exact(state.decode("utf-8"))
-            except (ValueError, RecursionError, MemoryError) as exc:
-                self.setup_error = f"the episode state is not valid JSON ({type(exc).__name__}: {exc})"
+            if self.inherited is None:
+                self.setup_error = "the episode state did not reach its process"
+            else:
+                data, self.setup_error = self.inherited.data, self.inherited.error
         self.session = ToolSession(codes, stateful, data, seed, self.memory_mb, restricted=self.restricted)
         decimal.setcontext(self.session.decimal_context)  # explicit values, not the shared DefaultContext
         return True
@@ -91,11 +88,13 @@ class EpisodeWorker:
         write_frame(self.fd, payload)
 
 
-def serve_episode(fd: int, settings: dict[str, Any]) -> None:
+def serve_episode(fd: int, settings: dict[str, Any], inherited: Any = None) -> None:
     """Serve one episode on ``fd`` until the host closes it.
 
     Args:
         fd: the episode's end of its socket to the host.
         settings: ``timeout_s``, ``memory_mb``, ``output_limit``, ``language_barrier``.
+        inherited: the world state the zygote decoded before forking (``zygote.DecodedState``); None
+            when the state comes in its own frame.
     """
-    EpisodeWorker(fd, settings).serve()
+    EpisodeWorker(fd, settings, inherited).serve()

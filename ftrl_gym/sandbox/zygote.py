@@ -7,6 +7,9 @@ starts from the same untouched memory: nothing of one episode (objects, registri
 - ``["spawn"]``: the zygote answers ``["child", id]`` with the host's end of a fresh socketpair attached
   (``SCM_RIGHTS``); the other end belongs to an episode process forked ahead of time, so the answer
   costs no fork;
+- ``["spawn_state", key]``: the same for an episode that inherits a world state decoded here earlier (no
+  spare: it is forked now, with the state in its memory), or ``["missing", key]``;
+- ``["put_state", key]`` and a raw frame of JSON: decode a world state once and keep it (no answer);
 - ``["kill", id]``: SIGKILL and reap that episode process (no answer);
 - ``["status", id]``: reap it and answer ``["status", id, returncode]`` (negative: killed by a signal);
 - ``["shutdown"]``: kill and reap every episode process, then exit.
@@ -26,11 +29,12 @@ import signal
 import socket
 import struct
 import time
-from typing import Any
+from collections import OrderedDict
+from typing import Any, NamedTuple
 
 from ftrl_gym.sandbox import limits, seccomp
 from ftrl_gym.sandbox.boundary import UNPRIVILEGED_ID
-from ftrl_gym.sandbox.protocol import FrameReader, HEADER, write_frame
+from ftrl_gym.sandbox.protocol import HEADER, FrameReader, loads_exact, write_frame
 from ftrl_gym.sandbox.runtime import ToolSession
 from ftrl_gym.sandbox.worker import serve_episode
 
@@ -84,6 +88,22 @@ def warm_up(memory_mb: int) -> None:
     session.call("warm_up", {"city": "Paris"}, 1024)
 
 
+class DecodedState(NamedTuple):
+    """A world state the zygote decoded for the episodes of one task."""
+
+    data: Any
+    """The decoded JSON value (plain dicts, lists, strings and numbers)."""
+    error: str
+    """Why the state could not be decoded ("" when it could)."""
+    size: int
+    """Bytes of its JSON, for the cache's budget."""
+
+
+STATE_CACHE_BYTES = 32 << 20
+"""JSON bytes of world states the zygote keeps decoded (least recently used dropped first): every fork
+copies the page tables of what the zygote holds, so the cache stays small."""
+
+
 def _returncode(status: int) -> int:
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
@@ -94,16 +114,23 @@ class Zygote:
     def __init__(self, control: socket.socket, settings: dict[str, Any]) -> None:
         self.control = control
         self.settings = settings
-        self.reader = FrameReader(control.fileno())
+        self.reader = FrameReader(control.fileno(), (64 << 20) * 4 + 4096)  # a state in UTF-8, at most
         self.children: dict[int, int] = {}  # episode id -> pid, until the host ends the episode
         self.ids: dict[int, int] = {}  # pid -> episode id, until the process is reaped
         self.exited: dict[int, int] = {}  # episode id -> return code, reaped before the host asked
         self.next_id = 1
         self.spare: tuple[int, int, socket.socket] | None = None
+        self.states: OrderedDict[str, DecodedState] = OrderedDict()  # by the host's key, least recent first
+        self.state_bytes = 0
         self.episode_filter: seccomp.CompiledFilter | None = None
 
-    def fork_episode(self) -> tuple[int, int, socket.socket]:
-        """Fork an episode process; return its id, pid and the host's end of its socket."""
+    def fork_episode(self, state: DecodedState | None = None) -> tuple[int, int, socket.socket]:
+        """Fork an episode process; return its id, pid and the host's end of its socket.
+
+        Args:
+            state: a world state decoded here before, which the process inherits (copy-on-write)
+                instead of receiving and decoding it; None for a spare, which warms up instead.
+        """
         host_end, episode_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         host_end.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         pid = os.fork()
@@ -111,7 +138,7 @@ class Zygote:
             status = 1
             try:
                 host_end.close()
-                self._become_episode(episode_end)
+                self._become_episode(episode_end, state)
                 status = 0
             finally:
                 os._exit(status)
@@ -122,7 +149,7 @@ class Zygote:
         self.ids[pid] = child_id
         return child_id, pid, host_end
 
-    def _become_episode(self, channel: socket.socket) -> None:
+    def _become_episode(self, channel: socket.socket, state: DecodedState | None) -> None:
         """In the forked child: shed the zygote's descriptors, set limits and the episode filter, serve."""
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -142,8 +169,9 @@ class Zygote:
         sock = socket.socket(fileno=EPISODE_FD)
         send_with_credentials(sock, b"hello")
         sock.detach()
-        warm_up(int(self.settings["memory_mb"]))
-        serve_episode(EPISODE_FD, self.settings)
+        if state is None:
+            warm_up(int(self.settings["memory_mb"]))
+        serve_episode(EPISODE_FD, self.settings, state)
 
     def serve(self) -> None:
         """Answer requests until the host closes the socket; reap episode processes as they end."""
@@ -189,8 +217,36 @@ class Zygote:
         elif request[0] == "status":
             code = self._kill(int(request[1]), grace_s=0.2)
             write_frame(self.control.fileno(), _dumps(["status", request[1], code]).encode())
+        elif request[0] == "spawn_state":
+            state = self.states.get(request[1])
+            if state is None:
+                write_frame(self.control.fileno(), _dumps(["missing", request[1]]).encode())
+                return
+            self.states.move_to_end(request[1])
+            child_id, _pid, host_end = self.fork_episode(state)
+            socket.send_fds(self.control, [_frame(["child", child_id])], [host_end.fileno()])
+            host_end.close()
+        elif request[0] == "put_state":
+            payload = self.reader.read()
+            if payload is None:
+                raise EOFError
+            self._store_state(request[1], payload)
         elif request[0] == "shutdown":
             self.shutdown()
+
+    def _store_state(self, key: str, payload: bytes) -> None:
+        """Decode a world state (JSON: data only, no code) once and keep it for the episodes to inherit."""
+        try:
+            state = DecodedState(loads_exact(payload.decode("utf-8")), "", len(payload))
+        except (ValueError, RecursionError, MemoryError) as exc:
+            state = DecodedState(None, f"the episode state is not valid JSON ({type(exc).__name__}: {exc})"[:300],
+                                 len(payload))
+        self.states[key] = state
+        self.state_bytes += state.size
+        while self.state_bytes > STATE_CACHE_BYTES and len(self.states) > 1:
+            self.state_bytes -= self.states.popitem(last=False)[1].size
+        gc.collect()
+        gc.freeze()
 
     def shutdown(self) -> None:
         """Kill and reap every episode process, then exit: nothing is left, not even a zombie."""
