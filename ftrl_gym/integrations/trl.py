@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -44,9 +43,7 @@ class TaskToolEnvironment:
             **row: The dataset row (TRL passes it; the prompt already holds the question).
         """
         self._close()
-        self._session = self._sandbox().open_session(
-            self.task.codes, copy.deepcopy(self.task.state)
-        )
+        self._session = self._sandbox().open_session(self.task.tool_codes, state_json=self.task.state_json)
 
     def _run(self, name: str, arguments: dict[str, Any]) -> str:
         if self._session is None:
