@@ -141,14 +141,16 @@ def write_until(fd: int, data: bytes, deadline: float) -> bool:
     """
     view = memoryview(data)
     written = 0
-    poller = select.poll()
-    poller.register(fd, select.POLLOUT)
+    poller = None
     while written < len(data):
         try:
             written += os.write(fd, view[written:])
             continue
         except BlockingIOError:
             pass
+        if poller is None:  # only a full buffer needs one: the common write goes through at once
+            poller = select.poll()
+            poller.register(fd, select.POLLOUT)
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not poller.poll(math.ceil(remaining * 1000)):
             return False
