@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ftrl_gym.errors import SandboxError
@@ -341,6 +342,49 @@ class Zygote:
         self._prefetched.clear()
         self._prefetch_pending = False
 
+    def _forking(self, take: Callable[[], tuple[Any, list[int]]]) -> EpisodeProcess:
+        """Run ``take`` (requests that end in a ``child`` reply) under the lock, restarting a dead zygote
+        once, and adopt the episode process it names."""
+        with self.lock:
+            for attempt in range(2):
+                self.ensure_running()
+                try:
+                    answer, fds = take()
+                    if answer[0] != "child" or len(fds) != 1:
+                        raise WorkerDied(None)
+                    process = EpisodeProcess(self, int(answer[1]), fds[0], self.generation)
+                    if process.pid is not None:
+                        self.episode_pids.add(process.pid)
+                    return process
+                except (WorkerDied, WorkerTimeout):
+                    self.kill()
+                    if attempt:
+                        raise SandboxError("the sandbox's zygote process died twice while forking an "
+                                           "episode process") from None
+        raise AssertionError("unreachable")
+
+    def spawn(self) -> EpisodeProcess:
+        """A fresh episode process, forked from the pristine zygote.
+
+        The zygote forks (and warms up) an episode process ahead of time, and the host asks for the next
+        one as it takes this one, so neither the fork nor the round trip is on an episode's path.
+
+        Raises:
+            SandboxError: the zygote cannot be (re)started.
+        """
+        def take() -> tuple[Any, list[int]]:
+            if not self._prefetched:
+                if not self._prefetch_pending:
+                    self._send(["spawn"])
+                    self._prefetch_pending = True
+                self._collect_prefetch()
+            taken = self._prefetched.pop(0)
+            self._send(["spawn"])
+            self._prefetch_pending = True
+            return taken
+
+        return self._forking(take)
+
     def spawn_with_state(self, key: str, state: bytes) -> EpisodeProcess:
         """A fresh episode process that inherits a world state the zygote decoded (once per state, kept
         while the zygote lives and its cache has room): a 5 MB state is not sent or decoded per episode.
@@ -352,64 +396,18 @@ class Zygote:
         Raises:
             SandboxError: the zygote cannot be (re)started.
         """
-        with self.lock:
-            for attempt in range(2):
-                self.ensure_running()
-                try:
-                    self._collect_prefetch()
-                    self._send(["spawn_state", key])
-                    answer, fds = self._read_reply()
-                    if answer[0] == "missing":
-                        self._send(["put_state", key])
-                        self._send_raw(state, timeout_s=10.0 + len(state) / 1e7)
-                        self._send(["spawn_state", key])
-                        answer, fds = self._read_reply()
-                    if answer[0] != "child" or len(fds) != 1:
-                        raise WorkerDied(None)
-                    return self._adopt(int(answer[1]), fds[0])
-                except (WorkerDied, WorkerTimeout):
-                    self.kill()
-                    if attempt:
-                        raise SandboxError("the sandbox's zygote process died twice while forking an "
-                                           "episode process") from None
-        raise AssertionError("unreachable")
+        def take() -> tuple[Any, list[int]]:
+            self._collect_prefetch()
+            self._send(["spawn_state", key])
+            answer = self._read_reply()
+            if answer[0][0] == "missing":
+                self._send(["put_state", key])
+                self._send_raw(state, timeout_s=10.0 + len(state) / 1e7)
+                self._send(["spawn_state", key])
+                answer = self._read_reply()
+            return answer
 
-    def _adopt(self, child_id: int, fd: int) -> EpisodeProcess:
-        process = EpisodeProcess(self, child_id, fd, self.generation)
-        if process.pid is not None:
-            self.episode_pids.add(process.pid)
-        return process
-
-    def spawn(self) -> EpisodeProcess:
-        """A fresh episode process, forked from the pristine zygote.
-
-        The zygote forks (and warms up) an episode process ahead of time, and the host asks for the next
-        one as it takes this one, so neither the fork nor the round trip is on an episode's path.
-
-        Raises:
-            SandboxError: the zygote cannot be (re)started.
-        """
-        with self.lock:
-            for attempt in range(2):
-                self.ensure_running()
-                try:
-                    if not self._prefetched:
-                        if not self._prefetch_pending:
-                            self._send(["spawn"])
-                            self._prefetch_pending = True
-                        self._collect_prefetch()
-                    answer, fds = self._prefetched.pop(0)
-                    if answer[0] != "child" or len(fds) != 1:
-                        raise WorkerDied(None)
-                    self._send(["spawn"])
-                    self._prefetch_pending = True
-                    return self._adopt(int(answer[1]), fds[0])
-                except (WorkerDied, WorkerTimeout):
-                    self.kill()
-                    if attempt:
-                        raise SandboxError("the sandbox's zygote process died twice while forking an "
-                                           "episode process") from None
-        raise AssertionError("unreachable")
+        return self._forking(take)
 
     def end(self, child_id: int, generation: int, pid: int | None, status: bool = False) -> int | None:
         """Kill and reap an episode process; with ``status``, wait for and return its return code."""
