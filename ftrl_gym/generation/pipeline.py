@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -159,25 +160,45 @@ def candidate_rng(config: GenerationConfig, scenario: str, index: int) -> random
     return random.Random(f"{config.seed}:{config.split}:{scenario}:{index}")
 
 
+VALIDATION_THREADS = 4
+"""Candidates validated at once: each validation runs in its own sandbox process, so a few in flight hide
+the round trips and the per-episode fork; results are still taken in candidate order."""
+
+
 def iter_scenario(
     scenario: str, world: World, config: GenerationConfig, sandbox: Sandbox, summary: Summary
 ) -> Iterator[TaskRecord]:
-    """Yield ``config.n`` validated records of one scenario, counting rejections in ``summary``."""
+    """Yield ``config.n`` validated records of one scenario, counting rejections in ``summary``.
+
+    Candidates are built in order and validated a few at a time ahead of need; their verdicts are
+    consumed in order and the run stops at the ``n``-th acceptance, so the records and the counts are
+    those of a one-at-a-time run (validations started past that point are discarded).
+    """
     accepted, limit = 0, config.n * config.max_attempts_factor + 20
-    for index in range(limit):
-        if accepted == config.n:
-            return
-        candidate = build_candidate(scenario, world, candidate_rng(config, scenario, index), config)
-        verdict: Verdict = validate(candidate.record, sandbox, candidate.intended, candidate.probes)
-        if not verdict.ok:
-            summary.rejected[verdict.reason] += 1
-            continue
-        accepted += 1
-        record = TaskRecord.from_dict(
-            candidate.record | {"meta": candidate.meta}, f"{scenario}[{index}]"
-        )
-        summary.add(scenario, record, candidate.meta)
-        yield record
+    pending: deque[tuple[int, Candidate, Future[Verdict]]] = deque()
+    with ThreadPoolExecutor(VALIDATION_THREADS, thread_name_prefix="ftrl-validate") as pool:
+        next_index = 0
+        while accepted < config.n:
+            while len(pending) < 2 * VALIDATION_THREADS and next_index < limit:
+                candidate = build_candidate(scenario, world, candidate_rng(config, scenario, next_index), config)
+                future = pool.submit(validate, candidate.record, sandbox, candidate.intended, candidate.probes)
+                pending.append((next_index, candidate, future))
+                next_index += 1
+            if not pending:
+                break
+            index, candidate, future = pending.popleft()
+            verdict = future.result()
+            if not verdict.ok:
+                summary.rejected[verdict.reason] += 1
+                continue
+            accepted += 1
+            record = TaskRecord.from_dict(
+                candidate.record | {"meta": candidate.meta}, f"{scenario}[{index}]"
+            )
+            summary.add(scenario, record, candidate.meta)
+            yield record
+        for _index, _candidate, future in pending:
+            future.cancel()
     if accepted < config.n:
         raise GenerationError(
             f"only {accepted} of {config.n} {scenario} candidates passed validation "
