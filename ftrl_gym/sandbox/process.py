@@ -385,6 +385,20 @@ class Zygote:
 
         return self._forking(take)
 
+    def spawn_compiler(self) -> EpisodeProcess:
+        """The sandbox's compiler process: forked like an episode, it compiles tool sources and never
+        runs them (``compile_cache.py``).
+
+        Raises:
+            SandboxError: the zygote cannot be (re)started.
+        """
+        def take() -> tuple[Any, list[int]]:
+            self._collect_prefetch()
+            self._send(["compiler"])
+            return self._read_reply()
+
+        return self._forking(take)
+
     def spawn_with_state(self, key: str, state: bytes) -> EpisodeProcess:
         """A fresh episode process that inherits a world state the zygote decoded (once per state, kept
         while the zygote lives and its cache has room): a 5 MB state is not sent or decoded per episode.

@@ -40,6 +40,11 @@ def _fresh_decimal_context() -> decimal.Context:
                            traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
 
 
+def compile_source(name: str, source: str, restricted: bool = True) -> tuple[types.CodeType | None, str | None]:
+    """A tool's code object, or the reason it does not compile: ``(code, None)`` or ``(None, error)``."""
+    return compile_tool(name, source) if restricted else _compile_plain(name, source)
+
+
 def _compile_plain(name: str, source: str) -> tuple[types.CodeType | None, str | None]:
     """Plain ``compile``: only for ``SandboxConfig(language_barrier=False)``, which tests the OS layers."""
     try:
@@ -59,10 +64,13 @@ class ToolSession:
         memory_mb: the worker's memory limit, for error messages.
         restricted: compile under RestrictedPython with the guarded builtins (always, except in the
             test suite that shows what the OS boundary stops on its own).
+        precompiled: tool name to ``(code, error)`` as the sandbox's compiler process compiled it; tools
+            not in it are compiled here.
     """
 
     def __init__(self, codes: dict[str, str], stateful: bool, data: Any, seed: int | None,
-                 memory_mb: int, *, restricted: bool = True) -> None:
+                 memory_mb: int, *, restricted: bool = True,
+                 precompiled: dict[str, tuple[types.CodeType | None, str | None]] | None = None) -> None:
         self.codes = codes
         self.stateful = stateful
         self.data = data
@@ -73,6 +81,7 @@ class ToolSession:
         self._builtins = dict(_BASE_BUILTINS)
         self._builtins["__import__"] = SessionImporter(self._make_rng)
         self._restricted = restricted
+        self._precompiled = precompiled or {}
 
     def _make_rng(self) -> random.Random:
         return random.Random(self._seed)
@@ -82,7 +91,8 @@ class ToolSession:
         source = self.codes.get(name)
         if source is None:
             return messages.unknown_tool(name, list(self.codes))
-        code, error = compile_tool(name, source) if self._restricted else _compile_plain(name, source)
+        compiled = self._precompiled.get(name)
+        code, error = compiled if compiled is not None else compile_source(name, source, self._restricted)
         if code is None:
             loaded: Callable[..., Any] | str = messages.not_compiled(name, error or "unknown error")
         else:

@@ -10,6 +10,7 @@ from typing import Any, Self
 
 from ftrl_gym.errors import SandboxError
 from ftrl_gym.sandbox import boundary
+from ftrl_gym.sandbox.compile_cache import CompileCache
 from ftrl_gym.sandbox.config import SandboxConfig
 from ftrl_gym.sandbox.process import Zygote
 from ftrl_gym.sandbox.session import SandboxSession
@@ -50,6 +51,7 @@ class Sandbox:
         self._sessions: weakref.WeakSet[SandboxSession] = weakref.WeakSet()
         self._state_keys: dict[str, str] = {}
         self._zygote = Zygote(self.config)
+        self._compiler = CompileCache(self._zygote)
         self._finalizer = weakref.finalize(self, _shutdown, self._zygote)
 
     @property
@@ -66,6 +68,11 @@ class Sandbox:
     def zygote_pid(self) -> int | None:
         """The host's process id of the zygote (the process inside the boundary that forks episodes)."""
         return self._zygote.pid if not self._closed else None
+
+    @property
+    def compile_cache(self) -> CompileCache:
+        """Tool sources compiled once per sandbox by its compiler process (see ``compile_cache.py``)."""
+        return self._compiler
 
     @property
     def episode_pids(self) -> list[int]:
@@ -107,9 +114,9 @@ class Sandbox:
         if state_json is not None and len(state_json) > MAX_STATE_JSON_CHARS:
             raise SandboxError(f"the state's JSON has {len(state_json):,} characters, more than the sandbox's "
                                f"limit of {MAX_STATE_JSON_CHARS:,}")
-        codes_json = json.dumps(dict(codes), separators=(",", ":"))
         key = "" if state_json is None else self._state_key(state_json)
-        session = SandboxSession(self._zygote, codes_json, state_json, seed, list(codes), owner=self, state_key=key)
+        session = SandboxSession(self._zygote, dict(codes), state_json, seed, self._compiler, owner=self,
+                                 state_key=key)
         self._sessions.add(session)
         return session
 

@@ -10,6 +10,7 @@ from typing import Any, Self
 
 from ftrl_gym.errors import EpisodeStateLostError, SandboxError
 from ftrl_gym.sandbox import messages
+from ftrl_gym.sandbox.compile_cache import CompileCache
 from ftrl_gym.sandbox.config import ToolCall, ToolResult
 from ftrl_gym.sandbox.process import EpisodeProcess, WorkerDied, WorkerTimeout, Zygote, forked
 from ftrl_gym.sandbox.protocol import dumps_compact
@@ -33,15 +34,17 @@ class SandboxSession:
     afresh); a stateful one has lost its state (:attr:`state_lost`).
     """
 
-    def __init__(self, zygote: Zygote, codes_json: str, state_json: str | None, seed: int | None,
-                 tool_names: list[str], owner: object = None, state_key: str = "") -> None:
+    def __init__(self, zygote: Zygote, codes: dict[str, str], state_json: str | None, seed: int | None,
+                 compiler: CompileCache, owner: object = None, state_key: str = "") -> None:
         self._owner = owner  # keeps the Sandbox (and so its zygote) alive while the session is used
         self._zygote = zygote
         self._stateful = state_json is not None
-        self._setup = f'[{codes_json},{"true" if self._stateful else "false"},{_dumps(seed)}]'.encode()
+        self._codes = codes
+        self._seed = seed
+        self._compiler = compiler
         self._state_json = state_json
         self._state_key = state_key
-        self._tool_names = tool_names
+        self._tool_names = list(codes)
         self._process: EpisodeProcess | None = None
         self._started = False  # a process received the state
         self._lock = threading.Lock()
@@ -125,6 +128,8 @@ class SandboxSession:
         if self.state_lost:
             return None
         timeout = self._zygote.config.timeout_s
+        compiled = self._compiler.compiled(self._codes)
+        setup = _dumps([self._codes, self._stateful, self._seed, len(compiled)]).encode("utf-8", "surrogatepass")
         for attempt in range(SETUP_ATTEMPTS):
             if self._stateful:
                 state = (self._state_json or "null").encode()
@@ -132,7 +137,9 @@ class SandboxSession:
             else:
                 process = self._zygote.spawn()
             try:
-                process.send(self._setup, timeout)
+                process.send(setup, timeout)
+                for frame in compiled:
+                    process.send(frame, timeout)
             except (WorkerDied, WorkerTimeout):
                 process.end()
                 if attempt == SETUP_ATTEMPTS - 1:

@@ -1,7 +1,8 @@
 """An episode process's request loop (forked by the zygote; it serves exactly one session).
 
-Frames in: the setup ``[codes, stateful, seed]`` (a stateful session's world state is already in the
-process: the zygote decoded it and forked the process with it); then ``["call", [[name, arguments], ...]]`` or ``["state"]``.
+Frames in: the setup ``[codes, stateful, seed, compiled]`` (a stateful session's world state is already in
+the process: the zygote decoded it and forked the process with it), then ``compiled`` frames of
+``name NUL marshal((code, error))`` from the sandbox's compiler process; then ``["call", [[name, arguments], ...]]`` or ``["state"]``.
 Frames out: one call reply per call (``protocol.encode_reply``), sent as each call ends;
 ``[true, data]`` or ``[false, message]`` for ``state``.
 """
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 import decimal
 import json
+import marshal
 from typing import Any
 
 from ftrl_gym.sandbox import limits, messages
 from ftrl_gym.sandbox.protocol import ERROR, FrameReader, encode_reply, loads_exact, write_all, write_frame
-from ftrl_gym.sandbox.runtime import ToolSession
+from ftrl_gym.sandbox.runtime import ToolSession, compile_source
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _dumps_state = json.JSONEncoder(separators=(",", ":"), default=str).encode
@@ -40,14 +42,22 @@ class EpisodeWorker:
         frame = self.reader.read()
         if frame is None:
             return False
-        codes, stateful, seed = loads_exact(frame.decode())
+        codes, stateful, seed, compiled = loads_exact(frame.decode())
+        precompiled = {}
+        for _ in range(compiled):
+            piece = self.reader.read()
+            if piece is None:
+                return False
+            name, _, payload = piece.partition(b"\0")
+            precompiled[name.decode("utf-8")] = marshal.loads(payload)
         data = None
         if stateful:
             if self.inherited is None:
                 self.setup_error = "the episode state did not reach its process"
             else:
                 data, self.setup_error = self.inherited.data, self.inherited.error
-        self.session = ToolSession(codes, stateful, data, seed, self.memory_mb, restricted=self.restricted)
+        self.session = ToolSession(codes, stateful, data, seed, self.memory_mb, restricted=self.restricted,
+                                   precompiled=precompiled)
         decimal.setcontext(self.session.decimal_context)  # explicit values, not the shared DefaultContext
         return True
 
@@ -98,3 +108,22 @@ def serve_episode(fd: int, settings: dict[str, Any], inherited: Any = None) -> N
             when the state comes in its own frame.
     """
     EpisodeWorker(fd, settings, inherited).serve()
+
+
+def serve_compiler(fd: int, settings: dict[str, Any]) -> None:
+    """The compiler process's loop: ``[name, source]`` in, ``marshal((code, error))`` out, until the host
+    closes the socket. It compiles and never runs tool code; the host caches what it answers.
+
+    Args:
+        fd: its end of its socket to the host.
+        settings: ``language_barrier`` (False compiles plain Python, for the assume-broken tests).
+    """
+    reader = FrameReader(fd)
+    restricted = bool(settings["language_barrier"])
+    while (frame := reader.read()) is not None:
+        name, source = loads_exact(frame.decode("utf-8"))
+        try:
+            result = compile_source(name, source, restricted)
+        except MemoryError:
+            result = (None, "MemoryError: the source is too large to compile")
+        write_frame(fd, marshal.dumps(result))

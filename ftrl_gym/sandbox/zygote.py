@@ -9,6 +9,8 @@ starts from the same untouched memory: nothing of one episode (objects, registri
   costs no fork;
 - ``["spawn_state", key]``: the same for an episode that inherits a world state decoded here earlier (no
   spare: it is forked now, with the state in its memory), or ``["missing", key]``;
+- ``["compiler"]``: the same for the sandbox's compiler process (it compiles tool sources for the host's
+  cache and never runs them);
 - ``["put_state", key]`` and a raw frame of JSON: decode a world state once and keep it (no answer);
 - ``["kill", id]``: SIGKILL and reap that episode process (no answer);
 - ``["status", id]``: reap it and answer ``["status", id, returncode]`` (negative: killed by a signal);
@@ -36,7 +38,7 @@ from ftrl_gym.sandbox import limits, seccomp
 from ftrl_gym.sandbox.boundary import UNPRIVILEGED_ID
 from ftrl_gym.sandbox.protocol import HEADER, FrameReader, loads_exact, write_frame
 from ftrl_gym.sandbox.runtime import ToolSession
-from ftrl_gym.sandbox.worker import serve_episode
+from ftrl_gym.sandbox.worker import serve_compiler, serve_episode
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -98,6 +100,9 @@ class DecodedState(NamedTuple):
     size: int
     """Bytes of its JSON, for the cache's budget."""
 
+
+COMPILER = DecodedState(None, "", 0)
+"""Passed to :meth:`Zygote.fork_episode` for the compiler process, which compiles and never runs tools."""
 
 STATE_CACHE_BYTES = 32 << 20
 """JSON bytes of world states the zygote keeps decoded (least recently used dropped first): every fork
@@ -169,6 +174,9 @@ class Zygote:
         sock = socket.socket(fileno=EPISODE_FD)
         send_with_credentials(sock, b"hello")
         sock.detach()
+        if state is COMPILER:
+            serve_compiler(EPISODE_FD, self.settings)
+            return
         if state is None:
             warm_up(int(self.settings["memory_mb"]))
         serve_episode(EPISODE_FD, self.settings, state)
@@ -224,6 +232,10 @@ class Zygote:
                 return
             self.states.move_to_end(request[1])
             child_id, _pid, host_end = self.fork_episode(state)
+            socket.send_fds(self.control, [_frame(["child", child_id])], [host_end.fileno()])
+            host_end.close()
+        elif request[0] == "compiler":
+            child_id, _pid, host_end = self.fork_episode(COMPILER)
             socket.send_fds(self.control, [_frame(["child", child_id])], [host_end.fileno()])
             host_end.close()
         elif request[0] == "put_state":

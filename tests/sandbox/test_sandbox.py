@@ -502,3 +502,23 @@ def test_a_sandbox_outlives_the_thread_that_made_it_but_not_the_host() -> None:
     while time.monotonic() < deadline and not (process_gone(int(zygote)) and process_gone(int(episode))):
         time.sleep(0.02)
     assert process_gone(int(zygote)) and process_gone(int(episode))
+
+
+def test_tools_are_compiled_once_per_sandbox_by_a_process_that_runs_none() -> None:
+    codes = {"add": "def add(a, b):\n    return a + b\n", "bad": "def bad(:\n    pass\n"}
+    with Sandbox(SandboxConfig(timeout_s=TIMEOUT_S)) as box:
+        for _ in range(3):
+            with box.open_session(codes) as session:
+                added, broken = session.call([ToolCall("add", {"a": 1, "b": 2}), ToolCall("bad", {})])
+                assert added.value == 3
+                assert broken.error.startswith("error: tool 'bad' could not be compiled: Line 1: SyntaxError")
+        assert len(box.compile_cache) == 2, "each source compiled once, its failure cached too"
+        compiler = box.compile_cache.compiler_pid
+        assert compiler is not None and compiler not in box.episode_pids
+        os.kill(compiler, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while not process_gone(compiler) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with box.open_session({"mul": "def mul(a, b):\n    return a * b\n"}) as session:
+            assert call(session, "mul", a=6, b=7).value == 42
+        assert box.compile_cache.compiler_pid not in (None, compiler) and len(box.compile_cache) == 3
