@@ -47,17 +47,45 @@ def _train(tokenizer, config, out: Path, on_step=None, **kwargs) -> list[dict]:
         trainer.close()
 
 
+GRPO_SEEDS = (0, 1, 2)
+"""Model-initialisation and sampling seeds of the runs in the reward test."""
+
+
+def _grpo_rewards(tokenizer, tasks: Path, out: Path, seed: int) -> list[dict]:
+    """Twelve GRPO steps on the easy tasks from a focused tiny model (its weights and its sampling
+    both seeded with ``seed``).
+
+    At lr 5e-3 each AdamW step still moves the tiny layers' weights by about a fifth of their size,
+    and in about 1 run in 15 (5 of 73 measured) that washes out the model's focus on the 16 letters
+    after it has begun to climb, so its reward falls back to chance: one run's curve is not evidence
+    either way; the majority of three runs fails only if two of them wash out (about 1.3%).
+    """
+    config = _config(tasks, max_steps=12, lr=5e-3, seed=seed)
+    return _train(tokenizer, config, out, seed=seed, focused=True, focus_embedding=4.0)
+
+
 def test_grpo_raises_the_reward_of_a_tiny_model(
     tokenizer, easy_tasks: Path, tmp_path: Path
 ) -> None:
-    # lr 2e-2 is noisy: some seeds climb to 0.5 and fall back; seed 3 climbs within 8 steps with the
-    # per-request seeded sampling (seeds 0 and 2 fall back, as seed 2 also did with the global RNG).
-    config = _config(easy_tasks, max_steps=8, seed=3)
-    metrics = _train(tokenizer, config, tmp_path / "run", focused=True)
-    rewards = [m["reward"] for m in metrics]
-    # A reply holding "w" scores 0.5 (SPEC 3.4, one answer left); at initialisation about 1 in 8 do.
-    assert rewards[0] < 0.2
-    assert sum(rewards[-2:]) / 2 >= 0.4
+    runs = {
+        seed: _grpo_rewards(tokenizer, easy_tasks, tmp_path / f"seed{seed}", seed)
+        for seed in GRPO_SEEDS
+    }
+    curves = {seed: [m["reward"] for m in metrics] for seed, metrics in runs.items()}
+    # A reply holding "w" scores 0.5 (SPEC 3.4, one answer left), so 0.5 is the ceiling; at
+    # initialisation about one reply in four holds it (16 letters, 6 tokens).
+    for seed, rewards in curves.items():
+        assert rewards[0] < 0.25, (seed, rewards)
+    # Measured on 73 runs: the 68 that climb end (mean of the last three steps) at 0.39 to 0.5, 0.19
+    # to 0.38 above their start (mean of the first two); the 5 washed out end at 0.13 or less, with
+    # no gain. The thresholds sit in that gap.
+    climbed = [
+        seed
+        for seed, rewards in curves.items()
+        if sum(rewards[-3:]) / 3 >= 0.3 and sum(rewards[-3:]) / 3 - sum(rewards[:2]) / 2 >= 0.15
+    ]
+    assert len(climbed) >= 2, curves
+    last = runs[climbed[0]][-1]
     for key in (
         "reward",
         "solve_f1",
@@ -72,9 +100,10 @@ def test_grpo_raises_the_reward_of_a_tiny_model(
         "groups_flat",
         "penalty_only_share",
     ):
-        assert key in metrics[-1]
-    assert (tmp_path / "run" / "curves.png").stat().st_size > 0
-    assert (tmp_path / "run" / "final" / "config.json").is_file()
+        assert key in last
+    out = tmp_path / f"seed{climbed[0]}"
+    assert (out / "curves.png").stat().st_size > 0
+    assert (out / "final" / "config.json").is_file()
 
 
 @pytest.mark.parametrize(

@@ -17,13 +17,17 @@ def tiny_model(
     focused: bool = False,
     hidden_size: int = 64,
     heads: int = 4,
+    focus_embedding: float = 1.0,
 ):
     """A randomly initialised 2-layer Llama with SmolLM2's vocabulary (fast on one CPU core).
 
     With ``focused``, the output rows of the ``FOCUS_LETTERS`` tokens share a large weight on a
     hidden direction that every input embedding also carries, so at initialisation the model samples
     those 16 letters (nearly uniformly) instead of spreading over 49k tokens: a reward for one letter
-    then has variance within a group of a few responses.
+    then has variance within a group of a few responses. ``focus_embedding`` is that direction's
+    value in every input embedding: at 1.0 it is small beside what a few AdamW steps at lr 5e-3 add
+    to the residual stream, so training often washes the focus out (the entropy jumps to about 10.8
+    nats, the log of the vocabulary, and the reward falls back to chance); at 4.0 it seldom does.
     """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -46,6 +50,6 @@ def tiny_model(
     if focused:
         ids = [tokenizer.convert_tokens_to_ids(letter) for letter in FOCUS_LETTERS]
         with torch.no_grad():
-            model.get_input_embeddings().weight[:, 0] = 1.0
+            model.get_input_embeddings().weight[:, 0] = focus_embedding
             model.lm_head.weight[ids, 0] = 3.0
     return model
