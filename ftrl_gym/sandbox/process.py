@@ -92,6 +92,9 @@ def _receive_with_pid(sock: socket.socket, size: int, deadline: float) -> tuple[
 
 _SHUTDOWN = HEADER.pack(12) + b'["shutdown"]'
 
+FORK_ATTEMPTS = 4
+"""Episode processes (or zygote restarts) tried before a fork request gives up."""
+
 KILL_WAIT_S = 5.0
 """How long :meth:`Zygote.kill` waits for the processes inside to be gone."""
 
@@ -343,25 +346,32 @@ class Zygote:
         self._prefetch_pending = False
 
     def _forking(self, take: Callable[[], tuple[Any, list[int]]]) -> EpisodeProcess:
-        """Run ``take`` (requests that end in a ``child`` reply) under the lock, restarting a dead zygote
-        once, and adopt the episode process it names."""
+        """Run ``take`` (requests that end in a ``child`` reply) under the lock and adopt the episode
+        process it names. A dead zygote is restarted once; an episode process that died before it said
+        hello (killed from outside while it waited) is passed over for the next one."""
         with self.lock:
-            for attempt in range(2):
+            restarted = False
+            for _attempt in range(FORK_ATTEMPTS):
                 self.ensure_running()
                 try:
                     answer, fds = take()
                     if answer[0] != "child" or len(fds) != 1:
                         raise WorkerDied(None)
-                    process = EpisodeProcess(self, int(answer[1]), fds[0], self.generation)
-                    if process.pid is not None:
-                        self.episode_pids.add(process.pid)
-                    return process
                 except (WorkerDied, WorkerTimeout):
                     self.kill()
-                    if attempt:
+                    if restarted:
                         raise SandboxError("the sandbox's zygote process died twice while forking an "
                                            "episode process") from None
-        raise AssertionError("unreachable")
+                    restarted = True
+                    continue
+                try:
+                    process = EpisodeProcess(self, int(answer[1]), fds[0], self.generation)
+                except WorkerDied:
+                    continue
+                if process.pid is not None:
+                    self.episode_pids.add(process.pid)
+                return process
+        raise SandboxError(f"{FORK_ATTEMPTS} episode processes in a row died before they were ready")
 
     def spawn(self) -> EpisodeProcess:
         """A fresh episode process, forked from the pristine zygote.
@@ -458,6 +468,7 @@ class EpisodeProcess:
         self._poller.register(fd, select.POLLIN)
         self._deadline = 0.0
         self.alive = True
+        self.pid: int | None = None
         try:
             hello, self.pid = _receive_with_pid(self.sock, HEADER.size + 5,
                                                 time.monotonic() + zygote.config.startup_timeout_s)
