@@ -24,6 +24,12 @@ SAME_RUN_TOLERANCE = 1e-5
 seeded per request, so rewards are equal; with one learner rank the update is the same arithmetic
 (measured difference 0), with two gloo ranks the gradient sums round differently (measured 2e-7)."""
 
+GRAD_NORM_RELATIVE_TOLERANCE = 1e-4
+"""The grad norm is a norm over every parameter's gradient, so its rounding grows with the model: with
+two gloo ranks it differed from the single-process run by 1.5e-5 (3e-5 of 0.513) when the whole suite
+ran in one process, in two CI runs with the pinned versions, and by less than 1e-5 when this file ran
+alone. A wrong average over ranks would be off by a factor, not by 1e-4."""
+
 COMPARED = ("reward", "solve_f1", "loss", "kl", "entropy", "grad_norm", "samples")
 STEPS = 3
 
@@ -118,7 +124,8 @@ def _assert_same_run(distributed: list[dict], single: list[dict]) -> None:
     assert [m["step"] for m in distributed] == [m["step"] for m in single]
     for mine, theirs in zip(distributed, single):
         for key in COMPARED:
-            assert mine[key] == pytest.approx(theirs[key], abs=SAME_RUN_TOLERANCE), key
+            relative = GRAD_NORM_RELATIVE_TOLERANCE if key == "grad_norm" else None
+            assert mine[key] == pytest.approx(theirs[key], abs=SAME_RUN_TOLERANCE, rel=relative), key
 
 
 @pytest.fixture(scope="module")
