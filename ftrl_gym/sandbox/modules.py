@@ -247,7 +247,7 @@ EXCLUDED: dict[str, dict[str, str]] = {
 additions fail a test until someone reviews them."""
 
 
-C_LAZY_IMPORTS = ("_strptime", "time", "locale", "calendar", "unicodedata", "warnings")
+C_LAZY_IMPORTS = ("_strptime", "time", "locale", "calendar", "unicodedata", "warnings", "heapq")
 """Modules that C code of the whitelisted modules imports on first use (``datetime.strptime`` needs
 ``_strptime``, ``strftime`` needs ``time``): loaded when the worker starts, see :class:`SessionImporter`."""
 

@@ -23,10 +23,11 @@ STATE_KEYS_KEPT = 256
 """State strings whose digest a sandbox remembers (the oldest is forgotten first)."""
 
 
-def _shutdown(zygote: Zygote | None) -> None:
-    """Kill the zygote and every episode process (the finaliser of a :class:`Sandbox`; also at exit)."""
-    if zygote is not None:
-        zygote.close()
+def _shutdown(zygote: Zygote, compiler: CompileCache) -> None:
+    """Kill the compiler, the zygote and every episode process (the finaliser of a :class:`Sandbox`;
+    also at exit)."""
+    compiler.close()
+    zygote.close()
 
 
 class Sandbox:
@@ -52,7 +53,7 @@ class Sandbox:
         self._state_keys: dict[str, str] = {}
         self._zygote = Zygote(self.config)
         self._compiler = CompileCache(self._zygote)
-        self._finalizer = weakref.finalize(self, _shutdown, self._zygote)
+        self._finalizer = weakref.finalize(self, _shutdown, self._zygote, self._compiler)
 
     @property
     def layers(self) -> dict[str, bool]:
