@@ -19,8 +19,9 @@ from ftrl_gym.sandbox.session import SandboxSession
 MAX_STATE_JSON_CHARS = 64 << 20
 """Largest world state (characters of JSON) a session accepts; the zygote decodes it once per task."""
 
-STATE_KEYS_KEPT = 256
-"""State strings whose digest a sandbox remembers (the oldest is forgotten first)."""
+STATE_KEYS_CHARS = 64 << 20
+"""Characters of state strings whose digest a sandbox remembers (the oldest is forgotten first): the
+dictionary keeps the strings alive, so it is bounded by their size, not their number."""
 
 
 def _shutdown(zygote: Zygote, compiler: CompileCache) -> None:
@@ -51,6 +52,7 @@ class Sandbox:
         self._closed = False
         self._sessions: weakref.WeakSet[SandboxSession] = weakref.WeakSet()
         self._state_keys: dict[str, str] = {}
+        self._state_key_chars = 0
         self._zygote = Zygote(self.config)
         self._compiler = CompileCache(self._zygote)
         self._finalizer = weakref.finalize(self, _shutdown, self._zygote, self._compiler)
@@ -128,8 +130,11 @@ class Sandbox:
         if key is None:
             key = hashlib.blake2b(state_json.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
             self._state_keys[state_json] = key
-            while len(self._state_keys) > STATE_KEYS_KEPT:
-                self._state_keys.pop(next(iter(self._state_keys)))
+            self._state_key_chars += len(state_json)
+            while self._state_key_chars > STATE_KEYS_CHARS and len(self._state_keys) > 1:
+                oldest = next(iter(self._state_keys))
+                del self._state_keys[oldest]
+                self._state_key_chars -= len(oldest)
         return key
 
     @staticmethod
