@@ -149,7 +149,7 @@ CASES = [
                 return 2
             g.register(h)
             return "registered"
-    """, error_with("AttributeError", "'singledispatch'")),
+    """, error_with("AttributeError", "module 'functools' has no attribute 'singledispatch'")),
     Case("introspection", "object_mro_subclasses", """
         def t():
             return getattr(int.mro()[-1], "__subcl" + "asses__")()

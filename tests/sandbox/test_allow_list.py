@@ -104,21 +104,6 @@ def test_excluded_names_cannot_be_imported(module: str, name: str) -> None:
 # --- escapes through stdlib helpers (issue 20) -------------------------------------------------------
 
 
-def test_singledispatch_string_annotation_escape_fails() -> None:
-    text = error_of("""
-        import functools
-        def f():
-            @functools.singledispatch
-            def g(x):
-                return 1
-            def h(x: "().__class__.__base__.__subclasses__()"):
-                return 2
-            g.register(h)
-            return "registered"
-    """)
-    assert "module 'functools' has no attribute 'singledispatch'" in text
-
-
 @pytest.mark.parametrize("call", [
     'functools.update_wrapper(w, f, assigned=("__globals__",))',
     'functools.update_wrapper(w, f, ("__globals__",))',
