@@ -11,13 +11,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from agents.base import Agent, AgentOutput, BaseAgent, Message, Request, Response, ToolSchema
-from agents.baselines import OracleAgent, RandomAgent
+from ftrl_gym.agents.base import Agent, AgentOutput, BaseAgent, Message, Request, Response, ToolSchema
+from ftrl_gym.agents.baselines import OracleAgent, RandomAgent
 
 _LAZY = {
-    "OpenAIAgent": "agents.openai_agent",
-    "HFAgent": "agents.hf_agent",
-    "VLLMAgent": "agents.vllm_agent",
+    "OpenAIAgent": "ftrl_gym.agents.openai_agent",
+    "HFAgent": "ftrl_gym.agents.hf_agent",
+    "VLLMAgent": "ftrl_gym.agents.vllm_agent",
 }
 
 __all__ = [

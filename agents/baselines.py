@@ -7,7 +7,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from agents.base import BaseAgent, Message, ToolSchema
+from ftrl_gym.agents.base import BaseAgent, Message, ToolSchema
 from ftrl_gym.errors import AgentError
 
 

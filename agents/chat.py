@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from agents.base import Message, ToolSchema
+from ftrl_gym.agents.base import Message, ToolSchema
 from ftrl_gym.envs.chat_template import template_messages
 from ftrl_gym.envs.rendering import tool_call_block
 from ftrl_gym.parsing import content_text

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from agents.base import AgentOutput, BaseAgent, Message, Request, ToolSchema
+from ftrl_gym.agents.base import AgentOutput, BaseAgent, Message, Request, ToolSchema
 from ftrl_gym.errors import AgentError
 
 LOCAL_API_KEY = "EMPTY"

@@ -1,0 +1,1 @@
+"""Scripts that print numbers: benchmarks, soaks and experiment drivers (not installed with the package)."""

@@ -19,9 +19,9 @@ import statistics
 import time
 from typing import Any
 
-from agents.training.config import build_config
-from agents.training.distributed.fleet import RolloutFleet
-from agents.training.rollout import EpisodeSpec
+from ftrl_gym.agents.training.config import build_config
+from ftrl_gym.agents.training.distributed.fleet import RolloutFleet
+from ftrl_gym.agents.training.rollout import EpisodeSpec
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,7 +62,7 @@ def starting_weights(model: str) -> Any:
     """An object ref of the model's named tensors (what a learner would broadcast)."""
     import ray
 
-    from agents.training.policy import Policy
+    from ftrl_gym.agents.training.policy import Policy
 
     policy = Policy(model)
     return ray.put({k: v.detach() for k, v in policy.model.state_dict().items()})
@@ -70,7 +70,7 @@ def starting_weights(model: str) -> Any:
 
 def measure(fleet: RolloutFleet, config: Any, args: argparse.Namespace, rounds: int) -> list[dict]:
     """Play ``rounds`` rounds of ``--episodes`` episodes; one dict of rates per round."""
-    from agents.training.generation import SamplingSettings
+    from ftrl_gym.agents.training.generation import SamplingSettings
 
     settings = SamplingSettings(1, config.max_new_tokens, 1.0, 1.0, config.seed)
     results = []

@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from agents.training.policy import Policy, make_batch
+from ftrl_gym.agents.training.policy import Policy, make_batch
 
 
 def time_group(

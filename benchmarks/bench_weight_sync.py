@@ -18,10 +18,10 @@ import tempfile
 import time
 from typing import Any
 
-from agents.training.config import build_config
-from agents.training.distributed.cluster import end_actors, learner_placement
-from agents.training.distributed.fleet import RolloutFleet
-from agents.training.distributed.learner import Learner
+from ftrl_gym.agents.training.config import build_config
+from ftrl_gym.agents.training.distributed.cluster import end_actors, learner_placement
+from ftrl_gym.agents.training.distributed.fleet import RolloutFleet
+from ftrl_gym.agents.training.distributed.learner import Learner
 
 MODES = ("object_store", "collective")
 

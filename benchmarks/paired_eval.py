@@ -9,7 +9,7 @@ obtained and the tool calls it made, and its Solve-F1 per scenario. Episodes are
 is stored under its agent's name, which holds the model folder's name (``vllm:best``): the same
 weights given by a folder of another name are played again.
 
-    python benchmarks/paired_eval.py --out runs/s1_eval50 --seed 1 --episodes 50 \\
+    python -m benchmarks.paired_eval --out runs/s1_eval50 --seed 1 --episodes 50 \\
         sft=runs/pipeline_seed1/sft/model grpo=runs/s1_val/grpo/best
 """
 
@@ -20,8 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agents.training.config import build_config
-from agents.training.pipeline import SCENARIO_COLUMNS, evaluate_model
+from ftrl_gym.agents.training.config import build_config
+from ftrl_gym.agents.training.pipeline import SCENARIO_COLUMNS, evaluate_model
 from benchmarks.training_seeds import Run, behaviour_table, seeds_table
 
 

@@ -9,7 +9,7 @@ obtained, tool calls made, and answers per call, because Solve-F1 = 2S/(C + T) f
 grow faster than answers (S). For RL stages trained with ``val_every``, the greedy validation curve
 and the step the test row scored.
 
-    python benchmarks/training_seeds.py runs/seed0 runs/seed1 runs/seed2 --target 10
+    python -m benchmarks.training_seeds runs/seed0 runs/seed1 runs/seed2 --target 10
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.training.pipeline import paired_gain, task_key
-from benchmarks.stats import mean_ci
+from ftrl_gym.agents.training.pipeline import paired_gain, task_key
+from ftrl_gym.evaluation.stats import mean_ci
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("ftrl_gym.generation.cli", "build tool environments with the five-stage pipeline"),
-    "eval": ("benchmarks.eval_cli", "measure Solve-P/R/F1 of an agent on the environments"),
-    "train": ("agents.training.cli", "train a policy with GRPO or Reinforce++ on the environments"),
+    "eval": ("ftrl_gym.evaluation.eval_cli", "measure Solve-P/R/F1 of an agent on the environments"),
+    "train": ("ftrl_gym.agents.training.cli", "train a policy with GRPO or Reinforce++ on the environments"),
+    "episodes": ("ftrl_gym.evaluation.show_episodes", "print stored evaluation episodes as transcripts"),
 }
 
 

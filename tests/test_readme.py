@@ -3,6 +3,7 @@ commands use the constraints file, which pins what setup.cfg pins."""
 
 from __future__ import annotations
 
+import configparser
 import re
 import subprocess
 import sys
@@ -101,8 +102,21 @@ def test_constraints_pin_what_setup_cfg_pins() -> None:
         assert name in pins, name
     # A local label such as +cpu would fail wherever only PyPI's plain wheel is offered.
     assert "+" not in pins["torch"]
-    setup = (README.parent / "setup.cfg").read_text()
-    exact = re.findall(r"^\s+([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)$", setup, flags=re.MULTILINE)
-    assert exact
-    for name, version in exact:
-        assert pins.get(_normalise(name)) == version, f"setup.cfg pins {name}=={version}"
+    # setup.cfg gives ranges (what the code allows); each must admit the pinned version.
+    for requirement in _setup_requirements():
+        name = _normalise(requirement.name)
+        if name in pins:
+            assert requirement.specifier.contains(pins[name], prereleases=True), (
+                f"setup.cfg requires {requirement}, constraints.txt pins {pins[name]}"
+            )
+
+
+def _setup_requirements() -> list:
+    from packaging.requirements import Requirement
+
+    parser = configparser.ConfigParser()
+    parser.read(README.parent / "setup.cfg")
+    lines = parser["options"]["install_requires"].splitlines()
+    for extra in parser["options.extras_require"].values():
+        lines += extra.splitlines()
+    return [Requirement(line.strip()) for line in lines if line.strip()]

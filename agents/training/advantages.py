@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-from agents.training.masked import masked_whiten
+from ftrl_gym.agents.training.masked import masked_whiten
 
 
 def group_indices(group_ids: Sequence[object]) -> list[list[int]]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from agents.atomic import write_folder_atomically
+from ftrl_gym.agents.atomic import write_folder_atomically
 from ftrl_gym.atomic import write_text_atomically
 
 STATE_FILE = "trainer_state.pt"

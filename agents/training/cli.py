@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from agents.training.config import PRESETS, ConfigError, build_config, parse_overrides
+from ftrl_gym.agents.training.config import PRESETS, ConfigError, build_config, parse_overrides
 
 MODES = ("sft", "grpo", "reinforce_pp", "reinforce_pp_baseline", "pipeline")
 
@@ -71,20 +71,20 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     out = Path(args.out)
     if args.mode == "sft":
-        from agents.training.sft import run_sft
+        from ftrl_gym.agents.training.sft import run_sft
 
         print(f"SFT model: {run_sft(config, out, progress=progress)}")
         return 0
     if args.mode == "pipeline":
-        from agents.training.pipeline import run_pipeline
+        from ftrl_gym.agents.training.pipeline import run_pipeline
 
         run_pipeline(config, out, progress=progress)
         print((out / "results.md").read_text().rstrip())
         print(f"results: {out / 'results.md'}")
         return 0
     if distributed:
-        from agents.training.distributed.cluster import ClusterError
-        from agents.training.distributed.driver import DistributedTrainer
+        from ftrl_gym.agents.training.distributed.cluster import ClusterError
+        from ftrl_gym.agents.training.distributed.driver import DistributedTrainer
 
         try:
             trainer = DistributedTrainer(config, out, progress=progress)
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"ftrl-gym train: error: {exc}", file=sys.stderr)
             return 2
     else:
-        from agents.training.trainer import RLTrainer
+        from ftrl_gym.agents.training.trainer import RLTrainer
 
         trainer = RLTrainer(config, out, progress=progress)
     try:

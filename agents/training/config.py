@@ -9,12 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCENARIO_ENV_IDS = [
-    "FTRL-SingleHop-v0",
-    "FTRL-ParallelSingleHop-v0",
-    "FTRL-MultiHop-v0",
-    "FTRL-ParallelMultiHop-v0",
-]
+from ftrl_gym.envs.registration import SCENARIO_IDS
+
+SCENARIO_ENV_IDS = list(SCENARIO_IDS)
 ALGORITHMS = ("grpo", "reinforce_pp", "reinforce_pp_baseline")
 SCHEMES = ("turn", "episode")
 EPISODE_REWARDS = ("turn", "outcome")

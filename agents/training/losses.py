@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from agents.training.masked import masked_mean
+from ftrl_gym.agents.training.masked import masked_mean
 
 
 @dataclass(frozen=True)

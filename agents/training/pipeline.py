@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents.training.config import SCENARIO_ENV_IDS, TrainConfig
+from ftrl_gym.agents.training.config import SCENARIO_ENV_IDS, TrainConfig
 
 EVAL_VLLM_CONCURRENCY = 64
 """Episodes evaluated at once on the vLLM back end (one engine call per round of pending turns)."""
@@ -39,8 +39,8 @@ def evaluate_model(
     """
     from tqdm import tqdm
 
-    from benchmarks.harness import EvalConfig, run_evaluation
-    from benchmarks.results import ResultStore
+    from ftrl_gym.evaluation.harness import EvalConfig, run_evaluation
+    from ftrl_gym.evaluation.results import ResultStore
 
     store = ResultStore(out_dir / "results.jsonl")
     stored_before = len(store)
@@ -72,28 +72,16 @@ def make_eval_agent(model: str, config: TrainConfig) -> Any:
 
     Both render the same chat template and decode greedily, so their scores compare; vLLM batches
     every pending turn and caches shared prefixes, which on CPU makes evaluation several times faster.
+    The vLLM engine gets the model's whole window, so no test episode is cut by the engine.
     """
-    if config.backend == "vllm":
-        from agents.vllm_agent import VLLMAgent
+    from ftrl_gym.agents.factory import AgentSettings, make_agent
 
-        return VLLMAgent(
-            model=model,
-            max_tokens=config.eval_max_new_tokens,
-            temperature=0.0,
-            seed=config.seed,
-            max_model_len=None,  # the model's whole window: no test episode is cut by the engine
-            kv_cache_gib=config.vllm_kv_cache_gib,
-            dtype=config.dtype,
-        )
-    from agents.hf_agent import HFAgent
-
-    return HFAgent(
-        model=model,
-        max_new_tokens=config.eval_max_new_tokens,
-        batch_size=config.micro_batch_size,
-        dtype=config.dtype,
-        device=config.device,
+    settings = AgentSettings(
+        model=model, max_tokens=config.eval_max_new_tokens, temperature=0.0, seed=config.seed,
+        concurrency=config.micro_batch_size, dtype=config.dtype, device=config.device,
+        max_model_len=None, kv_cache_gib=config.vllm_kv_cache_gib,
     )
+    return make_agent("vllm" if config.backend == "vllm" else "hf", settings)
 
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -135,7 +123,7 @@ def paired_gain(base: dict[str, float], other: dict[str, float]) -> dict[str, An
     Returns:
         ``{"gain", "low", "high", "tasks", "better", "worse"}``; gain and bounds in Solve-F1 units.
     """
-    from benchmarks.stats import mean_ci
+    from ftrl_gym.evaluation.stats import mean_ci
 
     shared = sorted(set(base) & set(other))
     estimate = mean_ci([other[k] - base[k] for k in shared])
@@ -209,8 +197,7 @@ def run_pipeline(
         Stage name → evaluation summary (with ``wall_s``: the stage's training plus evaluation time).
     """
     import torch
-
-    from agents.training.sft import run_sft
+    from ftrl_gym.agents.training.sft import run_sft
 
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
@@ -263,7 +250,7 @@ def rl_model(run_dir: Path, choice: str) -> tuple[str, dict[str, Any]]:
     Raises:
         FileNotFoundError: ``best`` was asked for and the run kept no best model.
     """
-    from agents.training.validation import read_best
+    from ftrl_gym.agents.training.validation import read_best
 
     if choice != "best":
         return str(run_dir / "final"), {}
@@ -281,7 +268,7 @@ def rl_model(run_dir: Path, choice: str) -> tuple[str, dict[str, Any]]:
 
 def _train_rl(config: TrainConfig, out_dir: Path, progress: bool) -> None:
     """One RL stage; its trainer (and vLLM engine) is gone when this returns, before the next starts."""
-    from agents.training.trainer import RLTrainer
+    from ftrl_gym.agents.training.trainer import RLTrainer
 
     trainer = RLTrainer(config, out_dir, progress=progress)
     try:

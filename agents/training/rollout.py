@@ -13,11 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import gymnasium as gym
+from ftrl_gym.agents.chat import render_prompt
+from ftrl_gym.agents.training.generation import (
+    Completion,
+    Generator,
+    SamplingSettings,
+    request_seed,
+)
 
 import ftrl_gym  # noqa: F401  (registers the FTRL ids)
-from agents.chat import render_prompt
-from agents.training.generation import Completion, Generator, SamplingSettings, request_seed
+from ftrl_gym.envs.pool import EnvPool
 
 SENTINEL = "\u2063FTRL-ASSISTANT-TURN\u2063"
 """Stands in for an assistant turn's content while the template text after it is measured."""
@@ -116,42 +121,6 @@ class Episode:
         self.loss_mask.extend([1 if generated else 0] * len(ids))
         self.logprobs.extend(logprobs if logprobs is not None else [0.0] * len(ids))
         self.turn_of_token.extend([len(self.turns) if generated else -1] * len(ids))
-
-
-class EnvPool:
-    """Reusable envs per id (each owns a sandbox worker), made on demand.
-
-    Args:
-        max_turns: Assistant turns before truncation.
-        reward: The env's reward variant.
-        split: Dataset split of the built-in ids.
-        tasks: JSONL task file for ``FTRL-Custom-v0``.
-    """
-
-    def __init__(self, max_turns: int, reward: str, split: str = "train", tasks: str = "") -> None:
-        self.kwargs = {"max_turns": max_turns, "reward": reward}
-        self.split = split
-        self.tasks = tasks
-        self._envs: dict[str, list[Any]] = {}
-
-    def get(self, env_id: str, count: int) -> list[Any]:
-        """``count`` distinct envs of ``env_id``."""
-        envs = self._envs.setdefault(env_id, [])
-        source = {"tasks": self.tasks} if env_id == "FTRL-Custom-v0" else {"split": self.split}
-        while len(envs) < count:
-            envs.append(gym.make(env_id, **self.kwargs, **source))
-        return envs[:count]
-
-    def num_tasks(self, env_id: str) -> int:
-        """Tasks in the env's split."""
-        return len(self.get(env_id, 1)[0].unwrapped.tasks)
-
-    def close(self) -> None:
-        """Close every env."""
-        for envs in self._envs.values():
-            for env in envs:
-                env.close()
-        self._envs.clear()
 
 
 @dataclass(frozen=True)

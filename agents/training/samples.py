@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from agents.training.advantages import (
+from ftrl_gym.agents.training.advantages import (
     group_indices,
     grpo_advantages,
     reinforce_pp_advantages,
@@ -24,10 +24,10 @@ from agents.training.advantages import (
     scatter_scores,
     turn_level_advantages,
 )
-from agents.training.config import EPISODE_REWARDS
-from agents.training.generation import Generator, SamplingSettings, request_seed
-from agents.training.policy import pad_rows
-from agents.training.rollout import EnvPool, Episode, TokenRenderer, replay_and_score
+from ftrl_gym.agents.training.config import EPISODE_REWARDS
+from ftrl_gym.agents.training.generation import Generator, SamplingSettings, request_seed
+from ftrl_gym.agents.training.policy import pad_rows
+from ftrl_gym.agents.training.rollout import EnvPool, Episode, TokenRenderer, replay_and_score
 
 
 @dataclass

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import torch
 
-from agents.baselines import OracleAgent
-from agents.training.config import TrainConfig
-from agents.training.generation import Completion
-from agents.training.metrics import MetricsLog
-from agents.training.policy import Policy, make_batch
-from agents.training.rollout import EnvPool, Episode, TokenRenderer, take_turn
+from ftrl_gym.agents.baselines import OracleAgent
+from ftrl_gym.agents.training.config import TrainConfig
+from ftrl_gym.agents.training.generation import Completion
+from ftrl_gym.agents.training.metrics import MetricsLog
+from ftrl_gym.agents.training.policy import Policy, make_batch
+from ftrl_gym.agents.training.rollout import EnvPool, Episode, TokenRenderer, take_turn
 
 
 def oracle_episode(env: object, task_index: int, renderer: TokenRenderer, seed: int = 0) -> Episode:

@@ -14,19 +14,19 @@ from typing import Any
 
 import torch
 
-from agents.training.checkpoint import CheckpointStore
-from agents.training.config import TrainConfig
-from agents.training.generation import (
+from ftrl_gym.agents.training.checkpoint import CheckpointStore
+from ftrl_gym.agents.training.config import TrainConfig
+from ftrl_gym.agents.training.generation import (
     Generator,
     SamplingSettings,
     TransformersGenerator,
     VLLMGenerator,
 )
-from agents.training.losses import kl_loss, ppo_clipped_policy_loss
-from agents.training.masked import masked_mean
-from agents.training.metrics import MetricsLog
-from agents.training.policy import Policy, make_batch, pad_rows
-from agents.training.rollout import (
+from ftrl_gym.agents.training.losses import kl_loss, ppo_clipped_policy_loss
+from ftrl_gym.agents.training.masked import masked_mean
+from ftrl_gym.agents.training.metrics import MetricsLog
+from ftrl_gym.agents.training.policy import Policy, make_batch, pad_rows
+from ftrl_gym.agents.training.rollout import (
     EnvPool,
     Episode,
     EpisodeSpec,
@@ -34,7 +34,7 @@ from agents.training.rollout import (
     mean_metrics,
     run_episodes,
 )
-from agents.training.samples import (
+from ftrl_gym.agents.training.samples import (
     Prefix,
     Sample,
     assign_advantages,
@@ -43,7 +43,7 @@ from agents.training.samples import (
     group_signal,
     turn_samples,
 )
-from agents.training.validation import (
+from ftrl_gym.agents.training.validation import (
     best_row,
     validation_specs,
     validation_summary,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agents.training.rollout import Episode, EpisodeSpec, mean_metrics
+from ftrl_gym.agents.training.rollout import Episode, EpisodeSpec, mean_metrics
 from ftrl_gym.atomic import write_text_atomically
 
 BEST_FILE = "best.json"

@@ -16,6 +16,9 @@ BUILTIN_IDS: dict[str, str] = {
 }
 """Built-in ids and the scenario of ``envs_generated/`` each one serves."""
 
+SCENARIO_IDS: tuple[str, ...] = tuple(i for i, s in BUILTIN_IDS.items() if s != "mixed")
+"""The four scenarios' ids, one per scenario: the default of evaluation and training."""
+
 CUSTOM_ID = "FTRL-Custom-v0"
 """The id that takes ``tasks=`` (a JSONL path or a list of records)."""
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
+import sysconfig
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,8 @@ DATA_DIR_ENV = "FTRL_GYM_DATA_DIR"
 """Environment variable that overrides the dataset directory (the env reads the same one)."""
 CACHE_DIR_ENV = "FTRL_GYM_CACHE_DIR"
 """Environment variable that overrides where on-demand splits go when the dataset directory is read-only."""
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "envs_generated"
+DATA_PACKAGE = "ftrl_gym.envs_generated"
+"""The package that holds the shipped datasets (the repository's ``envs_generated/`` folder)."""
 MANIFEST_NAME = "manifest.json"
 RELEASE_SEED = 2025
 """Seed of the shipped datasets."""
@@ -30,9 +33,24 @@ COMMITTED_SPLITS: tuple[str, ...] = ("test",)
 """Splits whose files are committed; the others are generated on demand."""
 
 
+def default_data_dir() -> Path:
+    """The shipped datasets: ``envs_generated/`` of a source checkout, or the installed package data."""
+    spec = importlib.util.find_spec(DATA_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise GenerationError(f"package {DATA_PACKAGE} is not installed; reinstall ftrl-gym")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def data_dir() -> Path:
-    """The dataset directory: ``$FTRL_GYM_DATA_DIR`` or the repository's ``envs_generated/``."""
-    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+    """The dataset directory: ``$FTRL_GYM_DATA_DIR`` or :func:`default_data_dir`."""
+    return Path(os.environ.get(DATA_DIR_ENV) or default_data_dir())
+
+
+def _is_installed(path: Path) -> bool:
+    """Whether ``path`` lies inside the interpreter's site-packages (a wheel install)."""
+    resolved = path.resolve()
+    roots = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    return any(resolved.is_relative_to(Path(root).resolve()) for root in roots)
 
 
 def file_sha256(path: Path) -> str:
@@ -74,9 +92,9 @@ def dataset_path(
 ) -> Path:
     """Return the JSONL file of a shipped split, generating an on-demand split on first use.
 
-    An on-demand split is written beside the committed files when that directory is writable
-    (``envs_generated/`` ignores it in git), else under ``$FTRL_GYM_CACHE_DIR`` (default
-    ``~/.cache/ftrl-gym``). Its sha256 must equal the manifest's; a stale file left by an older
+    An on-demand split is written beside the committed files when that directory is a writable
+    source checkout (``envs_generated/`` ignores it in git), else (an installed wheel, a read-only
+    folder) under ``$FTRL_GYM_CACHE_DIR`` (default ``~/.cache/ftrl-gym``). Its sha256 must equal the manifest's; a stale file left by an older
     release is regenerated.
 
     Args:
@@ -107,7 +125,8 @@ def dataset_path(
     for candidate in (committed, cached):
         if candidate.is_file() and file_sha256(candidate) == entry["sha256"]:
             return candidate
-    target = committed if os.access(committed.parent, os.W_OK) else cached
+    beside = os.access(committed.parent, os.W_OK) and not _is_installed(committed.parent)
+    target = committed if beside else cached
     return _materialise(target, scenario, split, entry, manifest["seed"], progress)
 
 

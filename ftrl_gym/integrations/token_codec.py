@@ -58,7 +58,7 @@ class ByteCodec:
 
 
 class HFCodec:
-    """A Hugging Face tokenizer as a codec (e.g. the SmolLM2 tokenizer from ``agents.models``)."""
+    """A Hugging Face tokenizer as a codec (e.g. the SmolLM2 tokenizer from ``ftrl_gym.agents.models``)."""
 
     def __init__(self, tokenizer: Any) -> None:
         """Wrap a tokenizer.

@@ -43,7 +43,7 @@ def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
 def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``vllm serve`` of SmolLM2 on loopback with Hermes tool calling; yields its ``/v1`` URL."""
     require("torch", "transformers", "vllm", "openai")
-    from agents.models import resolve_model
+    from ftrl_gym.agents.models import resolve_model
 
     model_dir = resolve_model("smollm2")
     port = _free_port()

@@ -10,9 +10,9 @@ import gymnasium as gym
 import pytest
 
 import ftrl_gym  # noqa: F401
-from agents import Agent, AgentOutput, BaseAgent, OracleAgent, RandomAgent
-from agents.base import agent_name, generate_outputs
-from agents.baselines import format_tool_calls, random_value
+from ftrl_gym.agents import Agent, AgentOutput, BaseAgent, OracleAgent, RandomAgent
+from ftrl_gym.agents.base import agent_name, generate_outputs
+from ftrl_gym.agents.baselines import format_tool_calls, random_value
 from ftrl_gym.errors import AgentError
 
 

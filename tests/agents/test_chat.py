@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agents.chat import TOOL_SYSTEM_PROMPT, render_prompt, structured_messages, text_messages
+from ftrl_gym.agents.chat import TOOL_SYSTEM_PROMPT, render_prompt, structured_messages, text_messages
 
 TOOLS = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
 CALL = {"id": "call_1_0", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}}

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from agent_test_helpers import assert_scored_records, require
 
-from agents.chat import render_prompt
-from benchmarks.harness import EvalConfig, run_evaluation
-from benchmarks.results import ResultStore
+from ftrl_gym.agents.chat import render_prompt
+from ftrl_gym.evaluation.harness import EvalConfig, run_evaluation
+from ftrl_gym.evaluation.results import ResultStore
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def hf_agent():
     require("torch", "transformers", "gguf")
-    from agents.hf_agent import HFAgent
+    from ftrl_gym.agents.hf_agent import HFAgent
 
     agent = HFAgent(max_new_tokens=24, batch_size=2)
     yield agent

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.models import resolve_model, smollm2_gguf_path
+from ftrl_gym.agents.models import resolve_model, smollm2_gguf_path
 from ftrl_gym.errors import AgentError
 
 
@@ -37,7 +37,7 @@ def _closed_port() -> int:
 
 def test_unreachable_endpoint_is_a_clear_agent_error() -> None:
     pytest.importorskip("openai", reason="the openai extra is not installed")
-    from agents.openai_agent import OpenAIAgent
+    from ftrl_gym.agents.openai_agent import OpenAIAgent
 
     url = f"http://127.0.0.1:{_closed_port()}/v1"
     start = time.monotonic()
@@ -49,7 +49,7 @@ def test_unreachable_endpoint_is_a_clear_agent_error() -> None:
 
 def test_openai_without_key_or_url_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("openai", reason="the openai extra is not installed")
-    from agents.openai_agent import OpenAIAgent
+    from ftrl_gym.agents.openai_agent import OpenAIAgent
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)

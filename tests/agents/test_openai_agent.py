@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from agent_test_helpers import assert_scored_records
 
-from benchmarks.harness import EvalConfig, run_evaluation
-from benchmarks.results import ResultStore
+from ftrl_gym.evaluation.harness import EvalConfig, run_evaluation
+from ftrl_gym.evaluation.results import ResultStore
 
 pytestmark = pytest.mark.slow
 
 
 def test_openai_agent_completes_scored_episodes(vllm_server: str, tmp_path: Path) -> None:
-    from agents.openai_agent import OpenAIAgent
+    from ftrl_gym.agents.openai_agent import OpenAIAgent
 
     agent = OpenAIAgent(base_url=vllm_server, max_tokens=24, max_concurrency=2)
     assert agent.model == "smollm2" and agent.name == "openai:smollm2"
@@ -27,7 +27,7 @@ def test_openai_agent_completes_scored_episodes(vllm_server: str, tmp_path: Path
 
 
 def test_openai_agent_sends_native_tools_and_continues_a_tool_conversation(vllm_server: str) -> None:
-    from agents.openai_agent import OpenAIAgent
+    from ftrl_gym.agents.openai_agent import OpenAIAgent
 
     agent = OpenAIAgent(base_url=vllm_server, model="smollm2", max_tokens=40)
     tools = [{"type": "function", "function": {"name": "get_capital", "description": "Capital of a country",

@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 from agent_test_helpers import assert_scored_records, require
 
-from benchmarks.harness import EvalConfig, run_evaluation
-from benchmarks.results import ResultStore
+from ftrl_gym.evaluation.harness import EvalConfig, run_evaluation
+from ftrl_gym.evaluation.results import ResultStore
 
 pytestmark = pytest.mark.slow
 
 
 def test_vllm_agent_runs_real_episodes(tmp_path: Path) -> None:
     require("torch", "transformers", "vllm")
-    from agents.vllm_agent import VLLMAgent
+    from ftrl_gym.agents.vllm_agent import VLLMAgent
 
     agent = VLLMAgent(max_tokens=24)
     try:

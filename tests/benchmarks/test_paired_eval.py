@@ -44,7 +44,7 @@ def test_the_scenario_table_shows_points_per_scenario() -> None:
 
 def test_one_model_is_refused_before_anything_is_evaluated(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "benchmarks/paired_eval.py", "--out", str(tmp_path), "sft=smollm2"],
+        [sys.executable, "-m", "benchmarks.paired_eval", "--out", str(tmp_path), "sft=smollm2"],
         cwd=ROOT,
         capture_output=True,
         text=True,

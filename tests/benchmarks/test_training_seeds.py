@@ -58,7 +58,8 @@ def test_the_script_prints_the_table_and_the_summary(tmp_path: Path) -> None:
     out = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "benchmarks" / "training_seeds.py"),
+            "-m",
+            "benchmarks.training_seeds",
             str(run),
             "--target",
             "25",

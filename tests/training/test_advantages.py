@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from agents.training.advantages import (
+from ftrl_gym.agents.training.advantages import (
     discounted_returns,
     grpo_advantages,
     reinforce_pp_advantages,
@@ -77,13 +77,13 @@ def test_scatter_scores_rejects_an_empty_response():
 
 
 def test_turn_returns_discount_later_turns():
-    from agents.training.advantages import turn_returns
+    from ftrl_gym.agents.training.advantages import turn_returns
 
     assert turn_returns([0.5, 0.0, 1.0], gamma=0.5) == [0.75, 0.5, 1.0]
 
 
 def test_turn_level_advantages_pool_turns_of_the_same_task():
-    from agents.training.advantages import turn_level_advantages
+    from ftrl_gym.agents.training.advantages import turn_level_advantages
 
     # task a returns (gamma 1): episode 1 -> [2, 1], episode 2 -> [0]; pooled mean 1, std 1
     # task b has one turn in all: no baseline, advantage 0

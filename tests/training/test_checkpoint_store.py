@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.atomic import write_folder_atomically
-from agents.training.checkpoint import CheckpointStore
+from ftrl_gym.agents.atomic import write_folder_atomically
+from ftrl_gym.agents.training.checkpoint import CheckpointStore
 
 
 def _write(text: str):

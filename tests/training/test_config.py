@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.training.config import (
+from ftrl_gym.agents.training.config import (
     PRESETS,
     ConfigError,
     TrainConfig,

@@ -6,14 +6,14 @@ import argparse
 
 import pytest
 
-from agents.training.cli import add_arguments
-from agents.training.config import ConfigError, build_config
-from agents.training.distributed.cluster import (
+from ftrl_gym.agents.training.cli import add_arguments
+from ftrl_gym.agents.training.config import ConfigError, build_config
+from ftrl_gym.agents.training.distributed.cluster import (
     ClusterError,
     check_resources,
     required_resources,
 )
-from agents.training.distributed.versions import (
+from ftrl_gym.agents.training.distributed.versions import (
     UNLOADED,
     StaleRolloutError,
     needs_broadcast,

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from training_helpers import tiny_model
 
-from agents.training.config import TrainConfig, build_config
-from agents.training.distributed.driver import DistributedTrainer
-from agents.training.policy import Policy
-from agents.training.trainer import RLTrainer
+from ftrl_gym.agents.training.config import TrainConfig, build_config
+from ftrl_gym.agents.training.distributed.driver import DistributedTrainer
+from ftrl_gym.agents.training.policy import Policy
+from ftrl_gym.agents.training.trainer import RLTrainer
 
 SAME_RUN_TOLERANCE = 1e-5
 """Largest |distributed - single-process| accepted for loss, KL, entropy and grad norm. Sampling is

@@ -17,8 +17,8 @@ from test_distributed_training import (  # the same cluster, workspace, settings
     workspace,  # noqa: F401
 )
 
-from agents.training.config import ConfigError, TrainConfig, build_config
-from agents.training.distributed.weight_group import empty_buffers, layout_of, pack, unpack
+from ftrl_gym.agents.training.config import ConfigError, TrainConfig, build_config
+from ftrl_gym.agents.training.distributed.weight_group import empty_buffers, layout_of, pack, unpack
 
 
 def test_flat_buffers_round_trip_a_mixed_dtype_state_dict() -> None:

@@ -6,13 +6,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from agents.training.losses import (
+from ftrl_gym.agents.training.losses import (
     entropy_from_logits,
     kl_loss,
     low_var_kl,
     ppo_clipped_policy_loss,
 )
-from agents.training.masked import masked_mean
+from ftrl_gym.agents.training.masked import masked_mean
 
 
 def _ratios_case():

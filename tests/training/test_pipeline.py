@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from training_helpers import tiny_model
 
-from agents.training.config import build_config
-from agents.training.pipeline import (
+from ftrl_gym.agents.training.config import build_config
+from ftrl_gym.agents.training.pipeline import (
     SCENARIO_COLUMNS,
     evaluate_model,
     gains_text,
@@ -20,7 +20,7 @@ from agents.training.pipeline import (
     stage_wall_s,
     summarize,
 )
-from agents.training.policy import Policy
+from ftrl_gym.agents.training.policy import Policy
 
 
 def _tiny_pipeline(tokenizer, tmp_path: Path, **overrides):

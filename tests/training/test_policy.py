@@ -6,7 +6,7 @@ import pytest
 import torch
 from training_helpers import tiny_model
 
-from agents.training.policy import Policy, make_batch
+from ftrl_gym.agents.training.policy import Policy, make_batch
 
 
 def _gradients(policy: Policy) -> torch.Tensor:
@@ -39,8 +39,8 @@ def test_shared_prompt_forward_matches_full_sequences(tokenizer) -> None:
 
 
 def test_only_responses_to_one_prompt_share_it() -> None:
-    from agents.training.samples import Sample
-    from agents.training.trainer import shared_prompt_length
+    from ftrl_gym.agents.training.samples import Sample
+    from ftrl_gym.agents.training.trainer import shared_prompt_length
 
     def turn(ids: list[int], mask: list[int]) -> Sample:
         return Sample(ids, mask, [0.0] * len(ids), "g", 0.0)

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from training_helpers import tiny_model
 
-from agents.training.config import ConfigError, build_config
-from agents.training.pipeline import results_table, rl_model
-from agents.training.policy import Policy
-from agents.training.rollout import Episode
-from agents.training.trainer import RLTrainer
-from agents.training.validation import (
+from ftrl_gym.agents.training.config import ConfigError, build_config
+from ftrl_gym.agents.training.pipeline import results_table, rl_model
+from ftrl_gym.agents.training.policy import Policy
+from ftrl_gym.agents.training.rollout import Episode
+from ftrl_gym.agents.training.trainer import RLTrainer
+from ftrl_gym.agents.training.validation import (
     best_row,
     read_best,
     validation_indices,

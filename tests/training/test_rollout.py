@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.chat import render_prompt
-from agents.training.generation import Completion, SamplingSettings
-from agents.training.rollout import EnvPool, EpisodeSpec, TokenRenderer, run_episodes
+from ftrl_gym.agents.chat import render_prompt
+from ftrl_gym.agents.training.generation import Completion, SamplingSettings
+from ftrl_gym.agents.training.rollout import EnvPool, EpisodeSpec, TokenRenderer, run_episodes
 
 WEATHER_TASKS = Path(__file__).parents[1] / "data" / "tasks.jsonl"
 

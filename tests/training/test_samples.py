@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agents.training.generation import Completion
-from agents.training.rollout import Episode, Turn
-from agents.training.samples import (
+from ftrl_gym.agents.training.generation import Completion
+from ftrl_gym.agents.training.rollout import Episode, Turn
+from ftrl_gym.agents.training.samples import (
     Sample,
     assign_advantages,
     episode_samples,

@@ -8,11 +8,11 @@ from pathlib import Path
 import torch
 from training_helpers import tiny_model
 
-from agents.baselines import format_tool_calls
-from agents.training.config import build_config
-from agents.training.policy import Policy
-from agents.training.rollout import EnvPool, TokenRenderer
-from agents.training.sft import nll_loss, oracle_episode, run_sft
+from ftrl_gym.agents.baselines import format_tool_calls
+from ftrl_gym.agents.training.config import build_config
+from ftrl_gym.agents.training.policy import Policy
+from ftrl_gym.agents.training.rollout import EnvPool, TokenRenderer
+from ftrl_gym.agents.training.sft import nll_loss, oracle_episode, run_sft
 
 WEATHER_TASKS = Path(__file__).parents[1] / "data" / "tasks.jsonl"
 

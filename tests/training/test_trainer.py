@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from training_helpers import tiny_model
 
-from agents.training.config import build_config
-from agents.training.policy import Policy
-from agents.training.samples import Sample
-from agents.training.trainer import RLTrainer, informative_samples
+from ftrl_gym.agents.training.config import build_config
+from ftrl_gym.agents.training.policy import Policy
+from ftrl_gym.agents.training.samples import Sample
+from ftrl_gym.agents.training.trainer import RLTrainer, informative_samples
 
 
 def _config(tasks: Path, **overrides):

@@ -10,8 +10,8 @@ import pytest
 import torch
 from training_helpers import tiny_model
 
-from agents.training.generation import SamplingSettings, TransformersGenerator, sampling_logprobs
-from agents.training.policy import Policy, make_batch
+from ftrl_gym.agents.training.generation import SamplingSettings, TransformersGenerator, sampling_logprobs
+from ftrl_gym.agents.training.policy import Policy, make_batch
 
 SYNC_TOLERANCE = 1e-3
 """Largest |vLLM logprob - learner logprob| accepted after a sync (float32 on both sides; the kernels
@@ -31,7 +31,7 @@ def _engine(policy: Policy, tmp_path: Path, max_model_len: int) -> Any:
     vLLM's CPU attention needs a head size it has kernels for: the tiny models here use 128 / 2 heads
     = 64, as in SmolLM2.
     """
-    from agents.training.generation import VLLMGenerator
+    from ftrl_gym.agents.training.generation import VLLMGenerator
 
     return VLLMGenerator(
         str(policy.save(tmp_path / "start")),
@@ -136,8 +136,8 @@ def test_grpo_with_vllm_rollouts_samples_from_the_updated_weights(
     """After each update the engine holds the new weights: the logprobs it reports for the next
     batch equal the learner's (approx. KL of the ratio ~ 0), although lr 2e-2 moved the weights."""
     pytest.importorskip("vllm")
-    from agents.training.config import build_config
-    from agents.training.trainer import RLTrainer
+    from ftrl_gym.agents.training.config import build_config
+    from ftrl_gym.agents.training.trainer import RLTrainer
 
     config = build_config(
         overrides={

@@ -5,16 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agents.training.config import TrainConfig
-from agents.training.distributed.cluster import connect, end_actors, learner_placement
-from agents.training.distributed.fleet import RolloutFleet
-from agents.training.distributed.learner import Learner
-from agents.training.distributed.versions import needs_broadcast
-from agents.training.generation import SamplingSettings
-from agents.training.policy import Policy
-from agents.training.rollout import Episode, EpisodeSpec
-from agents.training.samples import Prefix, Sample
-from agents.training.trainer import RLTrainer, generated_tokens, micro_batches
+from ftrl_gym.agents.training.config import TrainConfig
+from ftrl_gym.agents.training.distributed.cluster import connect, end_actors, learner_placement
+from ftrl_gym.agents.training.distributed.fleet import RolloutFleet
+from ftrl_gym.agents.training.distributed.learner import Learner
+from ftrl_gym.agents.training.distributed.versions import needs_broadcast
+from ftrl_gym.agents.training.generation import SamplingSettings
+from ftrl_gym.agents.training.policy import Policy
+from ftrl_gym.agents.training.rollout import Episode, EpisodeSpec
+from ftrl_gym.agents.training.samples import Prefix, Sample
+from ftrl_gym.agents.training.trainer import RLTrainer, generated_tokens, micro_batches
 
 
 class DistributedTrainer(RLTrainer):

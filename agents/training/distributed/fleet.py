@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.training.config import TrainConfig
-from agents.training.distributed.cluster import end_actors, rollout_placement
-from agents.training.distributed.rollout_worker import RolloutWorker
-from agents.training.distributed.versions import UNLOADED, Tagged, staleness
-from agents.training.distributed.weight_group import GroupCoordinator, group_backend
-from agents.training.generation import SamplingSettings
+from ftrl_gym.agents.training.config import TrainConfig
+from ftrl_gym.agents.training.distributed.cluster import end_actors, rollout_placement
+from ftrl_gym.agents.training.distributed.rollout_worker import RolloutWorker
+from ftrl_gym.agents.training.distributed.versions import UNLOADED, Tagged, staleness
+from ftrl_gym.agents.training.distributed.weight_group import GroupCoordinator, group_backend
+from ftrl_gym.agents.training.generation import SamplingSettings
 
 RESTART_WAIT_S = 300
 """Longest wait for Ray to restart a dead rollout worker (a vLLM engine takes a while to start)."""

@@ -10,13 +10,13 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from agents.training.checkpoint import CheckpointStore
-from agents.training.config import TrainConfig
-from agents.training.distributed.cluster import ACTOR_ENV
-from agents.training.distributed.weight_group import Layout, WeightGroup, layout_of, pack
-from agents.training.policy import Policy
-from agents.training.samples import Sample
-from agents.training.trainer import (
+from ftrl_gym.agents.training.checkpoint import CheckpointStore
+from ftrl_gym.agents.training.config import TrainConfig
+from ftrl_gym.agents.training.distributed.cluster import ACTOR_ENV
+from ftrl_gym.agents.training.distributed.weight_group import Layout, WeightGroup, layout_of, pack
+from ftrl_gym.agents.training.policy import Policy
+from ftrl_gym.agents.training.samples import Sample
+from ftrl_gym.agents.training.trainer import (
     LOSS_STATS,
     accumulate_gradients,
     build_optimizer,

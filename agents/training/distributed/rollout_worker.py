@@ -11,21 +11,21 @@ from typing import Any
 import torch
 from transformers import AutoTokenizer
 
-from agents.models import resolve_model
-from agents.training.config import TrainConfig
-from agents.training.distributed.cluster import ACTOR_ENV
-from agents.training.distributed.versions import UNLOADED, Tagged
-from agents.training.distributed.weight_group import Layout, WeightGroup, empty_buffers, unpack
-from agents.training.generation import (
+from ftrl_gym.agents.models import resolve_model
+from ftrl_gym.agents.training.config import TrainConfig
+from ftrl_gym.agents.training.distributed.cluster import ACTOR_ENV
+from ftrl_gym.agents.training.distributed.versions import UNLOADED, Tagged
+from ftrl_gym.agents.training.distributed.weight_group import Layout, WeightGroup, empty_buffers, unpack
+from ftrl_gym.agents.training.generation import (
     Completion,
     Generator,
     SamplingSettings,
     TransformersGenerator,
     VLLMGenerator,
 )
-from agents.training.policy import Policy
-from agents.training.rollout import EnvPool, Episode, EpisodeSpec, TokenRenderer, run_episodes
-from agents.training.samples import Prefix, Sample, turn_samples
+from ftrl_gym.agents.training.policy import Policy
+from ftrl_gym.agents.training.rollout import EnvPool, Episode, EpisodeSpec, TokenRenderer, run_episodes
+from ftrl_gym.agents.training.samples import Prefix, Sample, turn_samples
 
 
 def turn_end_ids(path: str, tokenizer: Any) -> set[int]:

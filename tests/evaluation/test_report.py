@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.report import summarize, to_json, to_markdown, write_report
+from ftrl_gym.evaluation.report import summarize, to_json, to_markdown, write_report
 
 
 def _record(agent: str, env: str, scenario: str, task: int, repeat: int, f1: float, **extra) -> dict:

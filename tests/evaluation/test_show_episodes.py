@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from agents import OracleAgent
-from benchmarks.harness import EvalConfig, run_evaluation
-from benchmarks.results import ResultStore
-from benchmarks.show_episodes import format_episode, load_episodes, select
+from ftrl_gym.agents import OracleAgent
+from ftrl_gym.evaluation.harness import EvalConfig, run_evaluation
+from ftrl_gym.evaluation.results import ResultStore
+from ftrl_gym.evaluation.show_episodes import format_episode, load_episodes, select
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,7 +101,9 @@ def test_the_script_prints_the_chosen_transcripts(tmp_path: Path) -> None:
     out = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "benchmarks" / "show_episodes.py"),
+            "-m",
+            "ftrl_gym.cli",
+            "episodes",
             str(path),
             "--task",
             "FTRL-SingleHop-v0/13",

@@ -12,11 +12,11 @@ from typing import Any
 import gymnasium as gym
 
 import ftrl_gym  # noqa: F401  (registers the FTRL ids)
-from agents.base import agent_name, generate_outputs
-from benchmarks.results import ResultStore, episode_key
+from ftrl_gym.agents.base import agent_name, generate_outputs
+from ftrl_gym.envs.pool import EnvPool
+from ftrl_gym.envs.registration import CUSTOM_ID
 from ftrl_gym.errors import EnvConfigError
-
-CUSTOM_ENV_ID = "FTRL-Custom-v0"
+from ftrl_gym.evaluation.results import ResultStore, episode_key
 
 
 @dataclass
@@ -49,10 +49,10 @@ class EvalConfig:
             raise EnvConfigError("give at least one env id, e.g. --env FTRL-MultiHop-v0")
         for env_id in self.env_ids:
             check_env_id(env_id)
-        if CUSTOM_ENV_ID in self.env_ids and not self.tasks:
-            raise EnvConfigError(f"{CUSTOM_ENV_ID} needs a task file: add --tasks PATH.jsonl")
-        if self.tasks and CUSTOM_ENV_ID not in self.env_ids:
-            raise EnvConfigError(f"--tasks is only read by {CUSTOM_ENV_ID}; add --env {CUSTOM_ENV_ID}")
+        if CUSTOM_ID in self.env_ids and not self.tasks:
+            raise EnvConfigError(f"{CUSTOM_ID} needs a task file: add --tasks PATH.jsonl")
+        if self.tasks and CUSTOM_ID not in self.env_ids:
+            raise EnvConfigError(f"--tasks is only read by {CUSTOM_ID}; add --env {CUSTOM_ID}")
         if self.episodes is not None and self.episodes < 1:
             raise EnvConfigError(f"episodes must be at least 1 (or None for all), got {self.episodes}")
         if self.repeats < 1 or self.concurrency < 1 or self.max_turns < 1:
@@ -91,44 +91,6 @@ class _Episode:
     completion_tokens: int = 0
     record: dict[str, Any] = field(default_factory=dict)
     trace: list[dict[str, Any]] = field(default_factory=list)
-
-
-class EnvPool:
-    """Reusable env instances per id (each owns its sandbox worker), created on demand."""
-
-    def __init__(self, config: EvalConfig) -> None:
-        self.config = config
-        self._idle: dict[str, list[Any]] = {}
-        self._all: list[Any] = []
-
-    def make(self, env_id: str) -> Any:
-        """Build one env of ``env_id`` with the run's split / task file and turn limit."""
-        kwargs: dict[str, Any] = {"max_turns": self.config.max_turns}
-        if env_id == CUSTOM_ENV_ID:
-            kwargs["tasks"] = self.config.tasks
-        else:
-            kwargs["split"] = self.config.split
-        return gym.make(env_id, **kwargs)
-
-    def take(self, env_id: str) -> Any:
-        """An idle env of ``env_id``, or a new one."""
-        idle = self._idle.setdefault(env_id, [])
-        if idle:
-            return idle.pop()
-        env = self.make(env_id)
-        self._all.append(env)
-        return env
-
-    def give_back(self, env_id: str, env: Any) -> None:
-        """Return an env whose episode is over."""
-        self._idle.setdefault(env_id, []).append(env)
-
-    def close(self) -> None:
-        """Close every env (and so every sandbox worker) this pool made."""
-        for env in self._all:
-            env.close()
-        self._all.clear()
-        self._idle.clear()
 
 
 def plan_episodes(config: EvalConfig, pool: EnvPool) -> list[EpisodeSpec]:
@@ -170,7 +132,7 @@ def run_evaluation(
     threads: tool calls run in sandbox processes). Rewards and metrics are the env's own.
 
     Args:
-        agent: Any agent (see ``agents.base.Agent``).
+        agent: Any agent (see ``ftrl_gym.agents.base.Agent``).
         config: What to run.
         store: The run's JSONL results; episodes already there are skipped.
         progress: Called as ``progress(done, total)`` after each finished episode.
@@ -183,7 +145,7 @@ def run_evaluation(
         AgentError: The agent cannot answer (episodes finished before it are kept in ``store``).
     """
     label = agent_name(agent)
-    pool = EnvPool(config)
+    pool = EnvPool(config.max_turns, split=config.split, tasks=config.tasks)
     finished = 0
     try:
         specs = plan_episodes(config, pool)
@@ -218,7 +180,7 @@ def _key(label: str, config: EvalConfig, spec: EpisodeSpec) -> tuple[Any, ...]:
 
 
 def _identity(label: str, config: EvalConfig, spec: EpisodeSpec) -> dict[str, Any]:
-    custom = spec.env_id == CUSTOM_ENV_ID
+    custom = spec.env_id == CUSTOM_ID
     return {
         "agent": label,
         "env": spec.env_id,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from agents import OracleAgent, RandomAgent
-from benchmarks.harness import EvalConfig, run_evaluation, spread_indices
-from benchmarks.results import ResultStore, episode_key
+from ftrl_gym.agents import OracleAgent, RandomAgent
+from ftrl_gym.evaluation.harness import EvalConfig, run_evaluation, spread_indices
+from ftrl_gym.evaluation.results import ResultStore, episode_key
 from ftrl_gym.errors import AgentError, EnvConfigError
 
 DATA = Path(__file__).parents[2] / "envs_generated"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.results import ResultStore, episode_key
+from ftrl_gym.evaluation.results import ResultStore, episode_key
 
 
 def _record(task_index: int, repeat: int = 0, f1: float = 1.0) -> dict:

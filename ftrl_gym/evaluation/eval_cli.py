@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from ftrl_gym.agents.factory import AgentSettings, make_agent
+from ftrl_gym.envs.registration import SCENARIO_IDS
 from ftrl_gym.errors import FTRLError
 
-SCENARIO_ENV_IDS = [
-    "FTRL-SingleHop-v0",
-    "FTRL-ParallelSingleHop-v0",
-    "FTRL-MultiHop-v0",
-    "FTRL-ParallelMultiHop-v0",
-]
+SCENARIO_ENV_IDS = list(SCENARIO_IDS)
 """The four scenarios: the default ``--env``."""
-
-BUILTIN_AGENTS = ("oracle", "random", "openai", "hf", "vllm")
 
 PRESETS: dict[str, dict[str, Any]] = {
     "main": {
@@ -76,52 +70,18 @@ def resolve_arguments(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def build_agent(spec: str, args: argparse.Namespace) -> Any:
-    """Build the agent named by ``spec`` (see ``--agent``).
+    """Build the agent named by ``spec`` (see ``--agent``) from the command's options.
 
     Raises:
         AgentError: A model agent cannot load its model or reach its endpoint.
         ValueError: ``spec`` is neither a built-in name nor ``module:Class``.
     """
-    from agents import OracleAgent, RandomAgent
-
-    model_kwargs = {"max_tokens": args.max_tokens, "temperature": args.temperature}
-    if args.model:
-        model_kwargs["model"] = args.model
-    if spec == "oracle":
-        return OracleAgent()
-    if spec == "random":
-        return RandomAgent(seed=args.seed)
-    if spec == "hf":
-        from agents.hf_agent import HFAgent
-
-        model_kwargs["max_new_tokens"] = model_kwargs.pop("max_tokens")
-        return HFAgent(**model_kwargs, batch_size=max(args.concurrency, 1))
-    if spec == "vllm":
-        from agents.vllm_agent import VLLMAgent
-
-        return VLLMAgent(**model_kwargs, seed=args.seed)
-    if spec == "openai":
-        from agents.openai_agent import OpenAIAgent
-
-        return OpenAIAgent(
-            **model_kwargs, base_url=args.base_url, api_key=args.api_key,
-            max_concurrency=args.concurrency,
-        )
-    if ":" in spec:
-        return _user_agent(spec, json.loads(args.agent_kwargs))
-    raise ValueError(f"unknown agent {spec!r}: use one of {', '.join(BUILTIN_AGENTS)} or module:Class")
-
-
-def _user_agent(spec: str, kwargs: dict[str, Any]) -> Any:
-    module_name, _, class_name = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"--agent {spec}: cannot import module {module_name!r} ({exc})") from exc
-    cls = getattr(module, class_name, None)
-    if cls is None:
-        raise ValueError(f"--agent {spec}: module {module_name!r} has no {class_name!r}")
-    return cls(**kwargs)
+    settings = AgentSettings(
+        model=args.model or None, max_tokens=args.max_tokens, temperature=args.temperature,
+        seed=args.seed, concurrency=args.concurrency, base_url=args.base_url,
+        api_key=args.api_key, agent_kwargs=json.loads(args.agent_kwargs),
+    )
+    return make_agent(spec, settings)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,9 +90,9 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 on success; 2 for bad arguments, an unreachable endpoint or a bad model path.
     """
-    from benchmarks.harness import EvalConfig
-    from benchmarks.report import write_report
-    from benchmarks.results import ResultStore
+    from ftrl_gym.evaluation.harness import EvalConfig
+    from ftrl_gym.evaluation.report import write_report
+    from ftrl_gym.evaluation.results import ResultStore
 
     args = resolve_arguments(args)
     try:
@@ -161,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate(spec: str, args: argparse.Namespace, config: Any, store: Any) -> list[dict[str, Any]]:
-    from benchmarks.harness import run_evaluation
+    from ftrl_gym.evaluation.harness import run_evaluation
 
     agent = build_agent(spec, args)
     bar = None

@@ -56,7 +56,7 @@ def test_bad_arguments_exit_2_with_a_clear_message(
 
 def test_user_agent_class_by_module_path(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code = main([
-        "eval", "--agent", "agents.baselines:RandomAgent", "--agent-kwargs", '{"seed": 7}',
+        "eval", "--agent", "ftrl_gym.agents.baselines:RandomAgent", "--agent-kwargs", '{"seed": 7}',
         "--env", "FTRL-SingleHop-v0", "--episodes", "2", "--out", str(tmp_path), "--no-progress",
     ])
     assert code == 0
@@ -66,7 +66,7 @@ def test_user_agent_class_by_module_path(tmp_path: Path, capsys: pytest.CaptureF
 def test_main_preset_fills_only_what_is_not_given() -> None:
     import argparse
 
-    from benchmarks.eval_cli import SCENARIO_ENV_IDS, add_arguments, resolve_arguments
+    from ftrl_gym.evaluation.eval_cli import SCENARIO_ENV_IDS, add_arguments, resolve_arguments
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from benchmarks.stats import (
+from ftrl_gym.evaluation.stats import (
     Estimate,
     clustered_mean_ci,
     mean,

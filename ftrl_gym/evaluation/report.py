@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.stats import Estimate, clustered_mean_ci, mean
+from ftrl_gym.evaluation.stats import Estimate, clustered_mean_ci, mean
 
 SOLVE_METRICS = ("solve_p", "solve_r", "solve_f1")
 ALL_SCENARIOS = "all"
@@ -58,7 +58,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[SummaryRow]:
     ``"all"`` row. Rows keep the order in which envs, scenarios and agents first appear.
 
     Args:
-        records: Episode records as ``benchmarks.harness`` stores them.
+        records: Episode records as ``ftrl_gym.evaluation.harness`` stores them.
 
     Returns:
         One ``SummaryRow`` per group.

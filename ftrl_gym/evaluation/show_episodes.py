@@ -5,14 +5,15 @@ sent six times, the same call twice in one turn). Every episode the harness stor
 ``trace``, so this works on any ``ftrl-gym eval`` results file or a pipeline's
 ``eval/<stage>/results.jsonl``:
 
-    python benchmarks/show_episodes.py runs/pipeline/eval/grpo/results.jsonl --failed --limit 5
-    python benchmarks/show_episodes.py runs/pipeline/eval/grpo/results.jsonl --task FTRL-SingleHop-v0/13
+    ftrl-gym episodes runs/pipeline/eval/grpo/results.jsonl --failed --limit 5
+    ftrl-gym episodes runs/pipeline/eval/grpo/results.jsonl --task FTRL-SingleHop-v0/13
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -89,16 +90,21 @@ def format_episode(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``ftrl-gym episodes`` arguments to ``parser``."""
     parser.add_argument("results", help="a results.jsonl of ftrl-gym eval or a pipeline stage")
     parser.add_argument("--task", help="ENV or ENV/INDEX prefix, e.g. FTRL-SingleHop-v0/13")
     parser.add_argument("--failed", action="store_true", help="only episodes below Solve-F1 1")
     parser.add_argument("--limit", type=int, help="show at most this many episodes")
-    args = parser.parse_args()
-    chosen = select(load_episodes(args.results), args.task, args.failed, args.limit)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the chosen transcripts; exit status 2 with one line when the file cannot be read."""
+    try:
+        records = load_episodes(args.results)
+    except (OSError, ValueError) as exc:
+        print(f"ftrl-gym episodes: cannot read {args.results}: {exc}", file=sys.stderr)
+        return 2
+    chosen = select(records, args.task, args.failed, args.limit)
     print("\n\n".join(format_episode(r) for r in chosen) or "no episode matches")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

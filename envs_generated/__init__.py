@@ -1,0 +1,1 @@
+"""The shipped datasets: each scenario's test split and the manifest, installed as package data."""
