@@ -87,21 +87,17 @@ def make_eval_agent(model: str, config: TrainConfig) -> Any:
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean Solve-P/R/F1 over episodes, Solve-F1 per scenario and per task, and behaviour: tool calls
     and turns per episode, malformed calls in all."""
-
-    def mean(values: list[float]) -> float:
-        return sum(values) / len(values) if values else float("nan")
+    from ftrl_gym.evaluation.report import SOLVE_METRICS
+    from ftrl_gym.evaluation.stats import mean
 
     per_scenario = {
-        s: mean([r["solve_f1"] for r in records if r.get("scenario") == s])
-        for s in SCENARIO_COLUMNS
+        s: mean(r["solve_f1"] for r in records if r.get("scenario") == s) for s in SCENARIO_COLUMNS
     }
     return {
-        "solve_p": mean([r["solve_p"] for r in records]),
-        "solve_r": mean([r["solve_r"] for r in records]),
-        "solve_f1": mean([r["solve_f1"] for r in records]),
+        **{metric: mean(r[metric] for r in records) for metric in SOLVE_METRICS},
         "episodes": len(records),
-        "calls_per_episode": mean([r.get("tool_calls", 0) for r in records]),
-        "turns_per_episode": mean([r.get("turns", 0) for r in records]),
+        "calls_per_episode": mean(r.get("tool_calls", 0) for r in records),
+        "turns_per_episode": mean(r.get("turns", 0) for r in records),
         "format_errors": sum(r.get("format_errors", 0) for r in records),
         "per_scenario": per_scenario,
         "per_task": {task_key(r): r["solve_f1"] for r in records},
