@@ -107,6 +107,24 @@ def shutdown_engine(llm: Any) -> None:
     shutdown = getattr(client, "shutdown", None)
     if callable(shutdown):
         shutdown()
+    _restore_torch_threads()
+
+
+_TORCH_SET_NUM_THREADS: list[Any] = []
+"""``torch.set_num_threads`` as it was before an in-process CPU engine replaced it."""
+
+
+def _restore_torch_threads() -> None:
+    """Give ``torch.set_num_threads`` back once the in-process engine that replaced it is down.
+
+    vLLM's CPU worker swaps ``torch.set_num_threads`` for a function that only logs a warning (it binds
+    its threads to cores); it never puts it back, so without this every later ``set_num_threads`` in the
+    process (the learner's, a test's) would silently do nothing.
+    """
+    if _TORCH_SET_NUM_THREADS:
+        import torch
+
+        torch.set_num_threads = _TORCH_SET_NUM_THREADS.pop()
 
 
 @contextmanager
@@ -114,15 +132,21 @@ def engine_mode(in_process: bool) -> Iterator[None]:
     """Set vLLM's multiprocessing switch while an engine starts, then restore it.
 
     vLLM reads ``VLLM_ENABLE_V1_MULTIPROCESSING`` when an engine is built; scoping it here keeps one
-    engine's choice from leaking into engines (or Ray workers) started later in the process.
+    engine's choice from leaking into engines (or Ray workers) started later in the process. It also
+    remembers ``torch.set_num_threads`` if the engine replaced it, for :func:`shutdown_engine` to restore.
     """
+    import torch
+
     name = "VLLM_ENABLE_V1_MULTIPROCESSING"
     previous = os.environ.get(name)
+    set_num_threads = torch.set_num_threads
     if in_process:
         os.environ[name] = "0"
     try:
         yield
     finally:
+        if torch.set_num_threads is not set_num_threads and not _TORCH_SET_NUM_THREADS:
+            _TORCH_SET_NUM_THREADS.append(set_num_threads)
         if previous is None:
             os.environ.pop(name, None)
         else:

@@ -34,3 +34,13 @@ def test_vllm_agent_runs_real_episodes(tmp_path: Path) -> None:
     # On CPU the engine runs in this process; close() shuts it down at once, so a later engine in
     # the same process (the training pipeline's next stage) starts on a clean parallel state.
     assert agent.llm is None and not model_parallel_is_initialized()
+    # vLLM's CPU worker turns torch.set_num_threads into a warning; close() gives it back.
+    import torch
+
+    threads = torch.get_num_threads()
+    target = 2 if threads == 1 else 1
+    try:
+        torch.set_num_threads(target)
+        assert torch.get_num_threads() == target
+    finally:
+        torch.set_num_threads(threads)
