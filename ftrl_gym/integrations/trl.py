@@ -13,8 +13,7 @@ from ftrl_gym.envs.chat_template import render_chat_prompt
 from ftrl_gym.envs.registration import CUSTOM_ID
 from ftrl_gym.envs.tool_use_env import ToolUseEnv
 from ftrl_gym.integrations.trl_tools import tool_method
-from ftrl_gym.integrations.verl import tools_system_prompt
-from ftrl_gym.parsing import content_text
+from ftrl_gym.integrations.prompts import with_tools_system_message
 from ftrl_gym.sandbox import Sandbox, SandboxConfig
 from ftrl_gym.tasks import TaskRecord
 
@@ -353,7 +352,7 @@ def render_task_prompt(
     """The next-turn prompt with the tools, whether or not the chat template renders ``tools=``.
 
     The template renders ``tools=`` itself when that changes its output; otherwise (SmolLM2's
-    template) the tool list and call format of ``tools_system_prompt`` go in the system message.
+    template) the tool list and call format go in the system message (``with_tools_system_message``).
 
     Args:
         tokenizer: A ``transformers`` tokenizer with a chat template.
@@ -368,25 +367,6 @@ def render_task_prompt(
     if not tools or with_tools != render_chat_prompt(tokenizer, messages, None, **template_kwargs):
         return with_tools
     return render_chat_prompt(tokenizer, with_tools_system_message(messages, tools), None, **template_kwargs)
-
-
-def with_tools_system_message(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The messages with ``tools_system_prompt(tools)`` appended to the system message (or as a new one).
-
-    Args:
-        messages: OpenAI chat messages (not modified).
-        tools: OpenAI function-tool schemas.
-
-    Returns:
-        A new list of messages.
-    """
-    text = tools_system_prompt(tools)
-    out = [dict(message) for message in messages]
-    if out and out[0].get("role") == "system":
-        out[0]["content"] = f"{content_text(out[0].get('content'))}\n\n{text}"
-    else:
-        out.insert(0, {"role": "system", "content": text})
-    return out
 
 
 def environment_key(task_index: int) -> str:
