@@ -39,7 +39,10 @@ def builtin_tasks(env_id: str, split: str = "train") -> tuple[TaskRecord, ...]:
 
 
 def resolve_task(
-    env_id: str, split: str, task_index: int | None, record: TaskRecord | Mapping[str, Any] | None = None
+    env_id: str,
+    split: str,
+    task_index: int | None,
+    record: TaskRecord | Mapping[str, Any] | None = None,
 ) -> TaskRecord:
     """The task an adapter's episode plays: a given record, or task ``task_index`` of ``env_id``.
 
@@ -56,9 +59,15 @@ def resolve_task(
         EnvConfigError: Neither a record nor a valid ``task_index`` was given.
     """
     if record is not None:
-        return record if isinstance(record, TaskRecord) else TaskRecord.from_dict(dict(record), "task")
+        return (
+            record if isinstance(record, TaskRecord) else TaskRecord.from_dict(dict(record), "task")
+        )
     tasks = builtin_tasks(env_id, split)
-    if isinstance(task_index, bool) or not isinstance(task_index, numbers.Integral) or not 0 <= task_index < len(tasks):
+    if (
+        isinstance(task_index, bool)
+        or not isinstance(task_index, numbers.Integral)
+        or not 0 <= task_index < len(tasks)
+    ):
         raise EnvConfigError(
             f"task_index must be an int in 0..{len(tasks) - 1} for {env_id} ({split}), got {task_index!r}"
         )
@@ -80,5 +89,7 @@ def episode_env(task: TaskRecord, **kwargs: Any) -> ToolUseEnv:
     """
     unknown = sorted(set(kwargs) - EPISODE_KEYWORDS)
     if unknown:
-        raise EnvConfigError(f"unknown episode settings {unknown}; expected some of {sorted(EPISODE_KEYWORDS)}")
+        raise EnvConfigError(
+            f"unknown episode settings {unknown}; expected some of {sorted(EPISODE_KEYWORDS)}"
+        )
     return ToolUseEnv([task], sandbox=shared_sandbox(), **kwargs)

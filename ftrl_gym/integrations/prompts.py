@@ -8,7 +8,9 @@ from ftrl_gym.integrations.verl import tools_system_prompt
 from ftrl_gym.parsing import content_text
 
 
-def with_tools_system_message(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def with_tools_system_message(
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """The messages with ``tools_system_prompt(tools)`` appended to the system message (or as a new one).
 
     Args:

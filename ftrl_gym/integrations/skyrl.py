@@ -8,7 +8,12 @@ from typing import Any
 import skyrl_gym
 from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput
 
-from ftrl_gym.integrations.episodes import EPISODE_KEYWORDS, builtin_tasks, episode_env, resolve_task
+from ftrl_gym.integrations.episodes import (
+    EPISODE_KEYWORDS,
+    builtin_tasks,
+    episode_env,
+    resolve_task,
+)
 from ftrl_gym.integrations.prompts import with_tools_system_message
 from ftrl_gym.tasks import TaskRecord
 
@@ -32,7 +37,9 @@ class FTRLTextEnv(BaseTextEnv):
     a reward.
     """
 
-    def __init__(self, env_config: Mapping[str, Any] | None = None, extras: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, env_config: Mapping[str, Any] | None = None, extras: Mapping[str, Any] | None = None
+    ) -> None:
         """Load the episode's task; the sandbox session opens in ``init``.
 
         Args:
@@ -52,7 +59,9 @@ class FTRLTextEnv(BaseTextEnv):
         self.max_turns = self.env.config.max_turns
         self._info: dict[str, Any] = {}
 
-    def init(self, prompt: Sequence[Mapping[str, Any]] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def init(
+        self, prompt: Sequence[Mapping[str, Any]] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Start the episode; return the prompt (the row's, or the task's with its tools) and metadata.
 
         Args:
@@ -79,7 +88,10 @@ class FTRLTextEnv(BaseTextEnv):
         self.turns += 1
         observation, reward, terminated, truncated, self._info = self.env.step(action)
         done = bool(terminated or truncated)
-        metadata = {key: self._info[key] for key in ("tool_calls", "tool_results", "reward_breakdown", "metrics")}
+        metadata = {
+            key: self._info[key]
+            for key in ("tool_calls", "tool_results", "reward_breakdown", "metrics")
+        }
         metadata["truncation_reason"] = self._info["truncation_reason"]
         return BaseTextEnvStepOutput(
             observations=[] if done else [{"role": "user", "content": observation}],
@@ -123,7 +135,9 @@ def register_skyrl_env(env_class: str = SKYRL_ENV_CLASS) -> str:
     return env_class
 
 
-def skyrl_dataset_rows(env_id: str = DEFAULT_ENV_ID, split: str = "train", env_class: str = SKYRL_ENV_CLASS) -> list[dict[str, Any]]:
+def skyrl_dataset_rows(
+    env_id: str = DEFAULT_ENV_ID, split: str = "train", env_class: str = SKYRL_ENV_CLASS
+) -> list[dict[str, Any]]:
     """Rows in SkyRL's prompt-dataset layout, one per task of ``env_id``.
 
     Args:

@@ -12,8 +12,8 @@ import gymnasium as gym
 from ftrl_gym.envs.chat_template import render_chat_prompt
 from ftrl_gym.envs.registration import CUSTOM_ID
 from ftrl_gym.envs.tool_use_env import ToolUseEnv
-from ftrl_gym.integrations.trl_tools import tool_method
 from ftrl_gym.integrations.prompts import with_tools_system_message
+from ftrl_gym.integrations.trl_tools import tool_method
 from ftrl_gym.sandbox import Sandbox, SandboxConfig
 from ftrl_gym.tasks import TaskRecord
 
@@ -56,6 +56,16 @@ class TaskToolEnvironment:
         self._rewards = []
         self._done = False
 
+    @property
+    def tool_use_env(self) -> gym.Env:
+        """The episode's ``ToolUseEnv`` (a property, so TRL does not take it for a tool)."""
+        return self._env
+
+    @property
+    def turn_rewards(self) -> tuple[float, ...]:
+        """The env's rewards of the turns stepped so far in this episode."""
+        return tuple(self._rewards)
+
     def _finish(self, completion: Sequence[Mapping[str, Any]] | str) -> float:
         """Step the rollout's final text turn, if it has one not stepped yet; return the episode's return.
 
@@ -67,7 +77,11 @@ class TaskToolEnvironment:
         """
         turns = assistant_turns(completion)
         last = turns[-1] if turns else None
-        if not self._done and last is not None and not (isinstance(last, dict) and last.get("tool_calls")):
+        if (
+            not self._done
+            and last is not None
+            and not (isinstance(last, dict) and last.get("tool_calls"))
+        ):
             self._step(last)
         return sum(self._rewards)
 
@@ -76,7 +90,9 @@ class TaskToolEnvironment:
         if turn is None:
             turn = self._pending = _PendingTurn()
         index = len(turn.calls)
-        turn.calls.append({"type": "function", "function": {"name": name, "arguments": dict(arguments)}})
+        turn.calls.append(
+            {"type": "function", "function": {"name": name, "arguments": dict(arguments)}}
+        )
         await asyncio.sleep(0)  # the turn's other gathered calls record themselves meanwhile
         if turn.results is None:
             self._pending = None
@@ -303,7 +319,10 @@ class TRLAdapter:
         """
         from datasets import Dataset
 
-        prompts = [render_task_prompt(tokenizer, t.messages, t.tools, **template_kwargs) for t in self.tasks]
+        prompts = [
+            render_task_prompt(tokenizer, t.messages, t.tools, **template_kwargs)
+            for t in self.tasks
+        ]
         return Dataset.from_dict({"prompt": prompts, "task_index": list(range(len(self.tasks)))})
 
     def environment_dataset(self) -> Any:
@@ -347,7 +366,10 @@ class TRLAdapter:
 
 
 def render_task_prompt(
-    tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]], **template_kwargs: Any
+    tokenizer: Any,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]],
+    **template_kwargs: Any,
 ) -> str:
     """The next-turn prompt with the tools, whether or not the chat template renders ``tools=``.
 
@@ -366,7 +388,9 @@ def render_task_prompt(
     with_tools = render_chat_prompt(tokenizer, messages, tools, **template_kwargs)
     if not tools or with_tools != render_chat_prompt(tokenizer, messages, None, **template_kwargs):
         return with_tools
-    return render_chat_prompt(tokenizer, with_tools_system_message(messages, tools), None, **template_kwargs)
+    return render_chat_prompt(
+        tokenizer, with_tools_system_message(messages, tools), None, **template_kwargs
+    )
 
 
 def environment_key(task_index: int) -> str:
@@ -384,7 +408,9 @@ def environment_key(task_index: int) -> str:
 class _Factory:
     """Builds instances of one task's environment class around the adapter's env maker."""
 
-    def __init__(self, cls: type[TaskToolEnvironment], make_env: Callable[[TaskRecord], gym.Env]) -> None:
+    def __init__(
+        self, cls: type[TaskToolEnvironment], make_env: Callable[[TaskRecord], gym.Env]
+    ) -> None:
         self.cls = cls
         self.make_env = make_env
 
@@ -392,7 +418,9 @@ class _Factory:
         return self.cls(self.make_env)
 
 
-def _environment_class(task: TaskRecord, index: int, make_env: Callable[[TaskRecord], gym.Env]) -> _Factory:
+def _environment_class(
+    task: TaskRecord, index: int, make_env: Callable[[TaskRecord], gym.Env]
+) -> _Factory:
     methods = {tool["function"]["name"]: tool_method(tool, _run_tool) for tool in task.tools}
     cls = type(f"FTRLTask{index}Environment", (TaskToolEnvironment,), {"task": task, **methods})
     return _Factory(cls, make_env)

@@ -55,7 +55,9 @@ class FTRLTaskset(vf.Taskset[FTRLTask, FTRLTasksetConfig]):
         config = self.config
         tasks = builtin_tasks(config.env_id, config.split)[: config.num_tasks]
         for index, task in enumerate(tasks):
-            system, *messages = with_tools_system_message([dict(m) for m in task.messages], task.tools)
+            system, *messages = with_tools_system_message(
+                [dict(m) for m in task.messages], task.tools
+            )
             data = FTRLData(
                 idx=index,
                 id=f"{config.env_id}/{config.split}/{index}",
@@ -149,7 +151,11 @@ def assistant_action(messages: list[Any]) -> dict[str, Any]:
     for message in reversed(messages):
         if isinstance(message, vf.AssistantMessage):
             calls = [
-                {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
                 for call in message.tool_calls or []
             ]
             return {"role": "assistant", "content": message.content or "", "tool_calls": calls}
@@ -177,8 +183,14 @@ def load_environment(
     Returns:
         An :class:`FTRLEnv` (``vf.Env``) whose taskset is :class:`FTRLTaskset`.
     """
-    taskset = {"id": TASKSET_ID, "env_id": env_id, "split": split, "num_tasks": num_tasks,
-               "max_turns": max_turns, "reward": reward}
+    taskset = {
+        "id": TASKSET_ID,
+        "env_id": env_id,
+        "split": split,
+        "num_tasks": num_tasks,
+        "max_turns": max_turns,
+        "reward": reward,
+    }
     config = vf.resolve_env_config({"taskset": taskset, **({"agent": agent} if agent else {})})
     return vf.load_environment(config)
 
@@ -197,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
 __all__ = ["FTRLEnv", "FTRLTaskset", "load_environment"]
 
 if __name__ == "__main__":
-    from ftrl_gym.integrations import verifiers as _module  # the importable copy registers the taskset id
+    # Run as __main__, this file is a second copy: the importable one registers the taskset id.
+    from ftrl_gym.integrations import verifiers as _module  # noqa: PLW0406
 
     _module.main()
 else:

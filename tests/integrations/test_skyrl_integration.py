@@ -7,7 +7,9 @@ import json
 import gymnasium as gym
 import pytest
 
-skyrl_gym = pytest.importorskip("skyrl_gym", reason="SkyRL tests need skyrl-gym: pip install 'ftrl-gym[skyrl]'")
+skyrl_gym = pytest.importorskip(
+    "skyrl_gym", reason="SkyRL tests need skyrl-gym: pip install 'ftrl-gym[skyrl]'"
+)
 
 from skyrl_gym.envs.base_text_env import BaseTextEnv
 
@@ -36,7 +38,9 @@ TICK_TASK = {
             },
         }
     ],
-    "codes": {"tick": "def tick(label, data):\n    data['ticks'] += 1\n    return f'{label} {data[\"ticks\"]}'\n"},
+    "codes": {
+        "tick": "def tick(label, data):\n    data['ticks'] += 1\n    return f'{label} {data[\"ticks\"]}'\n"
+    },
     "unsolved_set": {"tick": ["a 1", "b 2"]},
     "answer": "2",
     "state": {"ticks": 0},
@@ -60,7 +64,11 @@ def skyrl_episode(row: dict, responses: list[str], env_config: dict | None = Non
         rewards, metadata = [], []
         for response in responses:
             output = env.step(response)
-            chat_history = [*chat_history, {"role": "assistant", "content": response}, *output["observations"]]
+            chat_history = [
+                *chat_history,
+                {"role": "assistant", "content": response},
+                *output["observations"],
+            ]
             rewards.append(output["reward"])
             metadata.append(output["metadata"])
             if output["done"]:
@@ -109,18 +117,33 @@ def test_reference_solution_through_skyrl_gym_make_and_step():
 def test_turn_rewards_of_one_turn_with_two_calls_and_state_through_extras():
     register_skyrl_env()
     row = {"env_class": SKYRL_ENV_CLASS, "task": TICK_TASK}
-    two_calls = call_text({"name": "tick", "arguments": {"label": "a"}}, {"name": "tick", "arguments": {"label": "b"}})
-    history, rewards, metadata, metrics = skyrl_episode(row, [two_calls, "2 ticks."], env_config={"max_turns": 4})
+    two_calls = call_text(
+        {"name": "tick", "arguments": {"label": "a"}}, {"name": "tick", "arguments": {"label": "b"}}
+    )
+    history, rewards, metadata, metrics = skyrl_episode(
+        row, [two_calls, "2 ticks."], env_config={"max_turns": 4}
+    )
     assert rewards == pytest.approx([4 / 3, 1.0])  # 2*2/(2+1), then 1/(1+0)
     assert [r["text"] for r in metadata[0]["tool_results"]] == ["a 1", "b 2"]
-    assert history[0]["role"] == "system" and "tick" in history[0]["content"]  # the task's prompt with its tools
-    assert metrics == {"solve_p": 1.0, "solve_r": 1.0, "solve_f1": 1.0, "calls": 2, "solved": 2, "total_answers": 2}
+    assert (
+        history[0]["role"] == "system" and "tick" in history[0]["content"]
+    )  # the task's prompt with its tools
+    assert metrics == {
+        "solve_p": 1.0,
+        "solve_r": 1.0,
+        "solve_f1": 1.0,
+        "calls": 2,
+        "solved": 2,
+        "total_answers": 2,
+    }
 
 
 def test_wrong_unknown_and_malformed_calls_are_scored_not_raised():
     register_skyrl_env()
     row = {"env_class": SKYRL_ENV_CLASS, "task": TICK_TASK}
-    wrong_label = call_text({"name": "tick", "arguments": {"label": "().__class__.__mro__[1].__subclasses__()"}})
+    wrong_label = call_text(
+        {"name": "tick", "arguments": {"label": "().__class__.__mro__[1].__subclasses__()"}}
+    )
     _, rewards, metadata, _ = skyrl_episode(row, [wrong_label, "<tool_call>{not json</tool_call>"])
     assert rewards == [0.0, -0.3]  # a call that solves nothing: 2*0/(1+1); a format error
     assert metadata[1]["reward_breakdown"]["branch"] == "format_error"
@@ -131,10 +154,15 @@ def test_wrong_unknown_and_malformed_calls_are_scored_not_raised():
 def test_turns_run_out_at_max_turns():
     register_skyrl_env()
     row = {"env_class": SKYRL_ENV_CLASS, "task": TICK_TASK, "max_turns": 1}
-    _, rewards, metadata, _ = skyrl_episode(row, [call_text({"name": "tick", "arguments": {"label": "a"}}), "2"])
+    _, rewards, metadata, _ = skyrl_episode(
+        row, [call_text({"name": "tick", "arguments": {"label": "a"}}), "2"]
+    )
     assert rewards == [1.0] and metadata[0]["truncation_reason"] == "max_turns"
 
 
 def test_bad_task_index_says_what_was_expected():
-    with pytest.raises(EnvConfigError, match=r"task_index must be an int in 0\.\.\d+ for FTRL-MultiHop-v0 \(test\), got 'x'"):
+    with pytest.raises(
+        EnvConfigError,
+        match=r"task_index must be an int in 0\.\.\d+ for FTRL-MultiHop-v0 \(test\), got 'x'",
+    ):
         FTRLTextEnv(extras={"env_id": ENV_ID, "split": "test", "task_index": "x"})

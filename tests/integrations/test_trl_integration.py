@@ -176,7 +176,9 @@ TICK_TASK = {
             },
         }
     ],
-    "codes": {"tick": "def tick(label, data):\n    data['ticks'] += 1\n    return f'{label} {data[\"ticks\"]}'\n"},
+    "codes": {
+        "tick": "def tick(label, data):\n    data['ticks'] += 1\n    return f'{label} {data[\"ticks\"]}'\n"
+    },
     "unsolved_set": {"tick": ["a 1", "b 2"]},
     "answer": "2",
     "state": {"ticks": 0},
@@ -195,7 +197,10 @@ def gathered_turn(env, *labels):
 def tool_message_rollout(turns, final_text):
     rollout = []
     for labels in turns:
-        calls = [{"type": "function", "function": {"name": "tick", "arguments": {"label": x}}} for x in labels]
+        calls = [
+            {"type": "function", "function": {"name": "tick", "arguments": {"label": x}}}
+            for x in labels
+        ]
         rollout += [{"role": "assistant", "content": "", "tool_calls": calls}]
         rollout += [{"role": "tool", "name": "tick", "content": "…"} for _ in labels]
     return rollout + [{"role": "assistant", "content": final_text}]
@@ -210,18 +215,20 @@ def tool_message_rollout(turns, final_text):
         ((("a",), ("b",)), [["a 1"], ["b 2"]], 3.0),
     ],
 )
-def test_environment_steps_each_gathered_turn_once_and_owns_the_reward(turns, results, expected_return):
+def test_environment_steps_each_gathered_turn_once_and_owns_the_reward(
+    turns, results, expected_return
+):
     adapter = TRLAdapter(tasks=[TICK_TASK], max_turns=4)
     try:
         env = adapter.environment_factory()["task_0"]()
         env.reset(prompt=TICK_TASK["messages"], task_index=0)
         assert [gathered_turn(env, *labels) for labels in turns] == results
-        assert env._env.get_state() == {"ticks": 2}  # each call ran once
+        assert env.tool_use_env.get_state() == {"ticks": 2}  # each call ran once
         rollout = tool_message_rollout(turns, "There were 2 ticks.")
-        assert adapter.episode_reward(prompts=[None], completions=[rollout], environments=[env]) == [
-            pytest.approx(expected_return)
-        ]
-        assert env._env.get_state() == {"ticks": 2}  # the reward ran no tool
+        assert adapter.episode_reward(
+            prompts=[None], completions=[rollout], environments=[env]
+        ) == [pytest.approx(expected_return)]
+        assert env.tool_use_env.get_state() == {"ticks": 2}  # the reward ran no tool
         assert adapter.reward_func(prompts=[None], completions=[rollout], task_index=[0]) == [
             pytest.approx(expected_return)
         ]  # the replay used for per-turn prompts gives the same return
@@ -237,7 +244,9 @@ def test_environment_refuses_calls_after_max_turns():
         assert gathered_turn(env, "a") == ["a 1"]
         assert gathered_turn(env, "b") == [EPISODE_OVER]
         rollout = tool_message_rollout([("a",), ("b",)], "2")
-        assert adapter.episode_reward(prompts=[None], completions=[rollout], environments=[env]) == [1.0]
+        assert adapter.episode_reward(
+            prompts=[None], completions=[rollout], environments=[env]
+        ) == [1.0]
         with pytest.raises(ValueError, match="environment_factory=adapter.environment_factory"):
             adapter.episode_reward(prompts=[None], completions=[rollout])
     finally:
@@ -268,9 +277,13 @@ def test_environment_tools_run_in_the_sandbox_with_the_task_schemas(adapter):
     ) == [1.0, -0.5]
 
 
-def test_per_turn_prompts_carry_the_tools_when_the_template_ignores_them(adapter, smollm2_tokenizer):
+def test_per_turn_prompts_carry_the_tools_when_the_template_ignores_them(
+    adapter, smollm2_tokenizer
+):
     task = adapter.tasks[0]
-    plain = smollm2_tokenizer.apply_chat_template(task.messages, add_generation_prompt=True, tokenize=False)
+    plain = smollm2_tokenizer.apply_chat_template(
+        task.messages, add_generation_prompt=True, tokenize=False
+    )
     assert plain == smollm2_tokenizer.apply_chat_template(
         task.messages, tools=task.tools, add_generation_prompt=True, tokenize=False
     )  # SmolLM2's own template drops tools=
@@ -299,8 +312,10 @@ def test_grpo_steps_with_environment_factory(adapter, tokenizer, tmp_path):
     assert names == set(adapter.tasks[0].tool_names)
     check_training(trainer, recorder, 1)
     [environments] = recorder.environments
-    assert len(environments) == 4 and all(type(e).__name__.startswith("FTRLTask") for e in environments)
-    assert all(e._done and len(e._rewards) == 1 for e in environments)  # the final text turn, stepped once
+    assert len(environments) == 4 and all(
+        type(e).__name__.startswith("FTRLTask") for e in environments
+    )
+    assert all(len(e.turn_rewards) == 1 for e in environments)  # the final text turn, stepped once
 
 
 def test_grpo_step_on_per_turn_prompts(adapter, tokenizer, tmp_path):
