@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
-import gymnasium as gym
 import pytest
 
 skyrl_gym = pytest.importorskip(
     "skyrl_gym", reason="SkyRL tests need skyrl-gym: pip install 'ftrl-gym[skyrl]'"
 )
 
+from integration_helpers import TICK_TASK, hermes_calls, plain_env_rewards
 from skyrl_gym.envs.base_text_env import BaseTextEnv
 
 from ftrl_gym.errors import EnvConfigError
@@ -22,33 +20,6 @@ from ftrl_gym.integrations.skyrl import (
 )
 
 ENV_ID = "FTRL-MultiHop-v0"
-TICK_TASK = {
-    "messages": [{"role": "user", "content": "Tick for a, then for b, and say how many ticks."}],
-    "tools": [
-        {
-            "type": "function",
-            "function": {
-                "name": "tick",
-                "description": "Count one tick.",
-                "parameters": {
-                    "type": "object",
-                    "properties": {"label": {"type": "string", "description": "A label."}},
-                    "required": ["label"],
-                },
-            },
-        }
-    ],
-    "codes": {
-        "tick": "def tick(label, data):\n    data['ticks'] += 1\n    return f'{label} {data[\"ticks\"]}'\n"
-    },
-    "unsolved_set": {"tick": ["a 1", "b 2"]},
-    "answer": "2",
-    "state": {"ticks": 0},
-}
-
-
-def call_text(*calls: dict) -> str:
-    return "\n".join("<tool_call>\n" + json.dumps(call) + "\n</tool_call>" for call in calls)
 
 
 def skyrl_episode(row: dict, responses: list[str], env_config: dict | None = None):
@@ -78,22 +49,6 @@ def skyrl_episode(row: dict, responses: list[str], env_config: dict | None = Non
         env.close()
 
 
-def gym_rewards(task_index: int, responses: list[str]) -> list[float]:
-    """The rewards of a plain gym env stepped with the same responses."""
-    env = gym.make(ENV_ID, split="test")
-    try:
-        env.reset(options={"task_index": task_index})
-        rewards = []
-        for response in responses:
-            _, reward, terminated, truncated, _ = env.step(response)
-            rewards.append(float(reward))
-            if terminated or truncated:
-                break
-        return rewards
-    finally:
-        env.close()
-
-
 def test_reference_solution_through_skyrl_gym_make_and_step():
     assert register_skyrl_env() == SKYRL_ENV_CLASS == register_skyrl_env()  # idempotent
     rows = skyrl_dataset_rows(ENV_ID, split="test")
@@ -103,10 +58,10 @@ def test_reference_solution_through_skyrl_gym_make_and_step():
     probe = FTRLTextEnv(extras=row)
     task = probe.task
     probe.close()
-    responses = [call_text(*turn) for turn in task.solution] + [f"The answer is {task.answer}."]
+    responses = [hermes_calls(*turn) for turn in task.solution] + [f"The answer is {task.answer}."]
     history, rewards, metadata, metrics = skyrl_episode(row, responses)
     # every multi-hop turn makes one solving call (2*1/(1+1)); the answer with none left scores 1/(1+0)
-    assert rewards == [1.0] * len(task.solution) + [1.0] == gym_rewards(3, responses)
+    assert rewards == [1.0] * len(task.solution) + [1.0] == plain_env_rewards(ENV_ID, 3, responses)
     assert metrics["solve_f1"] == 1.0 and metrics["calls"] == len(task.solution)
     assert [m["reward_breakdown"]["branch"] for m in metadata][-1] == "final_answer"
     tool_turns = [m for m in history if m["role"] == "user"][1:]
@@ -117,7 +72,7 @@ def test_reference_solution_through_skyrl_gym_make_and_step():
 def test_turn_rewards_of_one_turn_with_two_calls_and_state_through_extras():
     register_skyrl_env()
     row = {"env_class": SKYRL_ENV_CLASS, "task": TICK_TASK}
-    two_calls = call_text(
+    two_calls = hermes_calls(
         {"name": "tick", "arguments": {"label": "a"}}, {"name": "tick", "arguments": {"label": "b"}}
     )
     history, rewards, metadata, metrics = skyrl_episode(
@@ -141,13 +96,13 @@ def test_turn_rewards_of_one_turn_with_two_calls_and_state_through_extras():
 def test_wrong_unknown_and_malformed_calls_are_scored_not_raised():
     register_skyrl_env()
     row = {"env_class": SKYRL_ENV_CLASS, "task": TICK_TASK}
-    wrong_label = call_text(
+    wrong_label = hermes_calls(
         {"name": "tick", "arguments": {"label": "().__class__.__mro__[1].__subclasses__()"}}
     )
     _, rewards, metadata, _ = skyrl_episode(row, [wrong_label, "<tool_call>{not json</tool_call>"])
     assert rewards == [0.0, -0.3]  # a call that solves nothing: 2*0/(1+1); a format error
     assert metadata[1]["reward_breakdown"]["branch"] == "format_error"
-    _, rewards, metadata, _ = skyrl_episode(row, [call_text({"name": "rm_rf", "arguments": {}})])
+    _, rewards, metadata, _ = skyrl_episode(row, [hermes_calls({"name": "rm_rf", "arguments": {}})])
     assert rewards == [0.0] and metadata[0]["tool_results"][0]["text"].startswith("error")
 
 
@@ -155,7 +110,7 @@ def test_turns_run_out_at_max_turns():
     register_skyrl_env()
     row = {"env_class": SKYRL_ENV_CLASS, "task": TICK_TASK, "max_turns": 1}
     _, rewards, metadata, _ = skyrl_episode(
-        row, [call_text({"name": "tick", "arguments": {"label": "a"}}), "2"]
+        row, [hermes_calls({"name": "tick", "arguments": {"label": "a"}}), "2"]
     )
     assert rewards == [1.0] and metadata[0]["truncation_reason"] == "max_turns"
 

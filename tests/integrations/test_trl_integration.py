@@ -8,13 +8,13 @@ import json
 import os
 from pathlib import Path
 
-import gymnasium as gym
 import pytest
 
 trl = pytest.importorskip("trl", reason="TRL tests need TRL: pip install 'ftrl-gym[trl]'")
 pytest.importorskip("datasets", reason="TRL tests need datasets (installed with TRL)")
 torch = pytest.importorskip("torch", reason="TRL tests need torch")
 
+from integration_helpers import TICK_TASK, plain_env_rewards
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 from transformers.utils import get_json_schema
 from trl import GRPOConfig, GRPOTrainer
@@ -126,23 +126,12 @@ class Recorder:
 
 def replay(task_index: int, completion) -> float:
     """The summed rewards of a fresh plain env stepped with the completion's assistant turns."""
-    env = gym.make(ENV_ID, split="test", max_turns=6)
-    try:
-        env.reset(options={"task_index": task_index})
-        turns = (
-            [completion]
-            if isinstance(completion, str)
-            else [m for m in completion if m["role"] == "assistant"]
-        )
-        total = 0.0
-        for turn in turns:
-            _, reward, terminated, truncated, _ = env.step(turn)
-            total += float(reward)
-            if terminated or truncated:
-                break
-        return total
-    finally:
-        env.close()
+    turns = (
+        [completion]
+        if isinstance(completion, str)
+        else [m for m in completion if m["role"] == "assistant"]
+    )
+    return sum(plain_env_rewards(ENV_ID, task_index, turns, max_turns=6))
 
 
 def check_training(trainer: GRPOTrainer, recorder: Recorder, steps: int) -> None:
@@ -158,31 +147,6 @@ def check_training(trainer: GRPOTrainer, recorder: Recorder, steps: int) -> None
     rewards = [r for _, _, batch in recorder.calls for r in batch]
     assert -0.5 in rewards and 0.0 in rewards
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
-
-
-TICK_TASK = {
-    "messages": [{"role": "user", "content": "Tick for a, then for b, and say how many ticks."}],
-    "tools": [
-        {
-            "type": "function",
-            "function": {
-                "name": "tick",
-                "description": "Count one tick.",
-                "parameters": {
-                    "type": "object",
-                    "properties": {"label": {"type": "string", "description": "A label."}},
-                    "required": ["label"],
-                },
-            },
-        }
-    ],
-    "codes": {
-        "tick": "def tick(label, data):\n    data['ticks'] += 1\n    return f'{label} {data[\"ticks\"]}'\n"
-    },
-    "unsolved_set": {"tick": ["a 1", "b 2"]},
-    "answer": "2",
-    "state": {"ticks": 0},
-}
 
 
 def gathered_turn(env, *labels):

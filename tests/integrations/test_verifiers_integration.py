@@ -19,6 +19,7 @@ pytest.importorskip(
 )
 
 import verifiers.v1 as vf
+from integration_helpers import plain_env_rewards
 from verifiers.v1.cli.eval.runner import run_eval
 from verifiers.v1.configs.cli.eval import EvalConfig
 
@@ -149,19 +150,8 @@ def smollm2_server(tmp_path_factory):
 
 def replay(task_index: int, trace) -> list[float]:
     """The turn rewards of a fresh gym env stepped with the trace's assistant messages."""
-    env = gym.make(ENV_ID, split="test", max_turns=3)
-    try:
-        env.reset(options={"task_index": task_index})
-        rewards = []
-        for node in trace.nodes:
-            if isinstance(node.message, vf.AssistantMessage):
-                _, reward, terminated, truncated, _ = env.step(assistant_action([node.message]))
-                rewards.append(float(reward))
-                if terminated or truncated:
-                    break
-        return rewards
-    finally:
-        env.close()
+    replies = [n.message for n in trace.nodes if isinstance(n.message, vf.AssistantMessage)]
+    return plain_env_rewards(ENV_ID, task_index, (assistant_action([m]) for m in replies), 3)
 
 
 @pytest.mark.slow
