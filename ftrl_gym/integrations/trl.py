@@ -2,73 +2,185 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import gymnasium as gym
 
 from ftrl_gym.envs.chat_template import render_chat_prompt
 from ftrl_gym.envs.registration import CUSTOM_ID
+from ftrl_gym.envs.tool_use_env import ToolUseEnv
+from ftrl_gym.integrations.prompts import with_tools_system_message
 from ftrl_gym.integrations.trl_tools import tool_method
-from ftrl_gym.sandbox import Sandbox, SandboxConfig, SandboxSession, ToolCall
+from ftrl_gym.sandbox import Sandbox, SandboxConfig
 from ftrl_gym.tasks import TaskRecord
 
 
 class TaskToolEnvironment:
-    """Base of the per-task TRL environments: the task's tools are its public methods.
+    """Base of the per-task TRL environments: a ``ToolUseEnv`` episode whose tools are its public methods.
 
     TRL's ``environment_factory`` exposes every public method except ``reset`` and ``get_reward`` as a
     tool, so this class defines no other public method; :meth:`TRLAdapter.environment_factory` makes
-    one subclass per task with one method per tool. A call runs in the sandbox, in the episode's
-    session (the world state of a stateful task persists across the episode's calls), and returns the
-    text the agent reads; failures come back as the error line, never as an exception.
+    one subclass per task with one coroutine method per tool. TRL gathers the coroutine calls of one
+    assistant turn (``asyncio.gather``): each call records itself and yields once, so by the time the
+    first resumes the whole turn is known, and the turn is stepped through ``ToolUseEnv.step`` as one
+    assistant message with ``tool_calls``. Each tool therefore runs once per call, in the sandbox,
+    and the env scores the turn (SPEC 3); :class:`EpisodeReturn` steps the final text turn and reads
+    the return. Failures come back as the tool's error line, never as an exception.
     """
 
     task: TaskRecord
     """The task whose tools the subclass exposes (set on the subclass)."""
 
-    def __init__(self, sandbox: Callable[[], Sandbox]) -> None:
-        """Create an environment; no process starts before the first ``reset``.
+    def __init__(self, make_env: Callable[[TaskRecord], gym.Env]) -> None:
+        """Create an environment; no sandbox session opens before the first ``reset``.
 
         Args:
-            sandbox: Returns the shared sandbox the episode's session opens in.
+            make_env: Builds a ``ToolUseEnv`` whose only task is the given one.
         """
-        self._sandbox = sandbox
-        self._session: SandboxSession | None = None
+        self._env = make_env(self.task)
+        self._pending: _PendingTurn | None = None
+        self._rewards: list[float] = []
+        self._done = True
 
     def reset(self, **row: Any) -> None:
-        """Open a fresh sandbox session with the task's code and initial world state.
+        """Start the task's episode: a fresh sandbox session and world state.
 
         Args:
             **row: The dataset row (TRL passes it; the prompt already holds the question).
         """
-        self._close()
-        self._session = self._sandbox().open_session(self.task.tool_codes, state_json=self.task.state_json)
+        self._env.reset(options={"task_index": 0})
+        self._pending = None
+        self._rewards = []
+        self._done = False
 
-    def _run(self, name: str, arguments: dict[str, Any]) -> str:
-        if self._session is None:
-            self.reset()
-        assert self._session is not None
-        return self._session.call([ToolCall(name, dict(arguments))])[0].text
+    @property
+    def tool_use_env(self) -> gym.Env:
+        """The episode's ``ToolUseEnv`` (a property, so TRL does not take it for a tool)."""
+        return self._env
+
+    @property
+    def turn_rewards(self) -> tuple[float, ...]:
+        """The env's rewards of the turns stepped so far in this episode."""
+        return tuple(self._rewards)
+
+    def _finish(self, completion: Sequence[Mapping[str, Any]] | str) -> float:
+        """Step the rollout's final text turn, if it has one not stepped yet; return the episode's return.
+
+        Args:
+            completion: TRL's completion messages (or text for a single-turn rollout).
+
+        Returns:
+            The sum of the env's turn rewards.
+        """
+        turns = assistant_turns(completion)
+        last = turns[-1] if turns else None
+        if (
+            not self._done
+            and last is not None
+            and not (isinstance(last, dict) and last.get("tool_calls"))
+        ):
+            self._step(last)
+        return sum(self._rewards)
+
+    async def _call(self, name: str, arguments: dict[str, Any]) -> str:
+        turn = self._pending
+        if turn is None:
+            turn = self._pending = _PendingTurn()
+        index = len(turn.calls)
+        turn.calls.append(
+            {"type": "function", "function": {"name": name, "arguments": dict(arguments)}}
+        )
+        await asyncio.sleep(0)  # the turn's other gathered calls record themselves meanwhile
+        if turn.results is None:
+            self._pending = None
+            turn.results = self._step_turn(turn.calls)
+        return turn.results[index]
+
+    def _step_turn(self, calls: list[dict[str, Any]]) -> list[str]:
+        if self._done:
+            return [EPISODE_OVER] * len(calls)
+        info = self._step({"role": "assistant", "content": "", "tool_calls": calls})
+        texts = [result["text"] for result in info["tool_results"]]
+        missing = len(calls) - len(texts)
+        return texts + [f"error: call not parsed: {'; '.join(info['parse_errors'])}"] * missing
+
+    def _step(self, action: Any) -> dict[str, Any]:
+        _, reward, terminated, truncated, info = self._env.step(action)
+        self._rewards.append(float(reward))
+        self._done = terminated or truncated
+        return info
 
     def _close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        self._env.close()
 
 
-def _run_tool(environment: TaskToolEnvironment, name: str, arguments: dict[str, Any]) -> str:
-    return environment._run(name, arguments)
+EPISODE_OVER = "error: call not run: the episode is over (max_turns reached)"
+"""What a tool call returns after the env has truncated the episode."""
+
+
+@dataclass
+class _PendingTurn:
+    """The calls of the assistant turn being gathered, and their results once stepped."""
+
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    results: list[str] | None = None
+
+
+async def _run_tool(environment: TaskToolEnvironment, name: str, arguments: dict[str, Any]) -> str:
+    return await environment._call(name, arguments)
+
+
+class EpisodeReturn:
+    """The TRL reward of ``environment_factory`` rollouts: the return of the episode each environment played.
+
+    The tool calls were stepped through the environment's ``ToolUseEnv`` while TRL ran them; this
+    steps the rollout's final text turn (no tool runs) and returns the sum of the turn rewards.
+    TRL passes the rollouts' environment instances as ``environments``.
+    """
+
+    __name__ = "solve_f1"
+
+    def __call__(
+        self,
+        prompts: Sequence[Any],
+        completions: Sequence[Any],
+        environments: Sequence[TaskToolEnvironment] | None = None,
+        **kwargs: Any,
+    ) -> list[float]:
+        """One return per rollout.
+
+        Args:
+            prompts: The prompts (unused).
+            completions: TRL's completion messages, one list per rollout.
+            environments: The rollouts' environments, in the same order.
+            **kwargs: Dataset columns and TRL's extras (ignored).
+
+        Returns:
+            Each episode's summed turn rewards.
+
+        Raises:
+            ValueError: No environments came (the trainer was built without ``environment_factory``).
+        """
+        if environments is None:
+            raise ValueError(
+                "EpisodeReturn scores environment_factory rollouts: pass "
+                "environment_factory=adapter.environment_factory() to GRPOTrainer, or use "
+                "adapter.reward_func with adapter.prompt_dataset(tokenizer)"
+            )
+        return [env._finish(completion) for env, completion in zip(environments, completions)]
 
 
 class SolveF1Reward:
-    """A TRL reward function: each completion replayed through the env, its turn rewards summed.
+    """A TRL reward function for per-turn prompts: each completion stepped through the env as turns.
 
     TRL calls it as ``reward(prompts=..., completions=..., task_index=[...], **columns)``. A completion
-    is either text (one assistant turn, the paper's per-turn scheme) or TRL's list of messages of a
-    multi-turn rollout (assistant turns with ``tool_calls``, tool messages between them); its assistant
-    turns are stepped through a ``ToolUseEnv`` reset to the row's task, so the reward is exactly the
-    env's SPEC 3 reward (summed over the turns: the episode return so far).
+    is text (one assistant turn, the paper's per-turn scheme: its calls run here, once) or a list of
+    messages whose assistant messages are stepped in order through a ``ToolUseEnv`` reset to the row's
+    task, so the reward is exactly the env's SPEC 3 reward summed over the turns. For
+    ``environment_factory`` rollouts use :class:`EpisodeReturn`, which does not run the tools again.
     """
 
     __name__ = "solve_f1"
@@ -142,16 +254,15 @@ class TRLAdapter:
 
     Two ways to train:
 
-    - **per turn** (the paper's scheme, any TRL version): ``prompt_dataset(tokenizer)`` holds each
-      task's opening prompt rendered with its tools; :attr:`reward_func` scores the completion as one
-      assistant turn.
+    - **per turn** (the paper's scheme): ``prompt_dataset(tokenizer)`` holds each task's opening
+      prompt rendered with its tools; :attr:`reward_func` steps the completion as one assistant turn.
     - **multi-turn with tools** (TRL's ``environment_factory``): ``environment_dataset()`` routes each row
-      to its task's environment, whose methods are the task's tools; TRL runs the calls between
-      generations and :attr:`reward_func` scores the whole rollout.
+      to its task's environment, whose methods are the task's tools and which steps each turn through
+      a ``ToolUseEnv`` as TRL runs the calls; :attr:`episode_reward` returns the episode's return.
 
     Example:
         >>> adapter = TRLAdapter("FTRL-MultiHop-v0", split="test", num_tasks=64)
-        >>> trainer = GRPOTrainer(model, reward_funcs=adapter.reward_func, args=config,
+        >>> trainer = GRPOTrainer(model, reward_funcs=adapter.episode_reward, args=config,
         ...                       train_dataset=adapter.environment_dataset(),
         ...                       environment_factory=adapter.environment_factory())
     """
@@ -193,12 +304,14 @@ class TRLAdapter:
         self.env = env
         self.tasks: list[TaskRecord] = env.unwrapped.tasks
         self.reward_func = SolveF1Reward(env)
+        self.episode_reward = EpisodeReturn()
 
     def prompt_dataset(self, tokenizer: Any, **template_kwargs: Any) -> Any:
         """Rows ``{"prompt": text, "task_index": i}``: each task's opening prompt rendered with its tools.
 
         Args:
-            tokenizer: A ``transformers`` tokenizer with a tool-aware chat template.
+            tokenizer: A ``transformers`` tokenizer with a chat template; one that ignores ``tools=``
+                (SmolLM2's) gets the tools in the system message (:func:`render_task_prompt`).
             **template_kwargs: Passed to the chat template.
 
         Returns:
@@ -207,7 +320,7 @@ class TRLAdapter:
         from datasets import Dataset
 
         prompts = [
-            render_chat_prompt(tokenizer, t.messages, t.tools, **template_kwargs)
+            render_task_prompt(tokenizer, t.messages, t.tools, **template_kwargs)
             for t in self.tasks
         ]
         return Dataset.from_dict({"prompt": prompts, "task_index": list(range(len(self.tasks)))})
@@ -238,17 +351,46 @@ class TRLAdapter:
             ValueError: A task's tool or parameter name cannot be a Python method or argument.
         """
         return {
-            environment_key(i): _environment_class(task, i, self._get_sandbox)
+            environment_key(i): _environment_class(task, i, self._task_env)
             for i, task in enumerate(self.tasks)
         }
 
     def close(self) -> None:
-        """Close the env and the sandbox (kills its worker process)."""
+        """Close the env and the sandbox (kills its worker processes)."""
         self.env.close()
         self.sandbox.close()
 
-    def _get_sandbox(self) -> Sandbox:
-        return self.sandbox
+    def _task_env(self, task: TaskRecord) -> gym.Env:
+        """A ``ToolUseEnv`` over one task with the adapter's settings and shared sandbox."""
+        return ToolUseEnv([task], sandbox=self.sandbox, **asdict(self.env.unwrapped.config))
+
+
+def render_task_prompt(
+    tokenizer: Any,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]],
+    **template_kwargs: Any,
+) -> str:
+    """The next-turn prompt with the tools, whether or not the chat template renders ``tools=``.
+
+    The template renders ``tools=`` itself when that changes its output; otherwise (SmolLM2's
+    template) the tool list and call format go in the system message (``with_tools_system_message``).
+
+    Args:
+        tokenizer: A ``transformers`` tokenizer with a chat template.
+        messages: The conversation, OpenAI format.
+        tools: OpenAI function-tool schemas.
+        **template_kwargs: Passed to the chat template.
+
+    Returns:
+        The prompt text, ending with the assistant generation prompt.
+    """
+    with_tools = render_chat_prompt(tokenizer, messages, tools, **template_kwargs)
+    if not tools or with_tools != render_chat_prompt(tokenizer, messages, None, **template_kwargs):
+        return with_tools
+    return render_chat_prompt(
+        tokenizer, with_tools_system_message(messages, tools), None, **template_kwargs
+    )
 
 
 def environment_key(task_index: int) -> str:
@@ -264,17 +406,21 @@ def environment_key(task_index: int) -> str:
 
 
 class _Factory:
-    """Builds instances of one task's environment class around the shared sandbox."""
+    """Builds instances of one task's environment class around the adapter's env maker."""
 
-    def __init__(self, cls: type[TaskToolEnvironment], sandbox: Callable[[], Sandbox]) -> None:
+    def __init__(
+        self, cls: type[TaskToolEnvironment], make_env: Callable[[TaskRecord], gym.Env]
+    ) -> None:
         self.cls = cls
-        self.sandbox = sandbox
+        self.make_env = make_env
 
     def __call__(self) -> TaskToolEnvironment:
-        return self.cls(self.sandbox)
+        return self.cls(self.make_env)
 
 
-def _environment_class(task: TaskRecord, index: int, sandbox: Callable[[], Sandbox]) -> _Factory:
+def _environment_class(
+    task: TaskRecord, index: int, make_env: Callable[[TaskRecord], gym.Env]
+) -> _Factory:
     methods = {tool["function"]["name"]: tool_method(tool, _run_tool) for tool in task.tools}
     cls = type(f"FTRLTask{index}Environment", (TaskToolEnvironment,), {"task": task, **methods})
-    return _Factory(cls, sandbox)
+    return _Factory(cls, make_env)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import keyword
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import reduce
 from operator import or_
 from typing import Any
@@ -63,13 +63,14 @@ def method_docstring(function: dict[str, Any]) -> str:
 
 
 def tool_method(
-    tool: dict[str, Any], run: Callable[[Any, str, dict[str, Any]], str]
-) -> Callable[..., str]:
-    """Turn one tool schema into a method whose signature and docstring describe it.
+    tool: dict[str, Any], run: Callable[[Any, str, dict[str, Any]], Awaitable[str]]
+) -> Callable[..., Awaitable[str]]:
+    """Turn one tool schema into a coroutine method whose signature and docstring describe it.
 
-    The method accepts keyword arguments only and returns ``run(self, tool_name, arguments)``; its
-    ``__signature__``, annotations and docstring make ``get_json_schema`` rebuild the tool's schema
-    (names, types, required parameters, descriptions, enums).
+    The method accepts keyword arguments only and returns ``await run(self, tool_name, arguments)``;
+    its ``__signature__``, annotations and docstring make ``get_json_schema`` rebuild the tool's schema
+    (names, types, required parameters, descriptions, enums). TRL runs coroutine tools of one
+    assistant turn together with ``asyncio.gather``, which lets the environment step the turn as one.
 
     Args:
         tool: An OpenAI function-tool schema.
@@ -110,8 +111,8 @@ def tool_method(
             )
         )
 
-    def method(self: Any, **arguments: Any) -> str:
-        return run(self, name, arguments)
+    async def method(self: Any, **arguments: Any) -> str:
+        return await run(self, name, arguments)
 
     method.__name__ = method.__qualname__ = name
     method.__doc__ = method_docstring(function)
