@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from ftrl_gym.errors import GenerationError
+from ftrl_gym.generation.funnel import Funnel
 from ftrl_gym.generation.llm_backend import ChatClient, LLMConfig, generate_llm
 from ftrl_gym.generation.pipeline import GenerationConfig
 
@@ -158,7 +159,7 @@ def good(stage: str, attempt: int = 0, message: dict | None = None) -> tuple[int
     return 200, json.dumps(GOOD[stage])
 
 
-def run(server, tmp_path, sandbox, n=1, max_attempts_factor=4, cache=True, concurrency=2):
+def run(server, tmp_path, sandbox, n=1, cache=True, concurrency=2, funnel=None, **limits):
     llm = LLMConfig(
         model="scripted",
         base_url=server.url,
@@ -166,24 +167,26 @@ def run(server, tmp_path, sandbox, n=1, max_attempts_factor=4, cache=True, concu
         concurrency=concurrency,
         backoff_s=0.01,
         cache_dir=tmp_path / "cache" if cache else None,
+        **limits,
     )
     client = ChatClient(llm)
-    config = GenerationConfig(
-        scenarios=["single_hop"], n=n, split="test", max_attempts_factor=max_attempts_factor
-    )
-    records, summary = generate_llm(config, llm, sandbox, client=client)
+    config = GenerationConfig(scenarios=["single_hop"], n=n, split="test")
+    records, summary = generate_llm(config, llm, sandbox, client=client, funnel=funnel)
     return records["single_hop"], summary, client
 
 
 def test_scripted_stages_make_a_valid_task_through_the_real_client(serve, tmp_path, sandbox):
     server = serve(good)
-    (task,), summary, client = run(server, tmp_path, sandbox)
+    (task,), summary, client = run(server, tmp_path, sandbox, concurrency=1)
     assert task.tool_names == ["get_capital", "get_anthem"] and task.unsolved_set == {
         "get_capital": ["Quorvis"]
     }
     assert task.answer == "Quorvis" and task.data_source == "ftrl_gym.generation/openai:scripted"
     assert server.requests == client.requests == 5
-    assert server.bodies[0]["response_format"] == {"type": "json_object"}
+    schema = server.bodies[0]["response_format"]
+    assert schema["type"] == "json_schema" and schema["json_schema"]["name"] == "ftrl_scene"
+    assert schema["json_schema"]["schema"]["required"] == ["question", "final_answer", "sub_problems"]
+    assert [b["max_tokens"] for b in server.bodies] == [512, 1024, 1024, 1536, 2048]
     assert (
         server.bodies[0]["model"] == "scripted"
         and "STAGE 1" in server.bodies[0]["messages"][0]["content"]
@@ -195,31 +198,32 @@ def test_scripted_stages_make_a_valid_task_through_the_real_client(serve, tmp_pa
 
 def test_a_server_error_is_retried(serve, tmp_path, sandbox):
     server = serve(lambda stage, n, _: (500, "") if n == 1 else good(stage))
-    (task,), summary, client = run(server, tmp_path, sandbox)
+    (task,), summary, client = run(server, tmp_path, sandbox, concurrency=1)
     assert server.requests == client.requests == 6 and task.answer == "Quorvis"
     assert summary.to_dict()["rejected"] == {}
 
 
 def test_an_endpoint_that_keeps_failing_is_a_generation_error(serve, tmp_path, sandbox):
     server = serve(lambda stage, n, _: (503, ""))
-    with pytest.raises(GenerationError, match="failed 5 times"):
-        run(server, tmp_path, sandbox)
-    assert server.requests == 5
+    with pytest.raises(GenerationError, match="failed 4 times"):
+        run(server, tmp_path, sandbox, concurrency=1)
+    assert server.requests == 4
 
 
 @pytest.mark.parametrize(
-    "stage, content, reason",
+    "stage, content, where, reason",
     [
-        ("scene", "Sure! The capital is Quorvis.", "not_json"),
-        ("scene", json.dumps({"question": "q", "final_answer": "a"}), "missing_field"),
-        ("documents", json.dumps({"tools": "get_capital"}), "wrong_type"),
+        ("scene", "Sure! The capital is Quorvis.", "scene", "not_json"),
+        ("scene", json.dumps({"question": "q", "final_answer": "a"}), "scene", "missing_field"),
+        ("documents", json.dumps({"tools": "get_capital"}), "documents", "wrong_type"),
         (
             "deployment",
             json.dumps(
                 GOOD["deployment"]
                 | {"codes": {"get_capital": CODE.replace("Quorvis", "Zed"), "get_anthem": DECOY}}
             ),
-            "wrong_answer",
+            "validation",
+            "unmatched_answer",
         ),
         (
             "deployment",
@@ -232,21 +236,27 @@ def test_an_endpoint_that_keeps_failing_is_a_generation_error(serve, tmp_path, s
                     }
                 }
             ),
+            "validation",
             "distractor_yields_answer",
         ),
     ],
 )
-def test_bad_output_is_rejected_with_its_reason_and_never_emitted(
-    serve, tmp_path, sandbox, stage, content, reason
+def test_bad_output_is_rejected_with_its_stage_and_reason_and_never_emitted(
+    serve, tmp_path, sandbox, stage, content, where, reason
 ):
     server = serve(lambda s, n, _: (200, content) if s == stage else good(s))
-    with pytest.raises(
-        GenerationError, match="only 0 of 1 single_hop candidates passed in 2 attempts"
-    ):
-        run(server, tmp_path, sandbox, max_attempts_factor=-18)
-    expected = {"wrong_answer": "unmatched_answer"}.get(reason, reason)
-    with pytest.raises(GenerationError, match=f"rejections: {{'{expected}': 2}}"):
-        run(server, tmp_path, sandbox, max_attempts_factor=-18, cache=False)
+    with pytest.raises(GenerationError, match="only 0 of 1 single_hop tasks passed in 2 candidates"):
+        run(server, tmp_path, sandbox, max_candidates=2)
+    funnel = Funnel()
+    with pytest.raises(GenerationError, match=f"{where} 2→0 \\({reason} 2\\)"):
+        run(server, tmp_path, sandbox, max_candidates=2, cache=False, funnel=funnel)
+    counts = funnel.to_dict()["scenarios"]["single_hop"]
+    assert counts["scene"]["in"] == 2 and counts[where] == {
+        "in": 2,
+        "passed": 0,
+        "rejected": {reason: {"count": 2, "examples": counts[where]["rejected"][reason]["examples"]}},
+    }
+    assert 1 <= len(counts[where]["rejected"][reason]["examples"]) <= 2
 
 
 def test_the_cache_replays_a_run_without_requests(serve, tmp_path, sandbox):
@@ -281,6 +291,8 @@ def test_the_command_line_drives_the_openai_backend(serve, tmp_path, capsys):
         "test",
         "--out",
         str(tmp_path),
+        "--concurrency",
+        "1",
     ]
     assert main(argv) == 0
     (task,) = load_tasks(tmp_path / "single_hop" / "test.jsonl")
