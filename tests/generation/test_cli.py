@@ -50,8 +50,10 @@ def test_generate_writes_one_file_per_scenario_and_prints_the_summary(tmp_path, 
     [
         (
             ["--scenario", "triple_hop"],
-            "unknown scenario(s) triple_hop; choose from all, single_hop, parallel_single_hop, "
-            "multi_hop, parallel_multi_hop",
+            (
+                "unknown scenario(s) triple_hop; choose from all, single_hop, parallel_single_hop, "
+                "multi_hop, parallel_multi_hop"
+            ),
         ),
         (["--n", "0"], "--n must be at least 1 (validated tasks per scenario), got 0"),
         (["--merge-rate", "2"], "merge_rate must be a probability in [0, 1], got 2.0"),
@@ -65,8 +67,10 @@ def test_generate_writes_one_file_per_scenario_and_prints_the_summary(tmp_path, 
         ),
         (
             ["--backend", "openai", "--model", "m", "--max-tokens", "stage1=9"],
-            "--max-tokens: unknown stage 'stage1'; choose from scene, documents, integration, "
-            "scaling, deployment",
+            (
+                "--max-tokens: unknown stage 'stage1'; choose from scene, documents, integration, "
+                "scaling, deployment"
+            ),
         ),
         (
             ["--backend", "openai", "--model", "m", "--timeout", "0"],
