@@ -90,31 +90,41 @@ SHAPES: dict[str, dict[str, Any]] = {
         "question": Text(400),
         "final_answer": Text(120),
         "sub_problems": [
-            {"id": Text(8), "description": Text(200), "depends_on": [Text(8)], "answer": Text(120)}
+            {
+                "id": Text(8),
+                "description": Text(200),
+                "depends_on": [Text(8), 3],
+                "answer": Text(120),
+            },
+            9,
         ],
     },
     "documents": {
         "tools": [
-            {"sub_problem": Text(8), "name": Text(64), "description": Text(300), "parameters": dict}
+            {"sub_problem": Text(8), "name": Text(64), "description": Text(300), "parameters": dict},
+            9,
         ]
     },
     "integration": {
-        "tools": [{"name": Text(64), "description": Text(300), "parameters": dict}],
+        "tools": [{"name": Text(64), "description": Text(300), "parameters": dict}, 9],
         "assignment": {str: Text(64)},
     },
     "scaling": {
-        "tools": [{"name": Text(64), "description": Text(300), "parameters": dict}],
-        "distractors": [{"name": Text(64), "description": Text(300), "parameters": dict}],
+        "tools": [{"name": Text(64), "description": Text(300), "parameters": dict}, 9],
+        "distractors": [{"name": Text(64), "description": Text(300), "parameters": dict}, 3],
     },
     "deployment": {
         "codes": {str: str},
-        "solution": [[{"name": Text(64), "arguments": dict}]],
-        "unsolved_set": {str: [Text(120)]},
-        "distractor_probes": [{"name": Text(64), "arguments": dict}],
+        "solution": [[{"name": Text(64), "arguments": dict}, 4], 5],
+        "unsolved_set": {str: [Text(120), 9]},
+        "distractor_probes": [{"name": Text(64), "arguments": dict}, 3],
     },
 }
 """Stage name → the shape its answer must have: a dict of required keys, ``{str: shape}`` for a map
-with any keys, ``[item]`` for a list, ``Text(n)`` or ``str`` for a string, or a type."""
+with any keys, ``[item]`` or ``[item, n]`` for a list, ``Text(n)`` or ``str`` for a string, or a type.
+
+The bounds ``n`` (``maxItems``, ``maxLength``) go to the server with the schema and steer guided
+decoding; the shape check accepts longer values."""
 
 MAX_TOKENS: dict[str, int] = {
     "scene": 512,
@@ -181,8 +191,8 @@ def check_shape(value: Any, shape: Any, where: str = "$") -> None:
 def json_schema(shape: Any) -> dict[str, Any]:
     """Return the JSON Schema of a shape, for ``response_format={"type": "json_schema", ...}``.
 
-    Objects list every key as required and allow no others; maps allow any key; ``Text(n)`` becomes
-    a string with ``maxLength`` n.
+    Objects list every key as required and allow no others; maps allow any key; ``[item, n]``
+    becomes an array with ``maxItems`` n and ``Text(n)`` a string with ``maxLength`` n.
     """
     if isinstance(shape, dict):
         if list(shape) == [str]:
@@ -194,7 +204,8 @@ def json_schema(shape: Any) -> dict[str, Any]:
             "additionalProperties": False,
         }
     if isinstance(shape, list):
-        return {"type": "array", "items": json_schema(shape[0])}
+        bound = {"maxItems": shape[1]} if len(shape) > 1 else {}
+        return {"type": "array", "items": json_schema(shape[0])} | bound
     if isinstance(shape, Text):
         return {"type": "string", "maxLength": shape.max_chars}
     return {"type": {str: "string", dict: "object", int: "integer", float: "number"}[shape]}

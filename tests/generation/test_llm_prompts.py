@@ -21,7 +21,7 @@ from ftrl_gym.generation.progress import Progress
 
 
 def test_a_shape_becomes_the_json_schema_that_is_sent():
-    shape = {"name": Text(64), "codes": {str: str}, "calls": [{"arguments": dict}]}
+    shape = {"name": Text(64), "codes": {str: str}, "calls": [{"arguments": dict}, 4]}
     assert json_schema(shape) == {
         "type": "object",
         "properties": {
@@ -35,6 +35,7 @@ def test_a_shape_becomes_the_json_schema_that_is_sent():
                     "required": ["arguments"],
                     "additionalProperties": False,
                 },
+                "maxItems": 4,
             },
         },
         "required": ["name", "codes", "calls"],
