@@ -120,8 +120,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-candidates",
         type=int,
         default=None,
-        help="openai backend: candidates tried per scenario before giving up "
-        "(default n * 4 + 20)",
+        help="openai backend: candidates tried per scenario before giving up (default n * 4 + 20)",
     )
     parser.add_argument(
         "--cache-dir",
@@ -177,7 +176,9 @@ def _run(args: argparse.Namespace) -> int:
         desc = f"generate {args.split}"
         with Progress(len(scenarios) * args.n, desc) as progress:
             records, summary = generate(config, progress=progress.update)
-        _write_report(args.out, {"status": "ok", "backend": "offline", "summary": summary.to_dict()})
+        _write_report(
+            args.out, {"status": "ok", "backend": "offline", "summary": summary.to_dict()}
+        )
     for scenario, tasks in records.items():
         path = args.out / scenario / f"{args.split}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,24 +234,14 @@ def _generate_llm(
 
     llm = _llm_config(args)
     client, funnel, started = ChatClient(llm), Funnel(), time.monotonic()
-    report: dict[str, Any] = {
-        "status": "failed",
-        "error": None,
-        "backend": "openai",
-        "model": llm.model,
-        "base_url": llm.base_url,
-        "config": {"scenarios": list(config.scenarios), "n": config.n, "seed": config.seed, "split": config.split},
-        "limits": {
-            "max_tokens": llm.max_tokens,
-            "timeout_s": llm.timeout_s,
-            "max_retries": llm.max_retries,
-            "concurrency": llm.concurrency,
-            "max_candidates": llm.max_candidates,
-        },
-    }
+    report = _report_head(llm, config)
     try:
-        with Progress(len(config.scenarios) * config.n, f"generate {args.split} ({llm.model})") as progress:
-            records, summary = generate_llm(config, llm, progress=progress, client=client, funnel=funnel)
+        with Progress(
+            len(config.scenarios) * config.n, f"generate {args.split} ({llm.model})"
+        ) as progress:
+            records, summary = generate_llm(
+                config, llm, progress=progress, client=client, funnel=funnel
+            )
         report |= {"status": "ok", "summary": summary.to_dict()}
         return records, summary
     except FTRLError as exc:
@@ -269,9 +260,35 @@ def _generate_llm(
         print(f"report: {args.out / REPORT_NAME}")
 
 
+def _report_head(llm: LLMConfig, config: GenerationConfig) -> dict[str, Any]:
+    """The part of an LLM run's report known before it starts; ``status`` is ``failed`` until it succeeds."""
+    return {
+        "status": "failed",
+        "error": None,
+        "backend": "openai",
+        "model": llm.model,
+        "base_url": llm.base_url,
+        "config": {
+            "scenarios": list(config.scenarios),
+            "n": config.n,
+            "seed": config.seed,
+            "split": config.split,
+        },
+        "limits": {
+            "max_tokens": llm.max_tokens,
+            "timeout_s": llm.timeout_s,
+            "max_retries": llm.max_retries,
+            "concurrency": llm.concurrency,
+            "max_candidates": llm.max_candidates,
+        },
+    }
+
+
 def _write_report(out: Path, report: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(out / REPORT_NAME, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomically(
+        out / REPORT_NAME, json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    )
 
 
 def _release(args: argparse.Namespace, scenarios: list[str]) -> int:

@@ -74,6 +74,7 @@ STAGES: dict[str, str] = {
 }
 """Stage name → system prompt."""
 
+
 @dataclass(frozen=True)
 class Text:
     """A string in a shape, with a length bound sent to the server as ``maxLength``.
@@ -101,7 +102,12 @@ SHAPES: dict[str, dict[str, Any]] = {
     },
     "documents": {
         "tools": [
-            {"sub_problem": Text(8), "name": Text(64), "description": Text(300), "parameters": dict},
+            {
+                "sub_problem": Text(8),
+                "name": Text(64),
+                "description": Text(300),
+                "parameters": dict,
+            },
             9,
         ]
     },

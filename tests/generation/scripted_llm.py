@@ -151,7 +151,11 @@ class ScriptedServer:
         """(status, content, finish_reason) of a request: refusals first, then the script's answer."""
         if body["model"] not in self.models:
             names = ", ".join(self.models)
-            return 404, f"The model `{body['model']}` does not exist. Valid aliases: {names}.", "stop"
+            return (
+                404,
+                f"The model `{body['model']}` does not exist. Valid aliases: {names}.",
+                "stop",
+            )
         if self.refuse_schema and body.get("response_format", {}).get("type") == "json_schema":
             return 400, "response_format json_schema is not supported", "stop"
         status, content, *finish = self.script(message["stage"], attempt, message)

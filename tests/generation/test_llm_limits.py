@@ -51,14 +51,23 @@ def test_a_server_that_refuses_json_schema_is_asked_for_json_object(serve, tmp_p
         "(400) Error code: 400 - response_format json_schema is not supported"
     )
     formats = [body["response_format"]["type"] for body in server.bodies]
-    assert formats == ["json_schema", "json_object", "json_object", "json_object", "json_object", "json_object"]
+    assert formats == [
+        "json_schema",
+        "json_object",
+        "json_object",
+        "json_object",
+        "json_object",
+        "json_object",
+    ]
     replay, client = _generate(_config(server, tmp_path), sandbox)
     assert client.requests == 0 and replay[0].to_dict() == task.to_dict()
 
 
 def test_an_answer_cut_off_at_max_tokens_is_rejected_as_truncated(serve, tmp_path, sandbox):
     def cut(stage: str, attempt: int, message: dict) -> tuple:
-        return (200, '{"tools": [{"name": "get_cap', "length") if stage == "scaling" else good(stage)
+        return (
+            (200, '{"tools": [{"name": "get_cap', "length") if stage == "scaling" else good(stage)
+        )
 
     server = serve(cut)
     funnel = Funnel()
@@ -73,8 +82,10 @@ def test_an_answer_cut_off_at_max_tokens_is_rejected_as_truncated(serve, tmp_pat
             "truncated": {
                 "count": 2,
                 "examples": [
-                    ("the answer reached max_tokens=50 after 28 characters, ending "
-                    "'{\"tools\": [{\"name\": \"get_cap'; raise --max-tokens scaling=N")
+                    (
+                        "the answer reached max_tokens=50 after 28 characters, ending "
+                        '\'{"tools": [{"name": "get_cap\'; raise --max-tokens scaling=N'
+                    )
                 ],
             }
         },
@@ -82,7 +93,9 @@ def test_an_answer_cut_off_at_max_tokens_is_rejected_as_truncated(serve, tmp_pat
     assert [body["max_tokens"] for body in server.bodies] == [50] * 5
 
 
-def test_a_request_past_its_timeout_rejects_its_candidate_and_is_not_retried(serve, tmp_path, sandbox):
+def test_a_request_past_its_timeout_rejects_its_candidate_and_is_not_retried(
+    serve, tmp_path, sandbox
+):
     server = serve(good, delay_s=1.0)
     funnel = Funnel()
     llm = _config(server, tmp_path, timeout_s=0.3, max_candidates=2)
@@ -131,7 +144,9 @@ def test_a_server_that_vanishes_mid_run_stops_the_run_in_seconds(serve, tmp_path
     assert main(_cli(server.url, tmp_path, "--retries", "2", "--concurrency", "2")) == 2
     assert time.monotonic() - started < 15
     err = capsys.readouterr().err.splitlines()
-    assert err[-1] == f"ftrl-gym generate: {server.url} failed 3 times; last error: Connection error."
+    assert (
+        err[-1] == f"ftrl-gym generate: {server.url} failed 3 times; last error: Connection error."
+    )
     report = json.loads((tmp_path / "report.json").read_text())
     # 3 answered, at most 2 more answered while the server shuts down, then 2 chains x 3 attempts
     assert report["status"] == "failed" and 3 <= report["requests"] <= 3 + 2 + 2 * 3
@@ -157,9 +172,15 @@ def test_options_reach_every_request(serve, tmp_path, capsys):
     options = ["--max-tokens", "scene=64,deployment=900", "--response-format", "json_object"]
     assert main(_cli(server.url, tmp_path, *options)) == 0
     assert [body["max_tokens"] for body in server.bodies] == [64, 1024, 1024, 1536, 900]
-    assert {json.dumps(body["response_format"]) for body in server.bodies} == {'{"type": "json_object"}'}
+    assert {json.dumps(body["response_format"]) for body in server.bodies} == {
+        '{"type": "json_object"}'
+    }
     out = capsys.readouterr().out
     assert "validation       1       1  -" in out
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["status"] == "ok" and report["limits"]["max_tokens"]["deployment"] == 900
-    assert report["funnel"]["scenarios"]["single_hop"]["validation"] == {"in": 1, "passed": 1, "rejected": {}}
+    assert report["funnel"]["scenarios"]["single_hop"]["validation"] == {
+        "in": 1,
+        "passed": 1,
+        "rejected": {},
+    }

@@ -76,9 +76,7 @@ def test_every_stage_has_a_schema_and_a_token_bound():
         (
             {"question": "q", "final_answer": "a", "sub_problems": ["s1 " * 30]},
             "wrong_type",
-            'scene.sub_problems[0] must be an object, got string "'
-            + ("s1 " * 30)[:59]
-            + "...",
+            'scene.sub_problems[0] must be an object, got string "' + ("s1 " * 30)[:59] + "...",
         ),
     ],
 )
@@ -129,7 +127,11 @@ def test_the_funnel_counts_each_candidate_up_to_the_stage_that_rejected_it():
         }
     }
     total = funnel.to_dict()["total"]
-    assert (total["scene"]["in"], total["validation"]["in"], total["validation"]["passed"]) == (7, 2, 1)
+    assert (total["scene"]["in"], total["validation"]["in"], total["validation"]["passed"]) == (
+        7,
+        2,
+        1,
+    )
     assert funnel.accepted("single_hop") == 1 and funnel.candidates("multi_hop") == 5
     assert funnel.one_line("multi_hop") == (
         "scene 5→1 (not_json 4), documents 1→1, integration 1→0 (truncated 1)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 
 import pytest
 
@@ -52,7 +53,7 @@ def test_every_stage_of_every_scenario_runs_with_structured_outputs(vllm_server,
     assert list(counts) == list(SCENARIOS)
     for scenario, stages in counts.items():
         assert stages["scene"]["in"] == CANDIDATES
-        for before, after in zip(LLM_STAGES, LLM_STAGES[1:]):
+        for before, after in pairwise(LLM_STAGES):
             assert stages[after]["in"] == stages[before]["passed"], (scenario, after)
         for stage, count in stages.items():
             rejected = sum(r["count"] for r in count["rejected"].values())
