@@ -86,6 +86,13 @@ class Text:
     max_chars: int
 
 
+@dataclass(frozen=True)
+class Parameters:
+    """A tool's ``parameters``: the check accepts any object; the schema sent asks for JSON Schema
+    properties that each have a ``type`` and a ``description`` (other keys such as ``enum`` or
+    ``default`` allowed), and at most 8 ``required`` names."""
+
+
 SHAPES: dict[str, dict[str, Any]] = {
     "scene": {
         "question": Text(400),
@@ -106,18 +113,21 @@ SHAPES: dict[str, dict[str, Any]] = {
                 "sub_problem": Text(8),
                 "name": Text(64),
                 "description": Text(300),
-                "parameters": dict,
+                "parameters": Parameters(),
             },
             9,
         ]
     },
     "integration": {
-        "tools": [{"name": Text(64), "description": Text(300), "parameters": dict}, 9],
+        "tools": [{"name": Text(64), "description": Text(300), "parameters": Parameters()}, 9],
         "assignment": {str: Text(64)},
     },
     "scaling": {
-        "tools": [{"name": Text(64), "description": Text(300), "parameters": dict}, 9],
-        "distractors": [{"name": Text(64), "description": Text(300), "parameters": dict}, 3],
+        "tools": [{"name": Text(64), "description": Text(300), "parameters": Parameters()}, 9],
+        "distractors": [
+            {"name": Text(64), "description": Text(300), "parameters": Parameters()},
+            3,
+        ],
     },
     "deployment": {
         "codes": {str: str},
@@ -189,6 +199,8 @@ def check_shape(value: Any, shape: Any, where: str = "$") -> None:
             check_shape(item, shape[0], f"{where}[{i}]")
     elif isinstance(shape, Text):
         check_shape(value, str, where)
+    elif isinstance(shape, Parameters):
+        check_shape(value, dict, where)
     elif not isinstance(value, shape):
         name = {dict: "an object", str: "a string"}.get(shape, shape.__name__)
         raise BadOutput("wrong_type", f"{where} must be {name}, got {_came(value)}")
@@ -214,6 +226,13 @@ def json_schema(shape: Any) -> dict[str, Any]:
         return {"type": "array", "items": json_schema(shape[0])} | bound
     if isinstance(shape, Text):
         return {"type": "string", "maxLength": shape.max_chars}
+    if isinstance(shape, Parameters):
+        described = {"type": Text(16), "description": Text(200)}
+        schema = json_schema(
+            {"type": Text(8), "properties": {str: described}, "required": [Text(64), 8]}
+        )
+        schema["properties"]["properties"]["additionalProperties"].pop("additionalProperties")
+        return schema
     return {"type": {str: "string", dict: "object", int: "integer", float: "number"}[shape]}
 
 

@@ -12,6 +12,7 @@ from ftrl_gym.generation.llm_prompts import (
     MAX_TOKENS,
     SHAPES,
     BadOutput,
+    Parameters,
     Text,
     check_shape,
     json_schema,
@@ -51,6 +52,18 @@ def test_every_stage_has_a_schema_and_a_token_bound():
         "type": "string",
         "maxLength": 400,
     }
+    tool = response_format("documents", "json_schema")["json_schema"]["schema"]["properties"]["tools"]
+    parameters = tool["items"]["properties"]["parameters"]
+    assert parameters["required"] == ["type", "properties", "required"]
+    assert parameters["properties"]["properties"]["additionalProperties"] == {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string", "maxLength": 16},
+            "description": {"type": "string", "maxLength": 200},
+        },
+        "required": ["type", "description"],
+    }
+    check_shape({"type": "object", "properties": {"q": {"type": "string"}}}, Parameters())
     assert response_format("scene", "json_object") == {"type": "json_object"}
     assert response_format("scene", "none") is None
 
