@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ftrl_gym.atomic import write_text_atomically
 from ftrl_gym.errors import GenerationError
+from ftrl_gym.generation.funnel import Funnel
+from ftrl_gym.generation.llm_client import ChatClient, LLMConfig, RequestTimedOut
 from ftrl_gym.generation.llm_prompts import (
     DOMAINS,
     SCENARIO_SHAPES,
@@ -31,149 +26,7 @@ from ftrl_gym.generation.validation import validate
 from ftrl_gym.sandbox import Sandbox
 from ftrl_gym.tasks import TaskRecord
 
-
-@dataclass
-class LLMConfig:
-    """How to reach the endpoint and how hard to try."""
-
-    model: str
-    """Model name sent with every request."""
-    base_url: str | None = None
-    """Endpoint, e.g. ``http://localhost:8000/v1``; None means the OpenAI API."""
-    api_key: str | None = None
-    """Key; default ``$OPENAI_API_KEY``, or ``"EMPTY"`` for local servers that need none."""
-    concurrency: int = 4
-    """Candidates built at once (each is a chain of five requests)."""
-    max_retries: int = 4
-    """Retries of a request that failed in transport or with a 429/5xx status."""
-    backoff_s: float = 1.0
-    """First retry delay; it doubles with each retry."""
-    timeout_s: float = 120.0
-    """Seconds one request may take."""
-    temperature: float = 0.7
-    """Sampling temperature (the cache keeps runs reproducible whatever it is)."""
-    json_mode: bool = True
-    """Ask for ``response_format={"type": "json_object"}``; turn off for servers that reject it."""
-    cache_dir: Path | None = None
-    """Response cache; None disables caching."""
-
-    def __post_init__(self) -> None:
-        if not self.model:
-            raise ValueError("LLMConfig.model is required, e.g. --model gpt-4o-mini")
-        if self.concurrency < 1 or self.max_retries < 0 or self.backoff_s < 0:
-            raise ValueError(
-                "LLMConfig needs concurrency >= 1, max_retries >= 0 and backoff_s >= 0, got "
-                f"{self.concurrency}, {self.max_retries}, {self.backoff_s}"
-            )
-
-
-class ResponseCache:
-    """Responses on disk, one JSON file per request, keyed by the sha256 of the request.
-
-    An interrupted run resumes where it stopped; a finished run replays without a single request.
-    """
-
-    def __init__(self, root: Path | None) -> None:
-        self.root = root
-
-    @staticmethod
-    def key(request: dict[str, Any]) -> str:
-        """Return the cache key of a request (everything that determines the answer)."""
-        return hashlib.sha256(
-            json.dumps(request, sort_keys=True, ensure_ascii=False).encode()
-        ).hexdigest()
-
-    def get(self, key: str) -> str | None:
-        """Return the cached content, or None."""
-        path = self._path(key)
-        return (
-            json.loads(path.read_text(encoding="utf-8"))["content"]
-            if path and path.is_file()
-            else None
-        )
-
-    def put(self, key: str, request: dict[str, Any], content: str) -> None:
-        """Store a response atomically, with its request for inspection."""
-        path = self._path(key)
-        if path is None:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"request": request, "content": content}
-        write_text_atomically(path, json.dumps(record, ensure_ascii=False))
-
-    def _path(self, key: str) -> Path | None:
-        return None if self.root is None else self.root / key[:2] / f"{key}.json"
-
-
-class ChatClient:
-    """Chat completions through the ``openai`` package, with retries, backoff and the cache."""
-
-    def __init__(self, config: LLMConfig) -> None:
-        try:
-            import openai
-        except ImportError as exc:
-            raise GenerationError(
-                "the openai backend needs the openai package: pip install 'ftrl-gym[openai]'"
-            ) from exc
-        self._openai = openai
-        self.config = config
-        key = config.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
-        self._client = openai.OpenAI(
-            base_url=config.base_url, api_key=key, max_retries=0, timeout=config.timeout_s
-        )
-        self.cache = ResponseCache(config.cache_dir)
-        self.requests = 0
-        self._lock = threading.Lock()
-
-    def complete(self, system: str, user: str) -> str:
-        """Return the assistant's content for a two-message conversation (from the cache when there).
-
-        Raises:
-            GenerationError: The endpoint kept failing after every retry, or refused the request (4xx).
-        """
-        request: dict[str, Any] = {
-            "model": self.config.model,
-            "temperature": self.config.temperature,
-            "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
-        }
-        if self.config.json_mode:
-            request["response_format"] = {"type": "json_object"}
-        key = self.cache.key(request)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
-        content = self._send(request)
-        self.cache.put(key, request, content)
-        return content
-
-    def _send(self, request: dict[str, Any]) -> str:
-        """Send one request, retrying transport errors, 429 and 5xx with exponential backoff."""
-        oa = self._openai
-        retryable = (
-            oa.APIConnectionError,
-            oa.APITimeoutError,
-            oa.RateLimitError,
-            oa.InternalServerError,
-        )
-        for attempt in range(self.config.max_retries + 1):
-            with self._lock:
-                self.requests += 1
-            try:
-                response = self._client.chat.completions.create(**request)
-                return response.choices[0].message.content or ""
-            except retryable as exc:
-                if attempt == self.config.max_retries:
-                    raise GenerationError(
-                        f"{self.config.base_url or 'OpenAI API'} failed "
-                        f"{attempt + 1} times; last error: {exc}"
-                    ) from exc
-                time.sleep(self.config.backoff_s * 2**attempt)
-            except oa.APIStatusError as exc:
-                raise GenerationError(
-                    f"{self.config.base_url or 'OpenAI API'} refused the request "
-                    f"({exc.status_code}): {exc.message}"
-                ) from exc
-        raise AssertionError("unreachable")
+__all__ = ["ChatClient", "LLMCandidate", "LLMConfig", "build_llm_candidate", "generate_llm"]
 
 
 @dataclass
@@ -185,14 +38,37 @@ class LLMCandidate:
     probes: list[dict[str, Any]] | None = None
     meta: dict[str, Any] | None = None
     rejection: BadOutput | None = None
+    stage: str | None = None
+    """The stage that rejected the candidate."""
+
+
+class _StageFailed(Exception):
+    """A stage's answer was unusable; carries the stage and the rejection."""
+
+    def __init__(self, stage: str, rejection: BadOutput) -> None:
+        super().__init__(str(rejection))
+        self.stage, self.rejection = stage, rejection
 
 
 def _ask(
     client: ChatClient, stage: str, context: dict[str, Any], system: str | None = None
 ) -> dict[str, Any]:
-    """Run one stage: prompt, decode, check the shape."""
-    value = parse_json(client.complete(system or STAGES[stage], user_message(stage, context)))
-    check_shape(value, SHAPES[stage], stage)
+    """Run one stage: prompt, decode, check the shape; an unusable answer raises ``_StageFailed``."""
+    try:
+        reply = client.complete(stage, system or STAGES[stage], user_message(stage, context))
+        if reply.finish_reason == "length":
+            raise BadOutput(
+                "truncated",
+                f"the answer reached max_tokens={client.config.max_tokens[stage]} "
+                f"after {len(reply.content)} characters, ending {reply.content[-40:]!r}; "
+                f"raise --max-tokens {stage}=N",
+            )
+        value = parse_json(reply.content)
+        check_shape(value, SHAPES[stage], stage)
+    except RequestTimedOut as exc:
+        raise _StageFailed(stage, BadOutput("timeout", str(exc))) from None
+    except BadOutput as exc:
+        raise _StageFailed(stage, exc) from None
     return value
 
 
@@ -231,8 +107,8 @@ def build_llm_candidate(
                 "assignment": merged["assignment"],
             },
         )
-    except BadOutput as exc:
-        return LLMCandidate(index, rejection=exc)
+    except _StageFailed as exc:
+        return LLMCandidate(index, rejection=exc.rejection, stage=exc.stage)
     tools = [_schema(t) for t in scaled["tools"] + scaled["distractors"]]
     record = {
         "messages": [{"role": "user", "content": scene["question"]}],
@@ -260,70 +136,115 @@ def generate_llm(
     config: GenerationConfig,
     llm: LLMConfig,
     sandbox: Sandbox | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[str], None] | None = None,
     client: ChatClient | None = None,
+    funnel: Funnel | None = None,
 ) -> tuple[dict[str, list[TaskRecord]], Summary]:
     """Run the LLM backend: ``config.n`` validated tasks per scenario.
 
     Candidates are built ``llm.concurrency`` at a time and validated in index order, so a cached
-    run gives the very same records.
+    run gives the very same records. Every scenario is tried even when an earlier one fell short.
 
     Args:
         config: What to generate (rates, seed, split, scenarios, n).
-        llm: The endpoint.
+        llm: The endpoint and the bounds of each request.
         sandbox: Where validation runs; a private one when None.
-        progress: Called with 1 per accepted task.
+        progress: Called with ``"request"`` before each HTTP request, and with ``"rejected"`` or
+            ``"accepted"`` for each candidate.
         client: A ready client (tests read its request count); built from ``llm`` when None.
+        funnel: Filled with every candidate's fate, stage by stage (read it after a failure too).
 
     Returns:
         Records per scenario and the summary (rejections by reason).
 
     Raises:
-        GenerationError: The endpoint is unreachable, or too few candidates passed.
+        GenerationError: The endpoint is unreachable, refused a request or kept failing, or a
+            scenario got fewer than ``n`` tasks (the message gives the funnel).
     """
     client = client or ChatClient(llm)
+    client.listener = progress
+    funnel = funnel if funnel is not None else Funnel()
     summary, out = Summary(), {}
     with validation_sandbox(sandbox) as box, ThreadPoolExecutor(llm.concurrency) as pool:
         for scenario in config.scenarios:
-            out[scenario] = _scenario_tasks(client, pool, scenario, config, box, summary, progress)
+            build = _builder(client, pool, scenario, config, llm)
+            out[scenario] = _scenario_tasks(build, scenario, config, box, summary, funnel, progress)
+    short = {s: len(tasks) for s, tasks in out.items() if len(tasks) < config.n}
+    if short:
+        raise GenerationError(
+            "; ".join(
+                f"only {got} of {config.n} {s} tasks passed in {funnel.candidates(s)} candidates "
+                f"({funnel.one_line(s)})"
+                for s, got in short.items()
+            )
+        )
     return out, summary
 
 
-def _scenario_tasks(
+def _builder(
     client: ChatClient,
     pool: ThreadPoolExecutor,
     scenario: str,
     config: GenerationConfig,
+    llm: LLMConfig,
+) -> Callable[[int], Iterator[LLMCandidate]]:
+    """Return ``build(needed)``: the scenario's next candidates, built ``llm.concurrency`` at a time, in order.
+
+    Each call builds ``max(needed, concurrency)`` candidates (fewer at the limit); candidates past
+    the ``n``-th acceptance are discarded, but their answers stay in the cache.
+    """
+    limit = llm.max_candidates or config.n * config.max_attempts_factor + 20
+    start = 0
+
+    def build(needed: int) -> Iterator[LLMCandidate]:
+        nonlocal start
+        batch = range(start, min(limit, start + max(needed, llm.concurrency)))
+        start = batch.stop
+        return pool.map(lambda i: build_llm_candidate(client, scenario, i, config), batch)
+
+    return build
+
+
+def _scenario_tasks(
+    build: Callable[[int], Iterator[LLMCandidate]],
+    scenario: str,
+    config: GenerationConfig,
     sandbox: Sandbox,
     summary: Summary,
-    progress: Callable[[int], None] | None,
+    funnel: Funnel,
+    progress: Callable[[str], None] | None,
 ) -> list[TaskRecord]:
-    """Build, validate and keep candidates of one scenario until ``config.n`` are accepted."""
+    """Build, validate and keep candidates of one scenario until ``config.n`` are accepted or the limit is hit."""
     accepted: list[TaskRecord] = []
-    limit, index = config.n * config.max_attempts_factor + 20, 0
-    while len(accepted) < config.n and index < limit:
-        batch = range(index, min(limit, index + config.n - len(accepted)))
-        index = batch.stop
-        for candidate in pool.map(
-            lambda i: build_llm_candidate(client, scenario, i, config), batch
-        ):
+    while len(accepted) < config.n:
+        candidates = list(build(config.n - len(accepted)))
+        if not candidates:
+            break
+        for candidate in candidates:
             if len(accepted) == config.n:
                 break
-            if candidate.rejection is not None:
-                summary.rejected[candidate.rejection.reason] += 1
-                continue
-            verdict = validate(candidate.record or {}, sandbox, None, candidate.probes or [])
-            if not verdict.ok:
-                summary.rejected[verdict.reason or "invalid"] += 1
+            stage, reason, detail = _verdict(candidate, sandbox)
+            if reason is not None:
+                summary.rejected[reason] += 1
+                funnel.reject(scenario, stage, reason, detail)
+                _tell(progress, "rejected")
                 continue
             record = TaskRecord.from_dict(candidate.record or {}, f"{scenario}[{candidate.index}]")
             summary.add(scenario, record, candidate.meta or {})
+            funnel.accept(scenario)
             accepted.append(record)
-            if progress is not None:
-                progress(1)
-    if len(accepted) < config.n:
-        raise GenerationError(
-            f"only {len(accepted)} of {config.n} {scenario} candidates passed in {limit} "
-            f"attempts; rejections: {dict(summary.rejected)}"
-        )
+            _tell(progress, "accepted")
     return accepted
+
+
+def _verdict(candidate: LLMCandidate, sandbox: Sandbox) -> tuple[str, str | None, str]:
+    """Return (stage, rejection reason or None, detail) of a built candidate, validating it when it got that far."""
+    if candidate.rejection is not None:
+        return candidate.stage or "scene", candidate.rejection.reason, candidate.rejection.detail
+    verdict = validate(candidate.record or {}, sandbox, None, candidate.probes or [])
+    return "validation", None if verdict.ok else verdict.reason or "invalid", verdict.detail
+
+
+def _tell(progress: Callable[[str], None] | None, event: str) -> None:
+    if progress is not None:
+        progress(event)

@@ -1,8 +1,9 @@
-"""Shared fixtures of the generation tests: a sandbox, a world, and hand-built scenes."""
+"""Shared fixtures of the generation tests: a sandbox, a world, hand-built scenes and scripted LLM servers."""
 
 from __future__ import annotations
 
 import pytest
+from scripted_llm import ScriptedServer
 
 from ftrl_gym.generation.scenes import Scene, SubProblem
 from ftrl_gym.generation.world import RELATIONS, World, build_world
@@ -67,3 +68,17 @@ def parallel_scene(world: World, ops: list[tuple[str, int]]) -> Scene:
 def make_scene(world):
     """Build a parallel single-hop scene from (relation, entity index) pairs."""
     return lambda ops: parallel_scene(world, ops)
+
+
+@pytest.fixture
+def serve():
+    """Start scripted chat-completions servers on loopback: ``serve(script, **options)``."""
+    servers = []
+
+    def start(script, **options):
+        servers.append(ScriptedServer(script, **options))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()

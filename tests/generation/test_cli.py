@@ -41,13 +41,48 @@ def test_generate_writes_one_file_per_scenario_and_prints_the_summary(tmp_path, 
         or "distractors          3:" in out
     )
     assert f"wrote 8 tasks under {tmp_path}" in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == "ok" and report["summary"]["accepted"] == {"multi_hop": 4, "single_hop": 4}
 
 
-def test_unknown_scenario_is_a_clear_error(tmp_path):
-    with pytest.raises(
-        SystemExit, match="unknown scenario\\(s\\) triple_hop; choose from all, single_hop"
-    ):
-        main(["generate", "--scenario", "triple_hop", "--out", str(tmp_path)])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            ["--scenario", "triple_hop"],
+            (
+                "unknown scenario(s) triple_hop; choose from all, single_hop, parallel_single_hop, "
+                "multi_hop, parallel_multi_hop"
+            ),
+        ),
+        (["--n", "0"], "--n must be at least 1 (validated tasks per scenario), got 0"),
+        (["--merge-rate", "2"], "merge_rate must be a probability in [0, 1], got 2.0"),
+        (
+            ["--backend", "openai"],
+            "--backend openai needs --model (and --base-url for a local server)",
+        ),
+        (
+            ["--backend", "openai", "--model", "m", "--max-tokens", "scene=0"],
+            "--max-tokens scene must be a positive integer, got '0'",
+        ),
+        (
+            ["--backend", "openai", "--model", "m", "--max-tokens", "stage1=9"],
+            (
+                "--max-tokens: unknown stage 'stage1'; choose from scene, documents, integration, "
+                "scaling, deployment"
+            ),
+        ),
+        (
+            ["--backend", "openai", "--model", "m", "--timeout", "0"],
+            "LLMConfig.timeout_s must be > 0 seconds, got 0.0",
+        ),
+    ],
+)
+def test_a_bad_command_line_is_one_line_on_stderr_with_status_2(tmp_path, capsys, options, message):
+    assert main(["generate", *options, "--out", str(tmp_path / "out")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"ftrl-gym generate: {message}\n" and captured.out == ""
+    assert not (tmp_path / "out").exists()
 
 
 def test_inspect_prints_every_stage_as_json(capsys):

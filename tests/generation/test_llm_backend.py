@@ -3,162 +3,17 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from scripted_llm import CODE, DECOY, GOOD, good
 
 from ftrl_gym.errors import GenerationError
+from ftrl_gym.generation.funnel import Funnel
 from ftrl_gym.generation.llm_backend import ChatClient, LLMConfig, generate_llm
 from ftrl_gym.generation.pipeline import GenerationConfig
 
-CODE = '''import json
 
-CAPITALS = {"veltrana": "Quorvis", "ostmark": "Brellin"}
-
-
-def get_capital(country):
-    """Return the capital of a country."""
-    key = str(country).strip().lower()
-    if key not in CAPITALS:
-        return "Error: unknown country " + json.dumps(country)
-    return CAPITALS[key]
-'''
-DECOY = '''def get_anthem(country):
-    """Return the national anthem of a country."""
-    return "Hymn of the Plains"
-'''
-TOOL = {
-    "name": "get_capital",
-    "description": "Return the capital of a country.",
-    "parameters": {
-        "type": "object",
-        "properties": {"country": {"type": "string"}},
-        "required": ["country"],
-    },
-}
-DECOY_TOOL = {
-    "name": "get_anthem",
-    "description": "Return the national anthem of a country.",
-    "parameters": {
-        "type": "object",
-        "properties": {"country": {"type": "string"}},
-        "required": ["country"],
-    },
-}
-GOOD = {
-    "scene": {
-        "question": "What is the capital of Veltrana?",
-        "final_answer": "Quorvis",
-        "sub_problems": [
-            {
-                "id": "s1",
-                "description": "capital of Veltrana",
-                "depends_on": [],
-                "answer": "Quorvis",
-            }
-        ],
-    },
-    "documents": {"tools": [TOOL | {"sub_problem": "s1"}]},
-    "integration": {"tools": [TOOL], "assignment": {"s1": "get_capital"}},
-    "scaling": {"tools": [TOOL], "distractors": [DECOY_TOOL]},
-    "deployment": {
-        "codes": {"get_capital": CODE, "get_anthem": DECOY},
-        "solution": [[{"name": "get_capital", "arguments": {"country": "Veltrana"}}]],
-        "unsolved_set": {"get_capital": ["Quorvis"]},
-        "distractor_probes": [{"name": "get_anthem", "arguments": {"country": "Veltrana"}}],
-    },
-}
-
-
-class ScriptedServer:
-    """A chat-completions server: ``script(stage, attempt, message)`` returns (HTTP status, content).
-
-    ``message`` is the decoded user message of the request (its ``stage``, ``candidate``...).
-
-    ``delay_s`` holds every answer back a little; ``max_in_flight`` records the most requests that
-    were being answered at once.
-    """
-
-    def __init__(
-        self, script: Callable[[str, int, dict], tuple[int, str]], delay_s: float = 0.0
-    ) -> None:
-        self.script, self.requests, self.bodies = script, 0, []
-        self.delay_s, self.in_flight, self.max_in_flight = delay_s, 0, 0
-        self.lock = threading.Lock()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with owner.lock:
-                    owner.requests += 1
-                    owner.bodies.append(body)
-                    owner.in_flight += 1
-                    owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
-                    attempt = owner.requests
-                time.sleep(owner.delay_s)
-                message = json.loads(body["messages"][1]["content"])
-                status, content = owner.script(message["stage"], attempt, message)
-                with owner.lock:
-                    owner.in_flight -= 1
-                payload = {
-                    "id": "c",
-                    "object": "chat.completion",
-                    "created": 0,
-                    "model": body["model"],
-                    "choices": [
-                        {
-                            "index": 0,
-                            "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": content},
-                        }
-                    ],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                }
-                data = json.dumps(
-                    payload if status == 200 else {"error": {"message": "boom"}}
-                ).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(script, delay_s=0.0):
-        servers.append(ScriptedServer(script, delay_s))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
-
-
-def good(stage: str, attempt: int = 0, message: dict | None = None) -> tuple[int, str]:
-    return 200, json.dumps(GOOD[stage])
-
-
-def run(server, tmp_path, sandbox, n=1, max_attempts_factor=4, cache=True, concurrency=2):
+def run(server, tmp_path, sandbox, n=1, cache=True, concurrency=2, funnel=None, **limits):
     llm = LLMConfig(
         model="scripted",
         base_url=server.url,
@@ -166,24 +21,26 @@ def run(server, tmp_path, sandbox, n=1, max_attempts_factor=4, cache=True, concu
         concurrency=concurrency,
         backoff_s=0.01,
         cache_dir=tmp_path / "cache" if cache else None,
+        **limits,
     )
     client = ChatClient(llm)
-    config = GenerationConfig(
-        scenarios=["single_hop"], n=n, split="test", max_attempts_factor=max_attempts_factor
-    )
-    records, summary = generate_llm(config, llm, sandbox, client=client)
+    config = GenerationConfig(scenarios=["single_hop"], n=n, split="test")
+    records, summary = generate_llm(config, llm, sandbox, client=client, funnel=funnel)
     return records["single_hop"], summary, client
 
 
 def test_scripted_stages_make_a_valid_task_through_the_real_client(serve, tmp_path, sandbox):
     server = serve(good)
-    (task,), summary, client = run(server, tmp_path, sandbox)
+    (task,), summary, client = run(server, tmp_path, sandbox, concurrency=1)
     assert task.tool_names == ["get_capital", "get_anthem"] and task.unsolved_set == {
         "get_capital": ["Quorvis"]
     }
     assert task.answer == "Quorvis" and task.data_source == "ftrl_gym.generation/openai:scripted"
     assert server.requests == client.requests == 5
-    assert server.bodies[0]["response_format"] == {"type": "json_object"}
+    schema = server.bodies[0]["response_format"]
+    assert schema["type"] == "json_schema" and schema["json_schema"]["name"] == "ftrl_scene"
+    assert schema["json_schema"]["schema"]["required"] == ["question", "final_answer", "sub_problems"]
+    assert [b["max_tokens"] for b in server.bodies] == [512, 1024, 1024, 1536, 2048]
     assert (
         server.bodies[0]["model"] == "scripted"
         and "STAGE 1" in server.bodies[0]["messages"][0]["content"]
@@ -195,31 +52,32 @@ def test_scripted_stages_make_a_valid_task_through_the_real_client(serve, tmp_pa
 
 def test_a_server_error_is_retried(serve, tmp_path, sandbox):
     server = serve(lambda stage, n, _: (500, "") if n == 1 else good(stage))
-    (task,), summary, client = run(server, tmp_path, sandbox)
+    (task,), summary, client = run(server, tmp_path, sandbox, concurrency=1)
     assert server.requests == client.requests == 6 and task.answer == "Quorvis"
     assert summary.to_dict()["rejected"] == {}
 
 
 def test_an_endpoint_that_keeps_failing_is_a_generation_error(serve, tmp_path, sandbox):
     server = serve(lambda stage, n, _: (503, ""))
-    with pytest.raises(GenerationError, match="failed 5 times"):
-        run(server, tmp_path, sandbox)
-    assert server.requests == 5
+    with pytest.raises(GenerationError, match="failed 4 times"):
+        run(server, tmp_path, sandbox, concurrency=1)
+    assert server.requests == 4
 
 
 @pytest.mark.parametrize(
-    "stage, content, reason",
+    "stage, content, where, reason",
     [
-        ("scene", "Sure! The capital is Quorvis.", "not_json"),
-        ("scene", json.dumps({"question": "q", "final_answer": "a"}), "missing_field"),
-        ("documents", json.dumps({"tools": "get_capital"}), "wrong_type"),
+        ("scene", "Sure! The capital is Quorvis.", "scene", "not_json"),
+        ("scene", json.dumps({"question": "q", "final_answer": "a"}), "scene", "missing_field"),
+        ("documents", json.dumps({"tools": "get_capital"}), "documents", "wrong_type"),
         (
             "deployment",
             json.dumps(
                 GOOD["deployment"]
                 | {"codes": {"get_capital": CODE.replace("Quorvis", "Zed"), "get_anthem": DECOY}}
             ),
-            "wrong_answer",
+            "validation",
+            "unmatched_answer",
         ),
         (
             "deployment",
@@ -232,21 +90,27 @@ def test_an_endpoint_that_keeps_failing_is_a_generation_error(serve, tmp_path, s
                     }
                 }
             ),
+            "validation",
             "distractor_yields_answer",
         ),
     ],
 )
-def test_bad_output_is_rejected_with_its_reason_and_never_emitted(
-    serve, tmp_path, sandbox, stage, content, reason
+def test_bad_output_is_rejected_with_its_stage_and_reason_and_never_emitted(
+    serve, tmp_path, sandbox, stage, content, where, reason
 ):
     server = serve(lambda s, n, _: (200, content) if s == stage else good(s))
-    with pytest.raises(
-        GenerationError, match="only 0 of 1 single_hop candidates passed in 2 attempts"
-    ):
-        run(server, tmp_path, sandbox, max_attempts_factor=-18)
-    expected = {"wrong_answer": "unmatched_answer"}.get(reason, reason)
-    with pytest.raises(GenerationError, match=f"rejections: {{'{expected}': 2}}"):
-        run(server, tmp_path, sandbox, max_attempts_factor=-18, cache=False)
+    with pytest.raises(GenerationError, match="only 0 of 1 single_hop tasks passed in 2 candidates"):
+        run(server, tmp_path, sandbox, max_candidates=2)
+    funnel = Funnel()
+    with pytest.raises(GenerationError, match=f"{where} 2→0 \\({reason} 2\\)"):
+        run(server, tmp_path, sandbox, max_candidates=2, cache=False, funnel=funnel)
+    counts = funnel.to_dict()["scenarios"]["single_hop"]
+    assert counts["scene"]["in"] == 2 and counts[where] == {
+        "in": 2,
+        "passed": 0,
+        "rejected": {reason: {"count": 2, "examples": counts[where]["rejected"][reason]["examples"]}},
+    }
+    assert 1 <= len(counts[where]["rejected"][reason]["examples"]) <= 2
 
 
 def test_the_cache_replays_a_run_without_requests(serve, tmp_path, sandbox):
@@ -281,6 +145,8 @@ def test_the_command_line_drives_the_openai_backend(serve, tmp_path, capsys):
         "test",
         "--out",
         str(tmp_path),
+        "--concurrency",
+        "1",
     ]
     assert main(argv) == 0
     (task,) = load_tasks(tmp_path / "single_hop" / "test.jsonl")

