@@ -6,6 +6,7 @@ from typing import Any
 from uuid import uuid4
 
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutput, register
+from verl.utils.tokenizer.continuous_token_wiring import create_continuous_token_builder
 
 from ftrl_gym.envs.tool_use_env import ToolUseEnv
 from ftrl_gym.integrations.verl import EPISODE_KEY, row_task, shared_sandbox
@@ -36,15 +37,28 @@ class FTRLAgentLoop(AgentLoopBase):
         max_turns: Assistant turns before the env truncates the episode (the env's ``max_turns``);
             ``rollout.multi_turn.max_assistant_turns`` wins when it is set.
         reward: The env's turn reward: ``solve_f1``, ``solve_p``, ``solve_r`` or ``solve_pr``.
+        token_builder: verl's Continuous Token family (``auto``: from the model's ``model_type``).
+            ChatML models that verl does not map (SmolLM2 is ``llama``) want ``qwen``: it puts back
+            the newline the template writes after ``<|im_end|>`` before each observation (mask 0).
         tools: verl's global tool list (unused: each task brings its own tools).
         **kwargs: verl's other keywords (``name`` from the agent-loop config file, ...).
     """
 
     def __init__(
-        self, *args: Any, max_turns: int = 20, reward: str = "solve_f1", tools: Any = None, **kwargs: Any
+        self,
+        *args: Any,
+        max_turns: int = 20,
+        reward: str = "solve_f1",
+        token_builder: str = "auto",
+        tools: Any = None,
+        **kwargs: Any,
     ) -> None:
         kwargs.pop("name", None)
         super().__init__(*args, **kwargs)
+        if token_builder != "auto":
+            self.continuous_token_builder = create_continuous_token_builder(
+                self.tokenizer, model_family=token_builder, chat_template_kwargs=self.apply_chat_template_kwargs
+            )
         self.max_turns = int(self.rollout_config.multi_turn.max_assistant_turns or max_turns)
         self.reward = reward
         self.response_length = int(self.rollout_config.response_length)

@@ -143,3 +143,100 @@ def test_smollm2_episodes_through_verl_agent_and_reward_loops(tasks, tokenizer, 
         prompt = tokenizer.decode(output.batch["prompts"][i][output.batch["attention_mask"][i, :PROMPT_LENGTH].bool()])
         assert task.messages[0]["content"] in prompt and '"name":' in prompt
     print("turns:", [len(t) for t in output.non_tensor_batch["turn_scores"]], "scores:", scores)
+
+
+class ScriptedPolicy:
+    """Stands in for the policy (not for verl): answers each request with the next scripted turn.
+
+    Records the prompt ids of every request, so the test can check that each context extends the
+    previous one by exactly the generated ids and the observation.
+    """
+
+    def __init__(self, tokenizer, replies: list[str]) -> None:
+        self.replies = [tokenizer.encode(r + tokenizer.eos_token, add_special_tokens=False) for r in replies]
+        self.prompts: list[list[int]] = []
+
+    async def generate(self, request_id, *, prompt_ids, sampling_params, **kwargs) -> TokenOutput:
+        ids = self.replies[len(self.prompts)]
+        self.prompts.append(list(prompt_ids))
+        return TokenOutput(token_ids=ids, log_probs=[-0.5] * len(ids), stop_reason="completed")
+
+
+def oracle_replies(task) -> list[str]:
+    """The reference calls, one turn each, then the answer (every turn earns 1.0 under SPEC 3)."""
+    calls = [
+        "\n".join(f"<tool_call>\n{json.dumps(call)}\n</tool_call>" for call in turn)
+        for turn in task.solution
+    ]
+    return [*calls, f"The answer is {task.answer}."]
+
+
+def play_scripted(tokenizer, row, replies: list[str], max_assistant_turns) -> tuple:
+    """Run FTRLAgentLoop in this process, as verl's AgentLoopWorker instantiates and runs it."""
+    import asyncio
+
+    config = trainer_config(
+        resolve_model("smollm2"),
+        **{
+            "actor_rollout_ref.rollout.response_length": 1024,
+            "actor_rollout_ref.rollout.multi_turn.max_assistant_turns": max_assistant_turns,
+        },
+    )
+    policy = ScriptedPolicy(tokenizer, replies)
+
+    async def run():
+        loop = FTRLAgentLoop(
+            trainer_config=DictConfigWrap(config),
+            server_manager=policy,
+            tokenizer=tokenizer,
+            processor=None,
+            dataset_cls=RLHFDataset,
+            data_config=DictConfigWrap(config.data),
+            name=AGENT_NAME,
+            token_builder="qwen",
+        )
+        return await loop.run({"temperature": 1.0, "logprobs": True}, **row)
+
+    return asyncio.run(run()), policy
+
+
+@pytest.mark.parametrize(
+    ("max_turns", "turn_scores", "solve_f1"),
+    [("null", [1.0, 1.0, 1.0, 1.0, 1.0], 1.0), (2, [1.0, 1.0], 2 * 2 / (2 + 4))],
+)
+def test_oracle_episode_tokens_masks_and_env_rewards(tasks, tokenizer, max_turns, turn_scores, solve_f1):
+    task = tasks[0]
+    row = ftrl_verl.task_to_row(task, 0, agent_name=AGENT_NAME)
+    row = {"raw_prompt": row["prompt"], "extra_info": row["extra_info"], "reward_model": row["reward_model"]}
+    replies = oracle_replies(task)
+    output, policy = play_scripted(tokenizer, row, replies, max_turns)
+
+    assert output.extra_fields["turn_scores"] == pytest.approx(turn_scores)
+    episode = output.extra_fields[ftrl_verl.EPISODE_KEY]
+    assert episode["solve_f1"] == pytest.approx(solve_f1) and episode["turns"] == len(turn_scores)
+    runs = split_runs(output.response_mask, output.response_ids)
+    generated = [ids for value, ids in runs if value == 1]
+    assert generated == policy.replies[: len(turn_scores)]  # the tokens trained on are the tokens generated
+    observations = [tokenizer.decode(ids) for value, ids in runs if value == 0]
+    assert len(observations) == len(turn_scores) - 1
+    for text, answers in zip(observations, task.unsolved_set.values()):
+        assert text.startswith("\n<|im_start|>user\n<tool_response>\n") and answers[0] in text, text
+        assert text.endswith("<|im_end|>\n<|im_start|>assistant\n")
+    assert output.response_logprobs == [-0.5 if m else 0.0 for m in output.response_mask]
+    played = [{"role": "assistant", "content": r} for r in replies[: len(turn_scores)]]
+    conversation = ftrl_verl.hermes_text_messages(row["raw_prompt"]) + [
+        message
+        for assistant, observation in zip(played, observations)
+        for message in (assistant, {"role": "user", "content": observation.split("user\n", 1)[1].split("<|im_end|>")[0]})
+    ]
+    rendered = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+    assert tokenizer.decode(policy.prompts[len(observations)]) == rendered  # the template's own text
+    for before, after, reply in zip(policy.prompts, policy.prompts[1:], policy.replies):
+        assert after[: len(before) + len(reply)] == before + reply
+    assert output.prompt_ids == policy.prompts[0]
+    extra_info = {**row["extra_info"], **output.extra_fields, "num_turns": output.num_turns}
+    score = ftrl_verl.compute_score("ftrl_gym/multi_hop", "", task.answer, extra_info)
+    assert score["score"] == pytest.approx(solve_f1)
+    assert (score["num_calls"], score["num_solved"]) == (min(4, len(turn_scores)),) * 2
+    summed = ftrl_verl.compute_score("ftrl_gym/multi_hop", "", task.answer, extra_info, episode_score="return")
+    assert summed["score"] == pytest.approx(sum(turn_scores))
