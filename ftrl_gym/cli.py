@@ -11,6 +11,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("ftrl_gym.generation.cli", "build tool environments with the five-stage pipeline"),
     "eval": ("benchmarks.eval_cli", "measure Solve-P/R/F1 of an agent on the environments"),
     "train": ("agents.training.cli", "train a policy with GRPO or Reinforce++ on the environments"),
+    "verl-data": ("ftrl_gym.integrations.verl_cli", "write an env's tasks as verl parquet rows"),
 }
 
 

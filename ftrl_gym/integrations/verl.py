@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ftrl_gym.envs.rendering import render_message
+from ftrl_gym.envs.rendering import render_message, tool_call_block
 from ftrl_gym.sandbox import Sandbox, SandboxConfig
 from ftrl_gym.tasks import TaskRecord
 
@@ -18,6 +18,8 @@ ABILITY = "tool_use"
 """The ``ability`` column of every row."""
 DATA_SOURCE_PREFIX = "ftrl_gym/"
 """``data_source`` is this prefix plus the task's scenario (``ftrl_gym/multi_hop``)."""
+AGENT_NAME = "ftrl_agent"
+"""The ``agent_name`` column value of rows that ``FTRLAgentLoop`` plays as whole episodes."""
 EPISODE_KEY = "ftrl_episode"
 """Key of the episode summary that ``FTRLAgentLoop`` puts in verl's ``extra_fields``."""
 EPISODE_SCORES = ("solve_f1", "return")
@@ -129,6 +131,29 @@ def task_to_row(
     if agent_name is not None:
         row["agent_name"] = agent_name
     return row
+
+
+CONFIG_DIR = Path(__file__).parent / "verl_configs"
+"""verl configs shipped with the package: ``ftrl_grpo.yaml``, ``ftrl_reinforce_pp.yaml``, ``agent_loop.yaml``."""
+
+
+def reference_turns(task: TaskRecord) -> list[str]:
+    """The task's reference trajectory as assistant turns: each ``solution`` turn's calls, then the answer.
+
+    Args:
+        task: A task with a ``solution``.
+
+    Returns:
+        Hermes ``<tool_call>`` turns and a final ``The answer is ….`` turn (every turn earns its
+        full reward on a valid task); ``[]`` for a task without a solution.
+    """
+    if not task.solution:
+        return []
+    calls = [
+        "\n".join(tool_call_block(c["name"], c.get("arguments", {})) for c in turn)
+        for turn in task.solution
+    ]
+    return [*calls, f"The answer is {task.answer}." if task.answer else "I have finished the task."]
 
 
 def turn_rows(

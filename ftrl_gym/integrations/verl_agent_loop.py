@@ -9,10 +9,7 @@ from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutp
 from verl.utils.tokenizer.continuous_token_wiring import create_continuous_token_builder
 
 from ftrl_gym.envs.tool_use_env import ToolUseEnv
-from ftrl_gym.integrations.verl import EPISODE_KEY, row_task, shared_sandbox
-
-AGENT_NAME = "ftrl_agent"
-"""The name rows carry in their ``agent_name`` column to be played by :class:`FTRLAgentLoop`."""
+from ftrl_gym.integrations.verl import AGENT_NAME, EPISODE_KEY, row_task, shared_sandbox
 
 
 @register(AGENT_NAME)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -219,3 +220,29 @@ def test_turn_rows_carry_the_world_state_after_earlier_turns(tmp_path):
     # turn 1 alone: the balance after the transfer is an answer left to obtain
     assert verl_call(frame.iloc[1], turns[1]) == {"score": pytest.approx(1.0), "num_calls": 1, "num_solved": 1}
     assert verl_call(frame.iloc[0], turns[1])["num_solved"] == 0
+
+
+def test_reference_turns_are_the_solution_then_the_answer(multihop):
+    tasks, _ = multihop
+    assert ftrl_verl.reference_turns(tasks[0]) == oracle_turns(tasks[0])
+    bank = load_tasks(DATA)[2]
+    assert ftrl_verl.reference_turns(bank)[1:] == [call("get_balance", account="savings"), "The answer is 140."]
+    assert ftrl_verl.reference_turns(dataclasses.replace(bank, solution=None)) == []
+
+
+def test_verl_data_command_writes_turn_and_episode_rows(tmp_path, capsys):
+    from ftrl_gym.cli import main
+
+    turns, episodes = tmp_path / "turns.parquet", tmp_path / "episodes.parquet"
+    assert main(["verl-data", "--split", "test", "--num-tasks", "2", "--out", str(turns)]) == 0
+    assert main(["verl-data", "--rows", "episodes", "--split", "test", "--num-tasks", "2",
+                 "--out", str(episodes)]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote 9 turns rows of 2 {ENV_ID} test tasks to {turns}" in out
+    assert f"wrote 2 episodes rows of 2 {ENV_ID} test tasks" in out
+    assert str(ftrl_verl.CONFIG_DIR) in out
+    assert [r["turn"] for r in pd.read_parquet(turns)["extra_info"]] == [0, 1, 2, 3, 4, 0, 1, 2, 3]
+    frame = pd.read_parquet(episodes)
+    assert list(frame["agent_name"]) == ["ftrl_agent"] * 2 and "agent_name" in frame.columns
+    assert main(["verl-data", "--num-tasks", "0", "--out", str(turns)]) == 2
+    assert "--num-tasks must be at least 1, got 0" in capsys.readouterr().out
