@@ -109,7 +109,7 @@ def test_stateful_task_runs_with_its_world_state(tmp_path):
 
 def test_verl_naive_reward_manager_scores_through_the_custom_function(multihop):
     verl = pytest.importorskip(
-        "verl", reason="installing verl is optional (it pins transformers<5.11)"
+        "verl", reason="verl is installed in a side venv (it pins transformers<5.11): .ci/verl_venv.sh"
     )
     torch = pytest.importorskip("torch")
     from omegaconf import OmegaConf
