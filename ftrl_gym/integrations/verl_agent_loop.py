@@ -54,7 +54,9 @@ class FTRLAgentLoop(AgentLoopBase):
         super().__init__(*args, **kwargs)
         if token_builder != "auto":
             self.continuous_token_builder = create_continuous_token_builder(
-                self.tokenizer, model_family=token_builder, chat_template_kwargs=self.apply_chat_template_kwargs
+                self.tokenizer,
+                model_family=token_builder,
+                chat_template_kwargs=self.apply_chat_template_kwargs,
             )
         self.max_turns = int(self.rollout_config.multi_turn.max_assistant_turns or max_turns)
         self.reward = reward
@@ -103,7 +105,11 @@ class FTRLAgentLoop(AgentLoopBase):
             if output.log_probs and logprobs is None:
                 logprobs = []
             merged, mask, logprobs = await self.ct_merge_assistant_token(
-                tokens, output.token_ids, mask, logprobs, assistant_logprobs=output.log_probs or None
+                tokens,
+                output.token_ids,
+                mask,
+                logprobs,
+                assistant_logprobs=output.log_probs or None,
             )
             tokens = merged.token_ids
             text = self.tokenizer.decode(output.token_ids, skip_special_tokens=True)

@@ -29,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "prompt (the paper's per-turn samples, played by verl's single_turn_agent); episodes: one "
         "row per task with agent_name=ftrl_agent (whole episodes played by FTRLAgentLoop)",
     )
-    parser.add_argument("--num-tasks", type=int, default=None, help="the first N tasks (default: all)")
+    parser.add_argument(
+        "--num-tasks", type=int, default=None, help="the first N tasks (default: all)"
+    )
     parser.add_argument("--out", required=True, help="the .parquet file to write")
 
 

@@ -31,7 +31,12 @@ class TransformersTokenServer:
         self.requests = 0
 
     async def generate(
-        self, request_id: str, *, prompt_ids: list[int], sampling_params: dict[str, Any], **kwargs: Any
+        self,
+        request_id: str,
+        *,
+        prompt_ids: list[int],
+        sampling_params: dict[str, Any],
+        **kwargs: Any,
     ) -> TokenOutput:
         """Generate one continuation, stopping after the end-of-turn token.
 
@@ -68,6 +73,10 @@ class TransformersTokenServer:
             ids = ids[: ids.index(self.tokenizer.eos_token_id) + 1]
         log_probs = None
         if sampling_params.get("logprobs"):
-            scores = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+            scores = self.model.compute_transition_scores(
+                out.sequences, out.scores, normalize_logits=True
+            )
             log_probs = scores[0, : len(ids)].tolist()
-        return TokenOutput(token_ids=ids, log_probs=log_probs, stop_reason="completed", num_preempted=0)
+        return TokenOutput(
+            token_ids=ids, log_probs=log_probs, stop_reason="completed", num_preempted=0
+        )

@@ -34,7 +34,9 @@ def test_resume_task_continues_the_episode_state_answers_and_rate():
         assert resumed.solve_rate == 0.5 and resumed.solution is None
         assert [m["role"] for m in resumed.messages] == ["user", "assistant", "tool"]
         _, episode_reward, *_ = env.step(balance)
-        assert bank.state == {"accounts": {"checking": 100.0, "savings": 100.0}}  # the record is untouched
+        assert bank.state == {
+            "accounts": {"checking": 100.0, "savings": 100.0}
+        }  # the record is untouched
     finally:
         env.close()
     fresh = ToolUseEnv([resumed])

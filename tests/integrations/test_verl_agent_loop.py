@@ -6,7 +6,6 @@ Needs verl (it pins ``transformers<5.11``): ``.ci/verl_venv.sh`` makes the side 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import gymnasium as gym
@@ -15,7 +14,6 @@ import pytest
 pytest.importorskip("pandas", reason="verl tests need pandas: pip install 'ftrl-gym[verl]'")
 pytest.importorskip("verl", reason="verl is installed in a side venv: .ci/verl_venv.sh")
 
-import numpy as np
 import ray
 from hydra import compose, initialize_config_dir
 from transformers import AutoTokenizer
@@ -33,7 +31,9 @@ from ftrl_gym.integrations.verl_agent_loop import AGENT_NAME, FTRLAgentLoop
 from ftrl_gym.integrations.verl_generator import TransformersTokenServer
 
 ENV_ID = "FTRL-MultiHop-v0"
-MODEL_ENV_ID = "FTRL-SingleHop-v0"  # SmolLM2's greedy reply to its third test task is a malformed call
+MODEL_ENV_ID = (
+    "FTRL-SingleHop-v0"  # SmolLM2's greedy reply to its third test task is a malformed call
+)
 CONFIGS = Path(ftrl_verl.__file__).parent / "verl_configs"
 VERL_CONFIGS = Path(__import__("verl").__file__).parent / "trainer" / "config"
 PROMPT_LENGTH, RESPONSE_LENGTH, MAX_NEW_TOKENS = 1024, 192, 64
@@ -110,7 +110,11 @@ def test_smollm2_episodes_through_verl_agent_and_reward_loops(tokenizer, tmp_pat
     env.close()
     model = resolve_model("smollm2")
     loops = tmp_path / "agent_loop.yaml"
-    loops.write_text((CONFIGS / "agent_loop.yaml").read_text().replace("token_builder: auto", "token_builder: qwen"))
+    loops.write_text(
+        (CONFIGS / "agent_loop.yaml")
+        .read_text()
+        .replace("token_builder: auto", "token_builder: qwen")
+    )
     config = trainer_config(
         model,
         **{
@@ -119,8 +123,12 @@ def test_smollm2_episodes_through_verl_agent_and_reward_loops(tokenizer, tmp_pat
         },
     )
     path = ftrl_verl.write_parquet(tasks, tmp_path / "episodes.parquet", agent_name=AGENT_NAME)
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}})
+    ray.init(
+        num_cpus=4,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}},
+    )
     try:
         server = ray.remote(TransformersTokenServer).remote(model, MAX_NEW_TOKENS)
         client = LLMServerClient(config, get_router_handle({"cpu-0": server}))
@@ -128,7 +136,9 @@ def test_smollm2_episodes_through_verl_agent_and_reward_loops(tokenizer, tmp_pat
         manager = AgentLoopManager.create(
             config, client, reward_loop_worker_handles=rewards.reward_loop_worker_handles
         )
-        dataset = RLHFDataset(str(path), tokenizer, config.data)  # verl reads the rows as its trainer does
+        dataset = RLHFDataset(
+            str(path), tokenizer, config.data
+        )  # verl reads the rows as its trainer does
         batch = DataProto.from_single_dict(collate_fn([dataset[i] for i in range(len(dataset))]))
         output = manager.generate_sequences(batch)
     finally:
@@ -142,7 +152,9 @@ def test_smollm2_episodes_through_verl_agent_and_reward_loops(tokenizer, tmp_pat
         ids = output.batch["responses"][i, :width].tolist()
         mask = output.batch["response_mask"][i, :width].tolist()
         runs = split_runs(mask, ids)
-        turns = [tokenizer.decode(run, skip_special_tokens=True) for value, run in runs if value == 1]
+        turns = [
+            tokenizer.decode(run, skip_special_tokens=True) for value, run in runs if value == 1
+        ]
         observations = [tokenizer.decode(run) for value, run in runs if value == 0]
         assert runs[0][0] == 1 and len(turns) == len(observations) + 1
         assert all("<tool_response>" in text for text in observations), observations
@@ -156,7 +168,12 @@ def test_smollm2_episodes_through_verl_agent_and_reward_loops(tokenizer, tmp_pat
         prompt = tokenizer.decode(output.batch["prompts"][i][prompt_mask])
         assert task.messages[0]["content"] in prompt and '"name":' in prompt
         returns.append(sum(expected_rewards))
-    print("turns per episode:", [len(t) for t in output.non_tensor_batch["turn_scores"]], "returns:", returns)
+    print(
+        "turns per episode:",
+        [len(t) for t in output.non_tensor_batch["turn_scores"]],
+        "returns:",
+        returns,
+    )
 
 
 class ScriptedPolicy:
@@ -167,7 +184,9 @@ class ScriptedPolicy:
     """
 
     def __init__(self, tokenizer, replies: list[str]) -> None:
-        self.replies = [tokenizer.encode(r + tokenizer.eos_token, add_special_tokens=False) for r in replies]
+        self.replies = [
+            tokenizer.encode(r + tokenizer.eos_token, add_special_tokens=False) for r in replies
+        ]
         self.prompts: list[list[int]] = []
 
     async def generate(self, request_id, *, prompt_ids, sampling_params, **kwargs) -> TokenOutput:
@@ -218,10 +237,16 @@ def play_scripted(tokenizer, row, replies: list[str], max_assistant_turns) -> tu
     ("max_turns", "turn_scores", "solve_f1"),
     [("null", [1.0, 1.0, 1.0, 1.0, 1.0], 1.0), (2, [1.0, 1.0], 2 * 2 / (2 + 4))],
 )
-def test_oracle_episode_tokens_masks_and_env_rewards(tasks, tokenizer, max_turns, turn_scores, solve_f1):
+def test_oracle_episode_tokens_masks_and_env_rewards(
+    tasks, tokenizer, max_turns, turn_scores, solve_f1
+):
     task = tasks[0]
     row = ftrl_verl.task_to_row(task, 0, agent_name=AGENT_NAME)
-    row = {"raw_prompt": row["prompt"], "extra_info": row["extra_info"], "reward_model": row["reward_model"]}
+    row = {
+        "raw_prompt": row["prompt"],
+        "extra_info": row["extra_info"],
+        "reward_model": row["reward_model"],
+    }
     replies = oracle_replies(task)
     output, policy = play_scripted(tokenizer, row, replies, max_turns)
 
@@ -230,7 +255,9 @@ def test_oracle_episode_tokens_masks_and_env_rewards(tasks, tokenizer, max_turns
     assert episode["solve_f1"] == pytest.approx(solve_f1) and episode["turns"] == len(turn_scores)
     runs = split_runs(output.response_mask, output.response_ids)
     generated = [ids for value, ids in runs if value == 1]
-    assert generated == policy.replies[: len(turn_scores)]  # the tokens trained on are the tokens generated
+    assert (
+        generated == policy.replies[: len(turn_scores)]
+    )  # the tokens trained on are the tokens generated
     observations = [tokenizer.decode(ids) for value, ids in runs if value == 0]
     assert len(observations) == len(turn_scores) - 1
     for text, answers in zip(observations, task.unsolved_set.values()):
@@ -241,10 +268,17 @@ def test_oracle_episode_tokens_masks_and_env_rewards(tasks, tokenizer, max_turns
     conversation = ftrl_verl.hermes_text_messages(row["raw_prompt"]) + [
         message
         for assistant, observation in zip(played, observations)
-        for message in (assistant, {"role": "user", "content": observation.split("user\n", 1)[1].split("<|im_end|>")[0]})
+        for message in (
+            assistant,
+            {"role": "user", "content": observation.split("user\n", 1)[1].split("<|im_end|>")[0]},
+        )
     ]
-    rendered = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
-    assert tokenizer.decode(policy.prompts[len(observations)]) == rendered  # the template's own text
+    rendered = tokenizer.apply_chat_template(
+        conversation, tokenize=False, add_generation_prompt=True
+    )
+    assert (
+        tokenizer.decode(policy.prompts[len(observations)]) == rendered
+    )  # the template's own text
     for before, after, reply in zip(policy.prompts, policy.prompts[1:], policy.replies):
         assert after[: len(before) + len(reply)] == before + reply
     assert output.prompt_ids == policy.prompts[0]
@@ -252,5 +286,7 @@ def test_oracle_episode_tokens_masks_and_env_rewards(tasks, tokenizer, max_turns
     score = ftrl_verl.compute_score("ftrl_gym/multi_hop", "", task.answer, extra_info)
     assert score["score"] == pytest.approx(solve_f1)
     assert (score["num_calls"], score["num_solved"]) == (min(4, len(turn_scores)),) * 2
-    summed = ftrl_verl.compute_score("ftrl_gym/multi_hop", "", task.answer, extra_info, episode_score="return")
+    summed = ftrl_verl.compute_score(
+        "ftrl_gym/multi_hop", "", task.answer, extra_info, episode_score="return"
+    )
     assert summed["score"] == pytest.approx(sum(turn_scores))

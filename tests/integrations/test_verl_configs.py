@@ -36,12 +36,18 @@ def test_recipe_holds_the_papers_hyper_parameters_and_passes_verl_checks(name, e
     actor, rollout = config.actor_rollout_ref.actor, config.actor_rollout_ref.rollout
     assert config.algorithm.adv_estimator == estimator
     assert get_adv_estimator_fn(estimator) is not None
-    assert (actor.use_kl_loss, actor.kl_loss_type, actor.kl_loss_coef) == (True, "low_var_kl", 0.001)
+    assert (actor.use_kl_loss, actor.kl_loss_type, actor.kl_loss_coef) == (
+        True,
+        "low_var_kl",
+        0.001,
+    )
     assert (actor.entropy_coeff, actor.optim.lr, actor.ppo_mini_batch_size) == (0.001, 1e-6, 32)
     assert (rollout.n, config.data.train_batch_size, config.trainer.total_epochs) == (16, 512, 3)
     assert rollout.response_length == config.data.max_response_length == 1024
     assert config.algorithm.use_kl_in_reward is False
-    validate_config(config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+    validate_config(
+        config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config)
+    )
     assert need_critic(config) is False and need_reference_policy(config) is True
     score = get_custom_reward_fn(config)  # verl loads compute_score from the pkg:// path
     empty_task = {"tools": "[]", "codes": "{}", "unsolved_set": "{}", "state": "null"}
