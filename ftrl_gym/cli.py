@@ -12,6 +12,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("ftrl_gym.evaluation.eval_cli", "measure Solve-P/R/F1 of an agent on the environments"),
     "train": ("ftrl_gym.agents.training.cli", "train a policy with GRPO or Reinforce++ on the environments"),
     "episodes": ("ftrl_gym.evaluation.show_episodes", "print stored evaluation episodes as transcripts"),
+    "verl-data": ("ftrl_gym.integrations.verl_cli", "write an env's tasks as verl parquet rows"),
 }
 
 

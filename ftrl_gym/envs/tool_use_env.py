@@ -247,6 +247,32 @@ class ToolUseEnv(gym.Env[str, Any]):
             return json.loads(self._pending_state_json)
         return self._session.get_state()
 
+    def resume_task(self) -> TaskRecord:
+        """The task as it stands now: a record whose episode starts where this one is.
+
+        Its messages are the conversation so far, its ``unsolved_set`` the answers not yet obtained,
+        its ``solve_rate`` the fraction solved so far and its ``state`` the world state after the
+        calls so far, so stepping a response in an episode of it earns the reward the next turn of
+        this episode would earn (the reference's per-turn prefixes). ``solution`` is dropped: the
+        reference calls need not fit the remaining answers.
+
+        Returns:
+            A new record (the episode is not changed).
+
+        Raises:
+            ResetNeeded: No episode was started.
+        """
+        if self.task is None:
+            raise ResetNeeded("resume_task() needs an episode: call reset() first")
+        return dataclasses.replace(
+            self.task,
+            messages=[dict(message) for message in self._messages],
+            unsolved_set={name: list(answers) for name, answers in self._unsolved.items()},
+            solve_rate=self._solve_rate(),
+            state=self.get_state(),
+            solution=None,
+        )
+
     def render(self) -> str | None:
         """The conversation as a transcript with role headers (``render_mode="ansi"``)."""
         if self.render_mode != "ansi" or self.task is None:

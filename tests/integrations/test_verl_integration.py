@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def test_stateful_task_runs_with_its_world_state(tmp_path):
 
 def test_verl_naive_reward_manager_scores_through_the_custom_function(multihop):
     verl = pytest.importorskip(
-        "verl", reason="installing verl is optional (it pins transformers<5.11)"
+        "verl", reason="verl is installed in a side venv (it pins transformers<5.11): .ci/verl_venv.sh"
     )
     torch = pytest.importorskip("torch")
     from omegaconf import OmegaConf
@@ -164,3 +165,84 @@ def test_verl_naive_reward_manager_scores_through_the_custom_function(multihop):
     out = manager(data, return_dict=True)
     assert out["reward_tensor"].sum(dim=1).tolist() == pytest.approx(expected)
     assert out["reward_extra_info"]["num_calls"][:2] == [1, 2]
+
+
+def oracle_turns(task) -> list[str]:
+    """The reference calls, one assistant turn each, then the answer."""
+    return [
+        *("\n".join(f"<tool_call>\n{json.dumps(c)}\n</tool_call>" for c in turn) for turn in task.solution),
+        f"The answer is {task.answer}.",
+    ]
+
+
+def test_turn_rows_hold_every_prefix_and_score_like_the_env(multihop, tmp_path):
+    tasks, _ = multihop
+    episodes = [(task, oracle_turns(task)) for task in tasks[:2]]
+    frame = pd.read_parquet(ftrl_verl.write_turn_parquet(episodes, tmp_path / "turns.parquet"))
+    lengths = [len(turns) for _, turns in episodes]
+    assert lengths == [5, 4]  # four and three single-call turns, then the answer
+    assert len(frame) == 9
+    assert [r["turn"] for r in frame["extra_info"]] == [0, 1, 2, 3, 4, 0, 1, 2, 3]
+    assert [r["index"] for r in frame["extra_info"]] == [0] * 5 + [1] * 4
+    task, turns = episodes[0]
+    rows = frame.iloc[:5]
+    for k, (_, row) in enumerate(rows.iterrows()):
+        prompt = list(row["prompt"])
+        # system (tools) + user, then one assistant and one observation message per earlier turn
+        assert [m["role"] for m in prompt] == ["system", "user"] + ["assistant", "user"] * k
+        assert [m["content"] for m in prompt[2::2]] == turns[:k]
+        info = row["extra_info"]
+        left = json.loads(info["unsolved_set"])
+        assert sum(map(len, left.values())) == 4 - k
+        assert info["solve_rate"] == pytest.approx(k / 4)
+        # the row's next turn earns what the env gave turn k of the episode: 1.0 each (SPEC 3)
+        assert verl_call(row, turns[k])["score"] == pytest.approx(1.0)
+    third = list(rows.iloc[3]["prompt"])[-1]["content"]
+    assert third == '<tool_response>\n{"operation": "add_days", "result": "1939-06-18"}\n</tool_response>'
+    first = task.solution[0][0]
+    # a call solved in turn 0 solves nothing again at turn 2: 2q/(p+1) with q=0
+    assert verl_call(rows.iloc[2], call(first["name"], **first["arguments"]))["score"] == 0.0
+    # the answer at turn 2 (two answers left): 1/(1+2)
+    assert verl_call(rows.iloc[2], f"It is {task.answer}")["score"] == pytest.approx(1 / 3)
+
+
+def test_turn_rows_carry_the_world_state_after_earlier_turns(tmp_path):
+    bank = load_tasks(DATA)[2]
+    turns = [
+        call("transfer", from_account="checking", to_account="savings", amount=40),
+        call("get_balance", account="savings"),
+    ]
+    frame = pd.read_parquet(ftrl_verl.write_turn_parquet([(bank, turns)], tmp_path / "bank.parquet"))
+    assert len(frame) == 2
+    before, after = (json.loads(r["state"]) for r in frame["extra_info"])
+    assert before == bank.state
+    assert after == {"accounts": {"checking": 60.0, "savings": 140.0}}
+    # turn 1 alone: the balance after the transfer is an answer left to obtain
+    assert verl_call(frame.iloc[1], turns[1]) == {"score": pytest.approx(1.0), "num_calls": 1, "num_solved": 1}
+    assert verl_call(frame.iloc[0], turns[1])["num_solved"] == 0
+
+
+def test_reference_turns_are_the_solution_then_the_answer(multihop):
+    tasks, _ = multihop
+    assert ftrl_verl.reference_turns(tasks[0]) == oracle_turns(tasks[0])
+    bank = load_tasks(DATA)[2]
+    assert ftrl_verl.reference_turns(bank)[1:] == [call("get_balance", account="savings"), "The answer is 140."]
+    assert ftrl_verl.reference_turns(dataclasses.replace(bank, solution=None)) == []
+
+
+def test_verl_data_command_writes_turn_and_episode_rows(tmp_path, capsys):
+    from ftrl_gym.cli import main
+
+    turns, episodes = tmp_path / "turns.parquet", tmp_path / "episodes.parquet"
+    assert main(["verl-data", "--split", "test", "--num-tasks", "2", "--out", str(turns)]) == 0
+    assert main(["verl-data", "--rows", "episodes", "--split", "test", "--num-tasks", "2",
+                 "--out", str(episodes)]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote 9 turns rows of 2 {ENV_ID} test tasks to {turns}" in out
+    assert f"wrote 2 episodes rows of 2 {ENV_ID} test tasks" in out
+    assert str(ftrl_verl.CONFIG_DIR) in out
+    assert [r["turn"] for r in pd.read_parquet(turns)["extra_info"]] == [0, 1, 2, 3, 4, 0, 1, 2, 3]
+    frame = pd.read_parquet(episodes)
+    assert list(frame["agent_name"]) == ["ftrl_agent"] * 2 and "agent_name" in frame.columns
+    assert main(["verl-data", "--num-tasks", "0", "--out", str(turns)]) == 2
+    assert "--num-tasks must be at least 1, got 0" in capsys.readouterr().out
