@@ -123,8 +123,8 @@ def resolve_model(model: str) -> str:
         if HUB_ID.match(model):
             return download_from_hub(model)
         raise AgentError(
-            f"model {model!r} is neither a local path nor a Hub id (owner/name); pass a transformers "
-            f"folder, a .gguf file, a Hub id, or {DEFAULT_MODEL!r} for SmolLM2-135M-Instruct"
+            f"model path {model!r} does not exist (nor is it a Hub id, owner/name); pass a "
+            f"transformers folder, a .gguf file, a Hub id, or {DEFAULT_MODEL!r} for SmolLM2-135M-Instruct"
         )
     if path.is_file() and path.suffix == ".gguf":
         return str(convert_gguf(path.resolve(), cache_root() / path.stem.lower()))
