@@ -20,7 +20,11 @@ CUSTOM_ID = "FTRL-Custom-v0"
 """The id that takes ``tasks=`` (a JSONL path or a list of records)."""
 
 ENV_IDS: tuple[str, ...] = (*BUILTIN_IDS, CUSTOM_ID)
-"""Every id this package registers."""
+"""The ids of the generated datasets (every id this package registers, BFCL's aside)."""
+
+BFCL_ID = "FTRL-BFCL-v0"
+"""BFCL's single-turn categories (``category=``), read from the optional bfcl-eval package."""
+BFCL_ENTRY_POINT = "ftrl_gym.bfcl.env:make_bfcl_env"
 
 
 def register_envs() -> None:
@@ -30,3 +34,5 @@ def register_envs() -> None:
             gym.register(id=env_id, entry_point=ENTRY_POINT, kwargs={"scenario": scenario})
     if CUSTOM_ID not in gym.registry:
         gym.register(id=CUSTOM_ID, entry_point=ENTRY_POINT)
+    if BFCL_ID not in gym.registry:
+        gym.register(id=BFCL_ID, entry_point=BFCL_ENTRY_POINT)
