@@ -189,3 +189,41 @@ def test_an_unknown_scorer_kind_and_a_task_id_typo_say_what_was_expected():
             env.reset(options={"task_id": "t1"})
     finally:
         env.close()
+
+
+ACCOUNT = '''class Account:
+    def __init__(self):
+        self._balance: float = 0.0
+        self.history: list = []
+
+    def deposit(self, amount):
+        self._balance += amount
+        self.history.append(amount)
+        return self._balance
+
+    def balance(self):
+        return {"balance": self._balance, "deposits": len(self.history)}
+
+
+_account = Account()
+deposit = _account.deposit
+balance = _account.balance
+'''
+
+
+def test_tools_sharing_one_source_share_one_instance_per_episode():
+    tools = [_schema("deposit", "amount"), _schema("balance")]
+    record = {"messages": [{"role": "user", "content": "Deposit 5 twice."}], "tools": tools,
+              "codes": {"deposit": ACCOUNT, "balance": ACCOUNT}, "unsolved_set": {"balance": ["10.0"]}}
+    env = gym.make("FTRL-Custom-v0", tasks=[record])
+    try:
+        for _ in range(2):  # the second episode starts from a fresh instance
+            env.reset(seed=0)
+            obs, *_ = env.step({"role": "assistant", "content": "", "tool_calls": [
+                {"type": "function", "function": {"name": "deposit", "arguments": {"amount": 5}}},
+                {"type": "function", "function": {"name": "deposit", "arguments": {"amount": 5}}}]})
+            assert obs == "<tool_response>\n5.0\n</tool_response>\n<tool_response>\n10.0\n</tool_response>"
+            obs, reward, *_ = env.step(_call("balance"))
+            assert obs == '<tool_response>\n{"balance": 10.0, "deposits": 2}\n</tool_response>' and reward == 1.0
+    finally:
+        env.close()
