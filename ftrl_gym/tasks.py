@@ -48,6 +48,7 @@ _KNOWN_FIELDS = frozenset(
     {
         "messages", "tools", "codes", "unsolved_set", "solve_rate", "answer", "data_source",
         "split", "scenario", "state", "solution", "entry_points", "scorer",
+        "user_turns", "tools_added",
     }
 )
 
@@ -90,6 +91,11 @@ class TaskRecord:
     scorer: dict[str, Any] | None = None
     """A call scorer spec (``ftrl_gym.scoring``): when present, calls are scored by matching them
     against acceptable values instead of by their results, and tools without code are not executed."""
+    user_turns: list[list[dict[str, Any]]] = field(default_factory=list)
+    """Scripted later user turns: when the agent answers without a call, the next turn's messages
+    arrive and the episode goes on; it ends on a call-free turn after the last one."""
+    tools_added: dict[int, list[str]] = field(default_factory=dict)
+    """User turn k (1 = ``user_turns[0]``) → tools hidden from the agent until that turn arrives."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Fields this format does not know, kept so that saving writes them back unchanged."""
 
@@ -107,6 +113,11 @@ class TaskRecord:
     def entry_point(self, name: str) -> str:
         """The function of a tool's code that runs it: its ``entry_points`` entry, else its name."""
         return self.entry_points.get(name, name)
+
+    def tools_at(self, user_turn: int) -> list[dict[str, Any]]:
+        """The tool schemas offered during user turn ``user_turn`` (0: the opening messages)."""
+        hidden = {name for turn, names in self.tools_added.items() if turn > user_turn for name in names}
+        return [tool for tool in self.tools if tool["function"]["name"] not in hidden] if hidden else self.tools
 
     @cached_property
     def call_scorer(self) -> CallScorer | None:
@@ -170,6 +181,8 @@ class TaskRecord:
                 out[name] = json.dumps(out[name], ensure_ascii=False)
         optional = {
             "entry_points": self.entry_points or None,
+            "user_turns": self.user_turns or None,
+            "tools_added": {str(k): v for k, v in self.tools_added.items()} or None,
             "scorer": self.scorer,
             "answer": self.answer,
             "data_source": self.data_source,
@@ -236,6 +249,7 @@ class _Validator:
         tools = self.tools()
         names = [tool["function"]["name"] for tool in tools]
         scorer_spec, scorer = self.scorer()
+        user_turns = self.user_turns()
         codes = self.codes(names, scored=scorer is not None)
         entry_points = self.entry_points(names, codes)
         unsolved = self.unsolved_set(names)
@@ -259,6 +273,8 @@ class _Validator:
             solution=self.solution(names),
             entry_points=entry_points,
             scorer=scorer_spec,
+            user_turns=user_turns,
+            tools_added=self.tools_added(names, len(user_turns)),
             extra=extra,
         )
         self.check_size()
@@ -370,6 +386,32 @@ class _Validator:
                     "(a def, class or assignment), so a call could not run it"
                 )
         return entry_points
+
+    def user_turns(self) -> list[list[dict[str, Any]]]:
+        """Later user turns: each a list of chat messages (possibly empty)."""
+        turns = self.decoded("user_turns", required=False) or []
+        if not isinstance(turns, list):
+            raise self.fail(f"user_turns must be a list of turns (lists of chat messages), got {_kind(turns)}")
+        for t, turn in enumerate(turns):
+            if not isinstance(turn, list) or not all(
+                    isinstance(m, dict) and isinstance(m.get("role"), str) for m in turn):
+                raise self.fail(f"user_turns[{t}] must be a list of objects with a string 'role'")
+        return turns
+
+    def tools_added(self, names: Sequence[str], turns: int) -> dict[int, list[str]]:
+        """User turn (1..turns, a JSON key) → tool names first offered then."""
+        added = self.decoded("tools_added", required=False) or {}
+        if not isinstance(added, dict):
+            raise self.fail(f"tools_added must map a user turn to tool names, got {_kind(added)}")
+        out: dict[int, list[str]] = {}
+        for key, tools in added.items():
+            turn = int(key) if isinstance(key, str) and key.isdigit() else None
+            if turn is None or not 1 <= turn <= turns:
+                raise self.fail(f"tools_added key {key!r} must be a user turn from 1 to {turns} (len(user_turns))")
+            if not isinstance(tools, list) or not all(name in names for name in tools):
+                raise self.fail(f"tools_added[{key!r}] must list tools of tools, got {json.dumps(tools)[:200]}")
+            out[turn] = list(tools)
+        return out
 
     def check_state_keyword(self, tools: Sequence[Mapping[str, Any]]) -> None:
         """Refuse a stateful task whose tool declares a parameter named like the state keyword."""

@@ -85,7 +85,8 @@ class ToolUseEnv(gym.Env[str, Any]):
     - ``messages``: the whole conversation in OpenAI format (a fresh list; do not mutate its dicts).
       Assistant turns carry ``tool_calls`` with ids ``call_<turn>_<i>``; tool messages carry
       ``tool_call_id``, ``name`` and ``content``.
-    - ``tools``: the task's OpenAI function schemas.
+    - ``tools``: the task's OpenAI function schemas offered now (``tools_added`` holds some back until
+      their user turn).
     - ``metrics``: episode so far: ``solve_p``, ``solve_r``, ``solve_f1`` (``episode_metrics``),
       ``calls`` (C), ``solved`` (S), ``total_answers`` (T).
     - ``tool_calls``: this turn's parsed calls, ``{"id", "name", "arguments"}`` each.
@@ -95,6 +96,7 @@ class ToolUseEnv(gym.Env[str, Any]):
       "answers_left_before", "solved": [[tool, answer], ...]}``; ``{}`` after ``reset`` (always a dict,
       so that vector envs can batch a reset sub-env's info beside a stepped one's).
     - ``task_index``: index of the episode's task in ``env.unwrapped.tasks``.
+    - ``user_turn``: scripted user turns delivered so far (0: only the opening messages).
     - ``task_id``: the record's ``id`` field (BFCL's ids), None for records without one.
     - ``verdict``: for a task with a call scorer, how it judged this turn's calls:
       ``{"accepted", "matched", "detail"}``; ``{}`` otherwise (and after ``reset``).
@@ -197,7 +199,8 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._unsolved = {name: list(answers) for name, answers in self.task.unsolved_set.items()}
         self._total_answers = self.task.expected_total
         self._messages: list[dict[str, Any]] = [dict(message) for message in self.task.messages]
-        self._tool_names = frozenset(self.task.tool_names)
+        self._user_turn = 0
+        self._offer_tools()
         self._turn = self._calls = self._solved = 0
         self._done = False
         if self.task.tool_codes:
@@ -234,15 +237,34 @@ class ToolUseEnv(gym.Env[str, Any]):
             for call, result in zip(parsed.calls, results)
         )
         terminated = not parsed.calls
+        next_turn = terminated and self._user_turn < len(self.task.user_turns)
+        if next_turn:
+            terminated = False
+            observation = self._next_user_turn()
         reason = None if terminated else self._truncation_reason(state_lost)
         self._done = terminated or reason is not None
         if terminated:
             observation = explain_outcome(parsed, outcome)
-        else:
+        elif not next_turn:
             observation = "\n".join(tool_response_block(result.text) for result in results)
         info = self._info(parsed.calls, results, list(parsed.errors), _breakdown(self.config.reward, outcome), reason)
         info["verdict"] = _verdict_info(verdict)
         return fit(observation, OBSERVATION_MAX_LENGTH), float(outcome.reward), terminated, reason is not None, info
+
+    def _next_user_turn(self) -> str:
+        """Append the next scripted user turn, offer the tools it adds; its text is the observation."""
+        assert self.task is not None
+        self._user_turn += 1
+        messages = [dict(message) for message in self.task.user_turns[self._user_turn - 1]]
+        self._messages.extend(messages)
+        self._offer_tools()
+        return render_messages(messages)
+
+    def _offer_tools(self) -> None:
+        """The tools of the current user turn (``tools_added`` hides some until their turn)."""
+        assert self.task is not None
+        self._tools = self.task.tools_at(self._user_turn)
+        self._tool_names = frozenset(tool["function"]["name"] for tool in self._tools)
 
     def get_state(self) -> Any:
         """A copy of the episode's world state (stateful tasks), else None.
@@ -390,7 +412,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         if call.name in self.task.codes and call.name in self._tool_names:
             return None
         if call.name not in self._tool_names:
-            return not_run(messages.unknown_tool(call.name, self.task.tool_names))
+            return not_run(messages.unknown_tool(call.name, sorted(self._tool_names)))
         return ToolResult(ok=True, text=NOT_EXECUTED, value=NOT_EXECUTED, error=None, elapsed_s=0.0)
 
     def _run_in_time(self, calls: Sequence[ParsedCall], started: float) -> tuple[list[ToolResult], bool]:
@@ -445,7 +467,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         metrics.update(calls=self._calls, solved=self._solved, total_answers=self._total_answers)
         return {
             "messages": list(self._messages),
-            "tools": self.task.tools,
+            "tools": self._tools,
             "metrics": metrics,
             "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls],
             "tool_results": [
@@ -456,6 +478,7 @@ class ToolUseEnv(gym.Env[str, Any]):
             "reward_breakdown": breakdown,
             "task_index": self._task_index,
             "task_id": self.task.extra.get("id"),
+            "user_turn": self._user_turn,
             "turn": self._turn,
             "answers_left": count_answers(self._unsolved),
             "truncation_reason": truncation_reason,

@@ -227,3 +227,38 @@ def test_tools_sharing_one_source_share_one_instance_per_episode():
             assert obs == '<tool_response>\n{"balance": 10.0, "deposits": 2}\n</tool_response>' and reward == 1.0
     finally:
         env.close()
+
+
+def test_scripted_user_turns_arrive_when_the_agent_stops_calling_and_add_tools():
+    tools = [_schema("deposit", "amount"), _schema("balance")]
+    record = {"messages": [{"role": "user", "content": "Deposit 5."}], "tools": tools,
+              "codes": {"deposit": ACCOUNT, "balance": ACCOUNT}, "unsolved_set": {"balance": ["5.0"]},
+              "user_turns": [[{"role": "user", "content": "What is my balance now?"}]],
+              "tools_added": {"1": ["balance"]}}
+    env = gym.make("FTRL-Custom-v0", tasks=[record])
+    try:
+        _, info = env.reset(seed=0)
+        assert [t["function"]["name"] for t in info["tools"]] == ["deposit"] and info["user_turn"] == 0
+        obs, *_ , info = env.step(_call("balance"))
+        assert info["tool_results"][0]["text"] == "error: unknown tool 'balance'; available: deposit"
+        obs, *_ = env.step(_call("deposit", amount=5))
+        assert obs == "<tool_response>\n5.0\n</tool_response>"
+        obs, reward, terminated, truncated, info = env.step("Done, 5 deposited.")
+        assert (obs, reward, terminated, truncated) == ("What is my balance now?", 0.0, False, False)
+        assert [t["function"]["name"] for t in info["tools"]] == ["deposit", "balance"] and info["user_turn"] == 1
+        assert info["messages"][-1] == {"role": "user", "content": "What is my balance now?"}
+        obs, reward, *_ = env.step(_call("balance"))
+        assert obs == '<tool_response>\n{"balance": 5.0, "deposits": 1}\n</tool_response>' and reward == 1.0
+        _, _, terminated, _, info = env.step("Your balance is 5.0.")
+        assert terminated and info["user_turn"] == 1
+    finally:
+        env.close()
+
+
+def test_tools_added_must_name_a_listed_tool_and_an_existing_user_turn():
+    base = {"messages": [{"role": "user", "content": "q"}], "tools": [_schema("balance")],
+            "codes": {"balance": ACCOUNT}, "unsolved_set": {}, "user_turns": [[]]}
+    with pytest.raises(TaskFormatError, match=r"tools_added key '2' must be a user turn from 1 to 1"):
+        load_tasks([{**base, "tools_added": {"2": ["balance"]}}])
+    with pytest.raises(TaskFormatError, match=r"tools_added\['1'\] must list tools of tools"):
+        load_tasks([{**base, "tools_added": {"1": ["deposit"]}}])
