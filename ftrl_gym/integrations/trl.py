@@ -49,7 +49,7 @@ class TaskToolEnvironment:
         if self._session is None:
             self.reset()
         assert self._session is not None
-        return self._session.call([ToolCall(name, dict(arguments))])[0].text
+        return self._session.call([ToolCall(self.task.entry_point(name), dict(arguments))])[0].text
 
     def _close(self) -> None:
         if self._session is not None:
