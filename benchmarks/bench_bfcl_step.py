@@ -1,4 +1,4 @@
-"""Latency of ``env.step`` on BFCL's single-turn tasks: the gold calls of each task, scored by BFCL's
+"""Latency of ``env.step`` on BFCL's single-turn tasks: each record's gold solution, scored by BFCL's
 AST checker (the step's whole cost: parsing, the host-side answer of code-less tools, the checker).
 
 Run with bfcl-eval installed: ``python benchmarks/bench_bfcl_step.py --per-category 50``.
@@ -14,32 +14,26 @@ import time
 import gymnasium as gym
 
 import ftrl_gym  # noqa: F401  (registers the ids)
-from ftrl_gym.bfcl import SINGLE_TURN_CATEGORIES, source
+from ftrl_gym.bfcl import SINGLE_TURN_CATEGORIES
 
 
-def gold_action(category: str, task_id: str) -> dict | str:
-    """An assistant message with the first acceptable value of each argument (text for irrelevance)."""
-    answer = source.possible_answers(category)[task_id]
-    if not answer:
+def gold_action(task) -> dict | str:
+    """The record's gold solution as an assistant message (text for an irrelevance task)."""
+    if not task.solution:
         return "None of the functions can answer this."
-    calls = []
-    for item in answer:
-        name, params = next(iter(item.items()))
-        arguments = {key: next(v for v in values if v != "") for key, values in params.items()
-                     if any(v != "" for v in values)}
-        calls.append({"type": "function", "function": {"name": source.sent_name(name), "arguments": arguments}})
+    calls = [{"type": "function", "function": call} for call in task.solution[0]]
     return {"role": "assistant", "content": "", "tool_calls": calls}
 
 
 def time_category(category: str, per_category: int, seed: int) -> list[float]:
     """Seconds of ``env.step`` for the gold action of up to ``per_category`` sampled tasks."""
     env = gym.make("FTRL-BFCL-v0", category=category)
-    ids = [task.extra["id"] for task in env.unwrapped.tasks]
+    tasks = env.unwrapped.tasks
     times = []
     try:
-        for task_id in random.Random(seed).sample(ids, min(per_category, len(ids))):
-            action = gold_action(category, task_id)
-            env.reset(options={"task_id": task_id})
+        for index in random.Random(seed).sample(range(len(tasks)), min(per_category, len(tasks))):
+            action = gold_action(tasks[index])
+            env.reset(options={"task_index": index})
             start = time.perf_counter()
             env.step(action)
             times.append(time.perf_counter() - start)
