@@ -206,7 +206,6 @@ class ToolUseEnv(gym.Env[str, Any]):
         if self.task.tool_codes:
             self._ensure_session()
         info = self._info([], [], [], {}, None)
-        info["verdict"] = {}
         return fit(render_messages(self._messages), OBSERVATION_MAX_LENGTH), info
 
     def step(self, action: Any) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
@@ -247,8 +246,8 @@ class ToolUseEnv(gym.Env[str, Any]):
             observation = explain_outcome(parsed, outcome)
         elif not next_turn:
             observation = "\n".join(tool_response_block(result.text) for result in results)
-        info = self._info(parsed.calls, results, list(parsed.errors), _breakdown(self.config.reward, outcome), reason)
-        info["verdict"] = _verdict_info(verdict)
+        info = self._info(parsed.calls, results, list(parsed.errors), _breakdown(self.config.reward, outcome), reason,
+                          verdict)
         return fit(observation, OBSERVATION_MAX_LENGTH), float(outcome.reward), terminated, reason is not None, info
 
     def _next_user_turn(self) -> str:
@@ -333,8 +332,8 @@ class ToolUseEnv(gym.Env[str, Any]):
                     self._ids.setdefault(key, index)
         if not isinstance(task_id, str) or task_id not in self._ids:
             known = sorted(self._ids)
-            hint = f" (did you mean {difflib.get_close_matches(str(task_id), known, n=1)[0]!r}?)" if (
-                difflib.get_close_matches(str(task_id), known, n=1)) else ""
+            close = difflib.get_close_matches(str(task_id), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             examples = ", ".join(repr(k) for k in known[:3]) or "none: these records have no 'id'"
             raise EnvConfigError(f"options['task_id']={task_id!r} is not the id of a task in this env{hint}; "
                                  f"ids look like {examples}")
@@ -461,6 +460,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         parse_errors: list[str],
         breakdown: dict[str, Any],
         truncation_reason: str | None,
+        verdict: CallVerdict | None = None,
     ) -> dict[str, Any]:
         assert self.task is not None
         metrics: dict[str, Any] = episode_metrics(self._total_answers, self._calls, self._solved)
@@ -482,6 +482,7 @@ class ToolUseEnv(gym.Env[str, Any]):
             "turn": self._turn,
             "answers_left": count_answers(self._unsolved),
             "truncation_reason": truncation_reason,
+            "verdict": _verdict_info(verdict),
         }
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import pickle
 import importlib.util
 import random
 from typing import Any
 
 import gymnasium as gym
 import pytest
+from gymnasium.utils.env_checker import check_env
 
 import ftrl_gym  # noqa: F401
 from ftrl_gym.errors import EnvConfigError
@@ -182,5 +184,9 @@ def test_the_env_offers_bfcls_tools_and_messages_and_is_one_shot(bfcl_envs):
         "number": {"type": "integer", "description": "The number for which factorial needs to be calculated."}}
     _, reward, terminated, truncated, info = env.step(_message([("math_factorial", {"number": 5})]))
     assert (reward, terminated, truncated, info["truncation_reason"]) == (1.0, False, True, "max_turns")
+    twin = pickle.loads(pickle.dumps(env.unwrapped))
+    twin.reset(options={"task_id": "simple_python_1"})
+    assert twin.step(_message([("math_factorial", {"number": 5})]))[1] == 1.0
+    check_env(gym.make("FTRL-BFCL-Irrelevance-v0").unwrapped, skip_render_check=True)
     with pytest.raises(EnvConfigError, match="unknown BFCL category 'simple_pyton' \\(did you mean 'simple_python'\\?\\)"):
         gym.make("FTRL-BFCL-v0", category="simple_pyton")
