@@ -55,9 +55,10 @@ class OracleAgent(BaseAgent):
         """Register the episode's task (its ``messages``, ``tools``, ``solution`` and ``answer``).
 
         Raises:
-            AgentError: The task carries no reference ``solution``.
+            AgentError: The task carries no reference ``solution`` (an empty one, for a task that
+                wants no call, is played as a text answer).
         """
-        if not getattr(task, "solution", None):
+        if getattr(task, "solution", None) is None:
             raise AgentError("OracleAgent needs tasks with a reference 'solution'; this one has none")
         key = _conversation_key(task.messages, task.tools)
         self._episodes[key] = (task, _assistant_turns(task.messages))

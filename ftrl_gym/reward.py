@@ -15,6 +15,9 @@ FORMAT_ERROR_REWARD = -0.3
 """Reward of a response with tool-call tags but no call that parsed (SPEC 3.4)."""
 ALL_SOLVED_REWARD = 0.5
 """Reward of a call-free turn after every sub-problem is solved, without the final answer."""
+ABSTENTION_REWARD = 1.0
+"""Default reward of a correct abstention: a well-formed call-free turn on a task whose scorer expects
+no call (an irrelevance task). SPEC 3 alone would give it 0, the same as a wrong call."""
 
 REWARD_VARIANTS: dict[str, Callable[[int, int], float]] = {
     "solve_f1": lambda p, q: 2 * q / (p + 1),
@@ -32,7 +35,8 @@ class TurnReward:
     reward: float
     """The scalar reward."""
     branch: str
-    """``tool_calls``, ``empty``, ``format_error``, ``final_answer``, ``all_solved`` or ``no_answer``."""
+    """``tool_calls``, ``empty``, ``format_error``, ``abstained``, ``final_answer``, ``all_solved`` or
+    ``no_answer``."""
     num_calls: int
     """p: calls that parsed this turn."""
     num_solved: int
@@ -103,8 +107,9 @@ def turn_reward(
     solve_rate: float = 0.0,
     variant: str = "solve_f1",
     malformed_calls: int = 0,
+    abstention_reward: float | None = None,
 ) -> TurnReward:
-    """Score one assistant turn exactly as SPEC 3.
+    """Score one assistant turn exactly as SPEC 3, plus the abstention branch.
 
     Args:
         text: The visible response text (after any reasoning block); end markers are stripped here.
@@ -117,6 +122,8 @@ def turn_reward(
         malformed_calls: Call attempts that did not parse (for message actions whose
             ``tool_calls`` were malformed, possibly with no content); they make a call-free turn a
             format error rather than an empty one.
+        abstention_reward: The reward of a call-free turn that is neither empty nor a format error,
+            on a task that expects no call; None (the default) for every other task.
 
     Returns:
         The reward and its breakdown.
@@ -139,18 +146,40 @@ def turn_reward(
                     break
         p, q = len(call_results), len(solved)
         return TurnReward(tool_branch(p, q), "tool_calls", p, q, t, tuple(solved), left)
-    reward, branch = _no_call_reward(strip_end_markers(text), answer, solve_rate, t, malformed_calls)
+    reward, branch = _no_call_reward(strip_end_markers(text), answer, solve_rate, t, malformed_calls,
+                                     abstention_reward)
     return TurnReward(reward, branch, 0, 0, t, (), left)
 
 
+def scored_calls_reward(num_calls: int, num_matched: int, expected_left: int, variant: str = "solve_f1") -> TurnReward:
+    """The reward of a turn with calls on a task judged by a call scorer (``ftrl_gym.scoring``).
+
+    SPEC 3's tool-call branch with q = the calls that each match a distinct expected call.
+
+    Args:
+        num_calls: p, calls that parsed this turn (at least 1).
+        num_matched: q, calls the scorer matched (at most ``num_calls``).
+        expected_left: t, expected calls not yet matched before the turn.
+        variant: A key of :data:`REWARD_VARIANTS`.
+
+    Returns:
+        The reward and its breakdown (no answers are listed as solved).
+    """
+    reward = REWARD_VARIANTS[variant](num_calls, num_matched)
+    return TurnReward(reward, "tool_calls", num_calls, num_matched, expected_left, (), {})
+
+
 def _no_call_reward(
-    text: str, answer: str | None, solve_rate: float, t: int, malformed_calls: int
+    text: str, answer: str | None, solve_rate: float, t: int, malformed_calls: int,
+    abstention_reward: float | None = None,
 ) -> tuple[float, str]:
     """SPEC 3.4: the reward of a turn without a parsed call, and the branch taken."""
     if not text and not malformed_calls:
         return EMPTY_RESPONSE_REWARD, "empty"
     if malformed_calls or any(tag in text for tag in TOOL_CALL_TAGS):
         return FORMAT_ERROR_REWARD, "format_error"
+    if abstention_reward is not None:
+        return abstention_reward, "abstained"
     if answer and normalize(answer) in normalize(text):
         return 1.0 / (1 + t), "final_answer"
     if solve_rate == 1:

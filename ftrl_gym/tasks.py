@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import keyword
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +16,7 @@ from typing import Any
 
 from ftrl_gym.errors import TaskFormatError
 from ftrl_gym.parsing import MAX_JSON_DEPTH, json_extent
+from ftrl_gym.scoring import CallScorer, ScorerSpecError, build_scorer
 
 SCENARIOS: tuple[str, ...] = ("single_hop", "parallel_single_hop", "multi_hop", "parallel_multi_hop")
 """The four scenarios of the construction pipeline (SPEC 6), in dataset order."""
@@ -29,6 +33,10 @@ MAX_STATE_BYTES = 2**24
 """Bytes of a record's world state written as compact JSON (16 MiB: three times the 5 MB state of the
 stateful benchmark). The sandbox worker decodes the state once per episode, within its memory limit."""
 
+STATE_KEYWORD = "data"
+"""The keyword a stateful task's tools receive the world state as (SPEC 4). A tool whose schema declares
+a parameter of this name is refused at load, so the state never silently replaces an argument."""
+
 _MAX_EXPANSION = 5
 """A field's compact JSON is at most this many times longer than its text in a file's line: only a
 number in exponent form grows (``1e15`` is written ``1000000000000000.0``, 4.5 times as long); escapes
@@ -39,7 +47,8 @@ _COMPACT_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _KNOWN_FIELDS = frozenset(
     {
         "messages", "tools", "codes", "unsolved_set", "solve_rate", "answer", "data_source",
-        "split", "scenario", "state", "solution",
+        "split", "scenario", "state", "solution", "entry_points", "scorer",
+        "user_turns", "tools_added",
     }
 )
 
@@ -76,6 +85,17 @@ class TaskRecord:
     """World state of a stateful toolset, passed to every tool as the keyword ``data``."""
     solution: list[list[dict[str, Any]]] | None = None
     """Reference calls, turn by turn: each turn is a list of ``{"name", "arguments"}``."""
+    entry_points: dict[str, str] = field(default_factory=dict)
+    """Tool name → the Python function in its code that runs it, for names that are not plain
+    identifiers (``math.factorial``, ``__init__``); other tools run the function of their own name."""
+    scorer: dict[str, Any] | None = None
+    """A call scorer spec (``ftrl_gym.scoring``): when present, calls are scored by matching them
+    against acceptable values instead of by their results, and tools without code are not executed."""
+    user_turns: list[list[dict[str, Any]]] = field(default_factory=list)
+    """Scripted later user turns: when the agent answers without a call, the next turn's messages
+    arrive and the episode goes on; it ends on a call-free turn after the last one."""
+    tools_added: dict[int, list[str]] = field(default_factory=dict)
+    """User turn k (1 = ``user_turns[0]``) → tools hidden from the agent until that turn arrives."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Fields this format does not know, kept so that saving writes them back unchanged."""
 
@@ -86,8 +106,29 @@ class TaskRecord:
 
     @cached_property
     def tool_codes(self) -> dict[str, str]:
-        """The code of the tools listed in ``tools``, the only ones an episode can call."""
-        return {name: self.codes[name] for name in self.tool_names if name in self.codes}
+        """The code of the tools listed in ``tools``, the only ones an episode can call, keyed by the
+        function that runs each (:meth:`entry_point`)."""
+        return {self.entry_point(name): self.codes[name] for name in self.tool_names if name in self.codes}
+
+    def entry_point(self, name: str) -> str:
+        """The function of a tool's code that runs it: its ``entry_points`` entry, else its name."""
+        return self.entry_points.get(name, name)
+
+    def tools_at(self, user_turn: int) -> list[dict[str, Any]]:
+        """The tool schemas offered during user turn ``user_turn`` (0: the opening messages)."""
+        hidden = {name for turn, names in self.tools_added.items() if turn > user_turn for name in names}
+        return [tool for tool in self.tools if tool["function"]["name"] not in hidden] if hidden else self.tools
+
+    @cached_property
+    def call_scorer(self) -> CallScorer | None:
+        """The scorer built from ``scorer`` (checked at load), or None for answer-verified tasks."""
+        return None if self.scorer is None else build_scorer(self.scorer)
+
+    @property
+    def expected_total(self) -> int:
+        """T of the episode metrics: the scorer's expected calls, else the answers in ``unsolved_set``."""
+        scorer = self.call_scorer
+        return self.total_answers if scorer is None else scorer.expected_calls
 
     @cached_property
     def state_json(self) -> str | None:
@@ -139,6 +180,10 @@ class TaskRecord:
             for name in JSON_STRING_FIELDS:
                 out[name] = json.dumps(out[name], ensure_ascii=False)
         optional = {
+            "entry_points": self.entry_points or None,
+            "user_turns": self.user_turns or None,
+            "tools_added": {str(k): v for k, v in self.tools_added.items()} or None,
+            "scorer": self.scorer,
             "answer": self.answer,
             "data_source": self.data_source,
             "split": self.split,
@@ -203,9 +248,14 @@ class _Validator:
         messages = self.messages()
         tools = self.tools()
         names = [tool["function"]["name"] for tool in tools]
-        codes = self.codes(names)
+        scorer_spec, scorer = self.scorer()
+        user_turns = self.user_turns()
+        codes = self.codes(names, scored=scorer is not None)
+        entry_points = self.entry_points(names, codes)
         unsolved = self.unsolved_set(names)
         state, state_json = self.state()
+        if state is not None:
+            self.check_state_keyword(tools)
         extra = {k: v for k, v in self.record.items() if k not in _KNOWN_FIELDS}
         for key, value in extra.items():
             self.check_extent(f"field {key!r}", value, MAX_RECORD_BYTES)
@@ -220,11 +270,16 @@ class _Validator:
             split=self.optional_text("split"),
             scenario=self.scenario(),
             state=state,
-            solution=self.solution(codes),
+            solution=self.solution(names),
+            entry_points=entry_points,
+            scorer=scorer_spec,
+            user_turns=user_turns,
+            tools_added=self.tools_added(names, len(user_turns)),
             extra=extra,
         )
         self.check_size()
         record.__dict__["state_json"] = state_json  # the cached_property, encoded once here
+        record.__dict__["call_scorer"] = scorer  # built (and so checked) once here
         return record
 
     def check_size(self) -> None:
@@ -277,7 +332,7 @@ class _Validator:
             seen.add(name)
         return tools
 
-    def codes(self, names: Sequence[str]) -> dict[str, str]:
+    def codes(self, names: Sequence[str], scored: bool) -> dict[str, str]:
         codes = self.decoded("codes", required=True)
         if not isinstance(codes, dict):
             raise self.fail(f"codes must map tool names to Python source, got {_kind(codes)}")
@@ -285,8 +340,11 @@ class _Validator:
             if not isinstance(source, str):
                 raise self.fail(f"codes[{name!r}] must be Python source text, got {_kind(source)}")
         for name in names:
-            if name not in codes:
-                raise self.fail(f"tool {name!r} is in tools but has no entry in codes")
+            if name not in codes and not scored:
+                raise self.fail(
+                    f"tool {name!r} is in tools but has no entry in codes (only a task with a scorer may "
+                    "list tools without code)"
+                )
         listed = set(names)
         for name in codes:
             if name not in listed:
@@ -295,6 +353,87 @@ class _Validator:
                     "add its schema to tools or remove it from codes"
                 )
         return codes
+
+    def entry_points(self, names: Sequence[str], codes: Mapping[str, str]) -> dict[str, str]:
+        """Check that every tool with code runs through a plain identifier its code defines."""
+        entry_points = self.decoded("entry_points", required=False) or {}
+        if not isinstance(entry_points, dict):
+            raise self.fail(f"entry_points must map tool names to function names, got {_kind(entry_points)}")
+        for name, function in entry_points.items():
+            if name not in names:
+                raise self.fail(f"entry_points[{name!r}] is not a tool in tools")
+            if not _plain_identifier(function):
+                raise self.fail(
+                    f"entry_points[{name!r}] must be a Python identifier that does not start with '_' "
+                    f"or is a keyword, got {function!r}"
+                )
+        runners: dict[str, str] = {}
+        for name in names:
+            if name not in codes:
+                continue
+            function = entry_points.get(name, name)
+            if not _plain_identifier(function):
+                raise self.fail(
+                    f"tool {name!r} is not a Python identifier a function could have (or starts with '_'); "
+                    f'map it to the function that runs it: "entry_points": {{"{name}": "a_function_name"}}'
+                )
+            if function in runners:
+                raise self.fail(f"tools {runners[function]!r} and {name!r} both run the function {function!r}")
+            runners[function] = name
+            if not _defines(codes[name], function):
+                raise self.fail(
+                    f"the code of tool {name!r} does not define {function!r} at its top level "
+                    "(a def, class or assignment), so a call could not run it"
+                )
+        return entry_points
+
+    def user_turns(self) -> list[list[dict[str, Any]]]:
+        """Later user turns: each a list of chat messages (possibly empty)."""
+        turns = self.decoded("user_turns", required=False) or []
+        if not isinstance(turns, list):
+            raise self.fail(f"user_turns must be a list of turns (lists of chat messages), got {_kind(turns)}")
+        for t, turn in enumerate(turns):
+            if not isinstance(turn, list) or not all(
+                    isinstance(m, dict) and isinstance(m.get("role"), str) for m in turn):
+                raise self.fail(f"user_turns[{t}] must be a list of objects with a string 'role'")
+        return turns
+
+    def tools_added(self, names: Sequence[str], turns: int) -> dict[int, list[str]]:
+        """User turn (1..turns, a JSON key) → tool names first offered then."""
+        added = self.decoded("tools_added", required=False) or {}
+        if not isinstance(added, dict):
+            raise self.fail(f"tools_added must map a user turn to tool names, got {_kind(added)}")
+        out: dict[int, list[str]] = {}
+        for key, tools in added.items():
+            turn = int(key) if isinstance(key, str) and key.isdigit() else None
+            if turn is None or not 1 <= turn <= turns:
+                raise self.fail(f"tools_added key {key!r} must be a user turn from 1 to {turns} (len(user_turns))")
+            if not isinstance(tools, list) or not all(name in names for name in tools):
+                raise self.fail(f"tools_added[{key!r}] must list tools of tools, got {json.dumps(tools)[:200]}")
+            out[turn] = list(tools)
+        return out
+
+    def check_state_keyword(self, tools: Sequence[Mapping[str, Any]]) -> None:
+        """Refuse a stateful task whose tool declares a parameter named like the state keyword."""
+        for i, tool in enumerate(tools):
+            parameters = tool["function"].get("parameters")
+            properties = parameters.get("properties") if isinstance(parameters, dict) else None
+            if isinstance(properties, dict) and STATE_KEYWORD in properties:
+                raise self.fail(
+                    f"tools[{i}] {tool['function']['name']!r} declares a parameter named {STATE_KEYWORD!r}, "
+                    f"but every tool of a stateful task receives the world state as {STATE_KEYWORD!r}; "
+                    "rename the parameter"
+                )
+
+    def scorer(self) -> tuple[dict[str, Any] | None, CallScorer | None]:
+        """The scorer spec and the scorer built from it (None, None without one)."""
+        spec = self.decoded("scorer", required=False)
+        if spec is None:
+            return None, None
+        try:
+            return spec, build_scorer(spec)
+        except ScorerSpecError as exc:
+            raise self.fail(str(exc)) from None
 
     def unsolved_set(self, names: Sequence[str]) -> dict[str, list[str]]:
         unsolved = self.decoded("unsolved_set", required=True)
@@ -358,7 +497,7 @@ class _Validator:
             )
         return value, encoded
 
-    def solution(self, codes: Mapping[str, str]) -> list[list[dict[str, Any]]] | None:
+    def solution(self, names: Sequence[str]) -> list[list[dict[str, Any]]] | None:
         turns = self.decoded("solution", required=False)
         if turns is None:
             return None
@@ -371,9 +510,41 @@ class _Validator:
                 where = f"solution[{t}][{c}]"
                 if not isinstance(call, dict) or not isinstance(call.get("arguments"), dict):
                     raise self.fail(f"{where} must be {{\"name\": ..., \"arguments\": {{...}}}}")
-                if call.get("name") not in codes:
-                    raise self.fail(f"{where} calls '{call.get('name')}', which has no code")
+                if call.get("name") not in names:
+                    raise self.fail(f"{where} calls '{call.get('name')}', which is not in tools")
         return turns
+
+
+def _plain_identifier(name: Any) -> bool:
+    """A name a tool function can have: an identifier, not a keyword, not starting with ``_``."""
+    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
+
+
+def _defines(source: str, function: str) -> bool:
+    """Whether a tool's source binds ``function`` at module level: a line ``def function(`` (the
+    usual case, found without parsing) or any top-level def, class, assignment or import."""
+    if re.search(rf"^def {function}\(", source, re.MULTILINE):
+        return True
+    return function in _top_level_names(source)
+
+
+def _top_level_names(source: str) -> set[str]:
+    """Names a tool's source binds at module level (empty when it does not parse: the sandbox then
+    reports the syntax error)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
 
 
 def _kind(value: Any) -> str:

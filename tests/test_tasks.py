@@ -75,7 +75,7 @@ def test_records_list_and_numbers_as_answers():
         ({"solve_rate": 1.5}, "solve_rate must be a number in [0, 1], got 1.5"),
         ({"scenario": "two_hop"}, "scenario must be one of single_hop"),
         ({"state": [1]}, "state must be a JSON object, got a list"),
-        ({"solution": [[{"name": "nope", "arguments": {}}]]}, "solution[0][0] calls 'nope', which has no code"),
+        ({"solution": [[{"name": "nope", "arguments": {}}]]}, "solution[0][0] calls 'nope', which is not in tools"),
         ({"unsolved_set": {"get_capital": "Lima"}}, "unsolved_set['get_capital'] must be a list"),
         ({"codes": {"get_capital": 3}}, "codes['get_capital'] must be Python source text, got a number"),
     ],

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from ftrl_gym.envs.registration import BUILTIN_IDS, CUSTOM_ID, ENV_IDS, register_envs
+from ftrl_gym.envs.registration import BFCL_ID, BUILTIN_IDS, CUSTOM_ID, ENV_IDS, register_envs
 
 __all__ = [
+    "BFCL_ID",
     "BUILTIN_IDS",
     "CUSTOM_ID",
     "ENV_IDS",

@@ -44,6 +44,9 @@ class ToolUseEnvConfig:
     max_output_bytes_per_turn: int = 2**18
     """UTF-8 bytes of tool output one turn may put into the conversation (256 KiB, as many characters
     as the observation holds); later output is cut with a marker."""
+    abstention_reward: float = 1.0
+    """Reward of a correct abstention: a well-formed call-free turn on a task whose scorer expects no
+    call (``ftrl_gym.reward.ABSTENTION_REWARD``); SPEC 3 alone would give it 0."""
 
     def __post_init__(self) -> None:
         if isinstance(self.max_turns, bool) or not isinstance(self.max_turns, int) or self.max_turns < 1:
@@ -63,6 +66,9 @@ class ToolUseEnvConfig:
                 f"tool_memory_mb must be an int of at least 64 (MiB), got {memory!r}; the default is 1024"
             )
         self._check_turn_budgets()
+        value = self.abstention_reward
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise EnvConfigError(f"abstention_reward must be a finite number, got {value!r}; the default is 1.0")
 
     def _check_turn_budgets(self) -> None:
         """Validate ``turn_timeout``, ``max_calls_per_turn`` and ``max_output_bytes_per_turn``."""

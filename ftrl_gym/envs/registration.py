@@ -23,7 +23,22 @@ CUSTOM_ID = "FTRL-Custom-v0"
 """The id that takes ``tasks=`` (a JSONL path or a list of records)."""
 
 ENV_IDS: tuple[str, ...] = (*BUILTIN_IDS, CUSTOM_ID)
-"""Every id this package registers."""
+"""The ids of the generated datasets (every id this package registers, BFCL's aside)."""
+
+BFCL_ID = "FTRL-BFCL-v0"
+"""BFCL's single-turn categories (``category=``), read from the optional bfcl-eval package."""
+BFCL_ENTRY_POINT = "ftrl_gym.bfcl.env:make_bfcl_env"
+
+BFCL_CATEGORY_IDS: dict[str, str] = {
+    f"FTRL-BFCL-{''.join(part.capitalize() for part in category.split('_'))}-v0": category
+    for category in (
+        "simple_python", "simple_java", "simple_javascript", "multiple", "parallel", "parallel_multiple",
+        "live_simple", "live_multiple", "live_parallel", "live_parallel_multiple", "irrelevance",
+        "live_irrelevance",
+    )
+}
+"""One id per BFCL category (``FTRL-BFCL-SimplePython-v0`` ...), for tools that take ids only
+(``ftrl-gym eval --env``); the same env as ``FTRL-BFCL-v0`` with ``category=``."""
 
 
 def register_envs() -> None:
@@ -33,3 +48,8 @@ def register_envs() -> None:
             gym.register(id=env_id, entry_point=ENTRY_POINT, kwargs={"scenario": scenario})
     if CUSTOM_ID not in gym.registry:
         gym.register(id=CUSTOM_ID, entry_point=ENTRY_POINT)
+    if BFCL_ID not in gym.registry:
+        gym.register(id=BFCL_ID, entry_point=BFCL_ENTRY_POINT)
+    for env_id, category in BFCL_CATEGORY_IDS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=BFCL_ENTRY_POINT, kwargs={"category": category})

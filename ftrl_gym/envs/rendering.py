@@ -15,6 +15,7 @@ TRUNCATION_MARKER = "\n…[observation truncated at {limit} characters]"
 _BRANCH_TEXT = {
     "empty": "the response is empty",
     "format_error": "the response has tool-call syntax but no call could be parsed",
+    "abstained": "the task expects no call and none was made (correct abstention)",
     "final_answer": "the final answer appears in the response",
     "all_solved": "every sub-problem is solved but the response does not state the final answer",
     "no_answer": "the response neither calls a tool nor states the final answer",

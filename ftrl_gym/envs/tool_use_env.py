@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import numbers
 import os
@@ -24,10 +25,15 @@ from ftrl_gym.envs.rendering import (
 )
 from ftrl_gym.envs.spaces import LLMText
 from ftrl_gym.errors import EnvConfigError, EpisodeStateLostError
-from ftrl_gym.parsing import ParsedCall, parse_response
-from ftrl_gym.reward import TurnReward, count_answers, episode_metrics, turn_reward
+from ftrl_gym.parsing import ParsedCall, ParsedResponse, parse_response
+from ftrl_gym.reward import TurnReward, count_answers, episode_metrics, scored_calls_reward, turn_reward
 from ftrl_gym.sandbox import Sandbox, SandboxConfig, SandboxSession, ToolCall, ToolResult
+from ftrl_gym.sandbox import messages
+from ftrl_gym.scoring import CallVerdict
 from ftrl_gym.tasks import TaskRecord, load_tasks
+
+NOT_EXECUTED = "(call recorded: this task scores calls by their arguments and does not execute its tools)"
+"""The result of a call of a tool that has no code (tasks with a call scorer)."""
 
 OBSERVATION_MAX_LENGTH = 2**18
 """Characters of the observation space (longer observations are cut with a marker)."""
@@ -79,7 +85,8 @@ class ToolUseEnv(gym.Env[str, Any]):
     - ``messages``: the whole conversation in OpenAI format (a fresh list; do not mutate its dicts).
       Assistant turns carry ``tool_calls`` with ids ``call_<turn>_<i>``; tool messages carry
       ``tool_call_id``, ``name`` and ``content``.
-    - ``tools``: the task's OpenAI function schemas.
+    - ``tools``: the task's OpenAI function schemas offered now (``tools_added`` holds some back until
+      their user turn).
     - ``metrics``: episode so far: ``solve_p``, ``solve_r``, ``solve_f1`` (``episode_metrics``),
       ``calls`` (C), ``solved`` (S), ``total_answers`` (T).
     - ``tool_calls``: this turn's parsed calls, ``{"id", "name", "arguments"}`` each.
@@ -89,6 +96,10 @@ class ToolUseEnv(gym.Env[str, Any]):
       "answers_left_before", "solved": [[tool, answer], ...]}``; ``{}`` after ``reset`` (always a dict,
       so that vector envs can batch a reset sub-env's info beside a stepped one's).
     - ``task_index``: index of the episode's task in ``env.unwrapped.tasks``.
+    - ``user_turn``: scripted user turns delivered so far (0: only the opening messages).
+    - ``task_id``: the record's ``id`` field (BFCL's ids), None for records without one.
+    - ``verdict``: for a task with a call scorer, how it judged this turn's calls:
+      ``{"accepted", "matched", "detail"}``; ``{}`` otherwise (and after ``reset``).
     - ``turn``: assistant turns taken so far.
     - ``answers_left``: expected answers not yet obtained.
     - ``truncation_reason``: None, ``"max_turns"`` or ``"state_lost"`` (the sandbox worker holding a
@@ -116,6 +127,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         turn_timeout: float = 30.0,
         max_calls_per_turn: int = 16,
         max_output_bytes_per_turn: int = 2**18,
+        abstention_reward: float = 1.0,
         sandbox: Sandbox | None = None,
         render_mode: str | None = None,
     ) -> None:
@@ -133,6 +145,8 @@ class ToolUseEnv(gym.Env[str, Any]):
             turn_timeout: Wall-clock seconds all the calls of one turn may take (see the class docstring).
             max_calls_per_turn: Calls run per turn.
             max_output_bytes_per_turn: UTF-8 bytes of tool output kept per turn.
+            abstention_reward: Reward of a well-formed call-free turn on a task whose scorer expects
+                no call.
             sandbox: An existing sandbox to share (not closed by this env, not pickled); by default
                 the env starts its own on first ``reset``.
             render_mode: None or ``"ansi"`` (``render()`` returns the transcript).
@@ -143,7 +157,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         """
         self.config = ToolUseEnvConfig(
             max_turns, reward, tool_timeout, tool_memory_mb,
-            turn_timeout, max_calls_per_turn, max_output_bytes_per_turn,
+            turn_timeout, max_calls_per_turn, max_output_bytes_per_turn, abstention_reward,
         )
         self.tasks: list[TaskRecord] = _resolve_tasks(tasks, scenario, split, data_dir)
         if render_mode not in (None, "ansi"):
@@ -160,6 +174,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._tool_seed: int | None = None
         self.task: TaskRecord | None = None
         self._task_index = -1
+        self._ids: dict[str, int] | None = None
         self._done = True
 
     # ---- episode -------------------------------------------------------------------------------
@@ -170,7 +185,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         Args:
             seed: Seeds ``self.np_random`` (the only randomness of the env; it also seeds the tools'
                 ``random`` module, once per episode).
-            options: ``{"task_index": i}`` to choose the task.
+            options: ``{"task_index": i}`` or ``{"task_id": "<the record's id>"}`` to choose the task.
 
         Returns:
             The opening messages' text and the info dict (see the class docstring).
@@ -182,11 +197,14 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._close_session()
         self._pending_state_json = self.task.state_json  # encoded once at load: no copy per episode
         self._unsolved = {name: list(answers) for name, answers in self.task.unsolved_set.items()}
-        self._total_answers = self.task.total_answers
+        self._total_answers = self.task.expected_total
         self._messages: list[dict[str, Any]] = [dict(message) for message in self.task.messages]
+        self._user_turn = 0
+        self._offer_tools()
         self._turn = self._calls = self._solved = 0
         self._done = False
-        self._ensure_session()
+        if self.task.tool_codes:
+            self._ensure_session()
         info = self._info([], [], [], {}, None)
         return fit(render_messages(self._messages), OBSERVATION_MAX_LENGTH), info
 
@@ -208,15 +226,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._turn += 1
         parsed = parse_response(action, id_prefix=f"call_{self._turn}")
         results, state_lost = self._run_calls(parsed.calls)
-        outcome = turn_reward(
-            parsed.content,
-            [(call.name, result.text if result.ok else None) for call, result in zip(parsed.calls, results)],
-            self._unsolved,
-            self.task.answer,
-            self._solve_rate(),
-            self.config.reward,
-            parsed.num_unparsable if parsed.has_call_syntax else 0,
-        )
+        outcome, verdict = self._score_turn(parsed, results)
         self._unsolved = outcome.unsolved_after
         self._calls += outcome.num_calls
         self._solved += outcome.num_solved
@@ -226,14 +236,34 @@ class ToolUseEnv(gym.Env[str, Any]):
             for call, result in zip(parsed.calls, results)
         )
         terminated = not parsed.calls
+        next_turn = terminated and self._user_turn < len(self.task.user_turns)
+        if next_turn:
+            terminated = False
+            observation = self._next_user_turn()
         reason = None if terminated else self._truncation_reason(state_lost)
         self._done = terminated or reason is not None
         if terminated:
             observation = explain_outcome(parsed, outcome)
-        else:
+        elif not next_turn:
             observation = "\n".join(tool_response_block(result.text) for result in results)
-        info = self._info(parsed.calls, results, list(parsed.errors), _breakdown(self.config.reward, outcome), reason)
+        info = self._info(parsed.calls, results, list(parsed.errors), _breakdown(self.config.reward, outcome), reason,
+                          verdict)
         return fit(observation, OBSERVATION_MAX_LENGTH), float(outcome.reward), terminated, reason is not None, info
+
+    def _next_user_turn(self) -> str:
+        """Append the next scripted user turn, offer the tools it adds; its text is the observation."""
+        assert self.task is not None
+        self._user_turn += 1
+        messages = [dict(message) for message in self.task.user_turns[self._user_turn - 1]]
+        self._messages.extend(messages)
+        self._offer_tools()
+        return render_messages(messages)
+
+    def _offer_tools(self) -> None:
+        """The tools of the current user turn (``tools_added`` hides some until their turn)."""
+        assert self.task is not None
+        self._tools = self.task.tools_at(self._user_turn)
+        self._tool_names = frozenset(tool["function"]["name"] for tool in self._tools)
 
     def get_state(self) -> Any:
         """A copy of the episode's world state (stateful tasks), else None.
@@ -306,6 +336,8 @@ class ToolUseEnv(gym.Env[str, Any]):
     # ---- internals -----------------------------------------------------------------------------
 
     def _choose_task(self, options: dict[str, Any] | None) -> int:
+        if options and options.get("task_id") is not None:
+            return self._index_of_id(options["task_id"])
         if options and options.get("task_index") is not None:
             index = options["task_index"]
             if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not 0 <= index < len(self.tasks):
@@ -315,6 +347,23 @@ class ToolUseEnv(gym.Env[str, Any]):
                 )
             return int(index)
         return int(self.np_random.integers(len(self.tasks)))
+
+    def _index_of_id(self, task_id: Any) -> int:
+        """The index of the task whose record has ``"id": task_id``."""
+        if self._ids is None:
+            self._ids = {}
+            for index, task in enumerate(self.tasks):
+                key = task.extra.get("id")
+                if isinstance(key, str):
+                    self._ids.setdefault(key, index)
+        if not isinstance(task_id, str) or task_id not in self._ids:
+            known = sorted(self._ids)
+            close = difflib.get_close_matches(str(task_id), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            examples = ", ".join(repr(k) for k in known[:3]) or "none: these records have no 'id'"
+            raise EnvConfigError(f"options['task_id']={task_id!r} is not the id of a task in this env{hint}; "
+                                 f"ids look like {examples}")
+        return self._ids[task_id]
 
     def _ensure_session(self) -> SandboxSession:
         if self._session is None:
@@ -334,21 +383,62 @@ class ToolUseEnv(gym.Env[str, Any]):
             self._session.close()
             self._session = None
 
+    def _score_turn(self, parsed: ParsedResponse, results: Sequence[ToolResult]) -> tuple[TurnReward, CallVerdict | None]:
+        """The turn's reward: by the task's call scorer when it has one, else by SPEC 3's answers."""
+        assert self.task is not None
+        scorer = self.task.call_scorer
+        malformed = parsed.num_unparsable if parsed.has_call_syntax else 0
+        if scorer is not None and parsed.calls:
+            verdict = _judge(scorer, parsed.calls)
+            left = self._total_answers - self._solved
+            return scored_calls_reward(len(parsed.calls), min(verdict.matched, left), left, self.config.reward), verdict
+        abstention = self.config.abstention_reward if scorer is not None and scorer.expected_calls == 0 else None
+        outcome = turn_reward(
+            parsed.content,
+            [(call.name, result.text if result.ok else None) for call, result in zip(parsed.calls, results)],
+            self._unsolved,
+            self.task.answer,
+            self._solve_rate(),
+            self.config.reward,
+            malformed,
+            abstention,
+        )
+        return outcome, None
+
     def _run_calls(self, calls: tuple[ParsedCall, ...]) -> tuple[list[ToolResult], bool]:
-        """Run a turn's calls within its budgets; returns one result per call and whether state was lost."""
+        """Run a turn's calls within its budgets; returns one result per call and whether state was lost.
+
+        Calls of unlisted tools and of tools without code are answered here; the others go to the
+        sandbox under their entry points."""
         if not calls:
             return [], False
         config = self.config
         runnable = calls[: config.max_calls_per_turn]
-        started = time.monotonic()
-        ran, state_lost = self._run_in_time(runnable, started)
-        results = cut_outputs(ran, config.max_output_bytes_per_turn)
-        if len(ran) < len(runnable):
-            late = over_time_budget(time.monotonic() - started, config.turn_timeout)
-            results += [late] * (len(runnable) - len(ran))
+        answered = [self._answer_here(call) for call in runnable]
+        to_run = [call for call, result in zip(runnable, answered) if result is None]
+        state_lost = False
+        ran: list[ToolResult] = []
+        if to_run:
+            started = time.monotonic()
+            ran, state_lost = self._run_in_time(to_run, started)
+            if len(ran) < len(to_run):
+                late = over_time_budget(time.monotonic() - started, config.turn_timeout)
+                ran += [late] * (len(to_run) - len(ran))
+        sandboxed = iter(ran)
+        results = cut_outputs([r if r is not None else next(sandboxed) for r in answered],
+                              config.max_output_bytes_per_turn)
         if len(runnable) < len(calls):
             results += [over_call_budget(config.max_calls_per_turn)] * (len(calls) - len(runnable))
         return results, state_lost
+
+    def _answer_here(self, call: ParsedCall) -> ToolResult | None:
+        """The result of a call that needs no sandbox, or None for a call of a tool with code."""
+        assert self.task is not None
+        if call.name in self.task.codes and call.name in self._tool_names:
+            return None
+        if call.name not in self._tool_names:
+            return not_run(messages.unknown_tool(call.name, sorted(self._tool_names)))
+        return ToolResult(ok=True, text=NOT_EXECUTED, value=NOT_EXECUTED, error=None, elapsed_s=0.0)
 
     def _run_in_time(self, calls: Sequence[ParsedCall], started: float) -> tuple[list[ToolResult], bool]:
         """Run calls in sandbox round trips that fit in the turn's time left, until it is spent.
@@ -367,7 +457,7 @@ class ToolUseEnv(gym.Env[str, Any]):
                 break
             batch = calls[len(results):len(results) + size]
             try:
-                results += session.call([ToolCall(call.name, call.arguments) for call in batch])
+                results += session.call([ToolCall(self.task.entry_point(call.name), call.arguments) for call in batch])
             except EpisodeStateLostError as exc:
                 line = f"error: the episode's world state was lost ({exc}); the episode is truncated"
                 return results + [not_run(line)] * (len(calls) - len(results)), True
@@ -396,13 +486,14 @@ class ToolUseEnv(gym.Env[str, Any]):
         parse_errors: list[str],
         breakdown: dict[str, Any],
         truncation_reason: str | None,
+        verdict: CallVerdict | None = None,
     ) -> dict[str, Any]:
         assert self.task is not None
         metrics: dict[str, Any] = episode_metrics(self._total_answers, self._calls, self._solved)
         metrics.update(calls=self._calls, solved=self._solved, total_answers=self._total_answers)
         return {
             "messages": list(self._messages),
-            "tools": self.task.tools,
+            "tools": self._tools,
             "metrics": metrics,
             "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls],
             "tool_results": [
@@ -412,10 +503,28 @@ class ToolUseEnv(gym.Env[str, Any]):
             "parse_errors": parse_errors,
             "reward_breakdown": breakdown,
             "task_index": self._task_index,
+            "task_id": self.task.extra.get("id"),
+            "user_turn": self._user_turn,
             "turn": self._turn,
             "answers_left": count_answers(self._unsolved),
             "truncation_reason": truncation_reason,
+            "verdict": _verdict_info(verdict),
         }
+
+
+def _judge(scorer: Any, calls: Sequence[ParsedCall]) -> CallVerdict:
+    """The scorer's verdict on a turn's calls; a scorer that fails on what the agent sent refuses them."""
+    try:
+        return scorer.score([(call.name, call.arguments) for call in calls])
+    except Exception as exc:  # noqa: BLE001 - a hostile action must be scored, never raised
+        return CallVerdict(False, 0, f"the scorer could not judge these calls ({type(exc).__name__}: {exc})"[:300])
+
+
+def _verdict_info(verdict: CallVerdict | None) -> dict[str, Any]:
+    """``info["verdict"]``: the call scorer's judgement of the turn, ``{}`` when none was made."""
+    if verdict is None:
+        return {}
+    return {"accepted": verdict.accepted, "matched": verdict.matched, "detail": verdict.detail}
 
 
 def _breakdown(variant: str, outcome: TurnReward) -> dict[str, Any]:

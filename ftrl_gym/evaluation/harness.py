@@ -262,6 +262,7 @@ def _record(label: str, config: EvalConfig, episode: _Episode) -> dict[str, Any]
         "completion_tokens": episode.completion_tokens,
         "wall_s": round(time.perf_counter() - episode.started, 4),
         "truncation_reason": episode.info.get("truncation_reason"),
+        "accepted": float(metrics["solve_f1"]) == 1.0 if getattr(task, "scorer", None) is not None else None,
         "question": _question(task),
         "answers": task.unsolved_set,
         "trace": episode.trace,

@@ -34,6 +34,8 @@ class SummaryRow:
         format_error_rate: Turns with a malformed tool call / all turns.
         tokens: Mean tokens (prompt + completion) per episode; 0 for agents that do not report them.
         wall_s: Mean wall-clock seconds per episode.
+        accuracy: Share of episodes a call scorer accepted (BFCL's accuracy: its checker accepted
+            the response); None for tasks scored by their answers.
     """
 
     agent: str
@@ -49,6 +51,7 @@ class SummaryRow:
     format_error_rate: float
     tokens: float
     wall_s: float
+    accuracy: float | None = None
 
 
 def summarize(records: Sequence[dict[str, Any]]) -> list[SummaryRow]:
@@ -105,7 +108,16 @@ def _summarize_group(key: tuple[str, str, str], records: list[dict[str, Any]]) -
         format_error_rate=sum(r["format_errors"] for r in records) / turns if turns else 0.0,
         tokens=mean(r["prompt_tokens"] + r["completion_tokens"] for r in records),
         wall_s=mean(r["wall_s"] for r in records),
+        accuracy=_accuracy(records),
     )
+
+
+def _accuracy(records: list[dict[str, Any]]) -> float | None:
+    """Share of accepted episodes, when every record was judged by a call scorer."""
+    verdicts = [r.get("accepted") for r in records]
+    if not verdicts or any(v is None for v in verdicts):
+        return None
+    return sum(bool(v) for v in verdicts) / len(verdicts)
 
 
 def _ci(estimate: Estimate) -> str:
@@ -115,16 +127,20 @@ def _ci(estimate: Estimate) -> str:
 
 
 def to_markdown(rows: Sequence[SummaryRow]) -> str:
-    """A Markdown table of the rows (Solve metrics as ``mean ± 95% CI half-width``)."""
+    """A Markdown table of the rows (Solve metrics as ``mean ± 95% CI half-width``); when some rows
+    were judged by a call scorer, an ``accuracy`` column (BFCL's accuracy) follows Solve-F1."""
+    scored = any(row.accuracy is not None for row in rows)
     header = (
-        "| env | scenario | agent | episodes | Solve-P | Solve-R | Solve-F1 | calls/ep | turns/ep "
-        "| format err | tokens/ep | s/ep |"
+        "| env | scenario | agent | episodes | Solve-P | Solve-R | Solve-F1 | "
+        + ("accuracy | " if scored else "")
+        + "calls/ep | turns/ep | format err | tokens/ep | s/ep |"
     )
-    lines = [header, "|" + "---|" * 12]
+    lines = [header, "|" + "---|" * (13 if scored else 12)]
     for row in rows:
+        accuracy = ("n/a | " if row.accuracy is None else f"{row.accuracy:.1%} | ") if scored else ""
         lines.append(
             f"| {row.env} | {row.scenario} | {row.agent} | {row.episodes} | {_ci(row.solve_p)} "
-            f"| {_ci(row.solve_r)} | {_ci(row.solve_f1)} | {row.tool_calls:.2f} | {row.turns:.2f} "
+            f"| {_ci(row.solve_r)} | {_ci(row.solve_f1)} | {accuracy}{row.tool_calls:.2f} | {row.turns:.2f} "
             f"| {row.format_error_rate:.1%} | {row.tokens:.0f} | {row.wall_s:.2f} |"
         )
     return "\n".join(lines) + "\n"

@@ -78,6 +78,7 @@ class ToolSession:
         self.decimal_context = _fresh_decimal_context()
         self._seed = seed
         self._functions: dict[str, Callable[..., Any] | str] = {}
+        self._modules: dict[str, dict[str, Any]] = {}  # source -> its module globals, run once per session
         self._builtins = dict(_BASE_BUILTINS)
         self._builtins["__import__"] = SessionImporter(self._make_rng)
         self._restricted = restricted
@@ -96,10 +97,8 @@ class ToolSession:
         if code is None:
             loaded: Callable[..., Any] | str = messages.not_compiled(name, error or "unknown error")
         else:
-            namespace = {"__builtins__": self._builtins if self._restricted else builtins,
-                         "__name__": _MODULE_NAME}
             try:
-                exec(code, namespace)  # noqa: S102 - restricted bytecode, guarded namespace
+                namespace = self._module(source, code)
                 function = namespace.get(name)
                 loaded = function if callable(function) else messages.not_loaded(
                     name, f"its code does not define a function named {name!r}")
@@ -109,6 +108,16 @@ class ToolSession:
                 loaded = messages.not_loaded(name, _describe(exc))
         self._functions[name] = loaded
         return loaded
+
+    def _module(self, source: str, code: types.CodeType) -> dict[str, Any]:
+        """The module globals of a tool's source, run once per session: tools that share one source (the
+        methods of a class-based toolset) share its globals, and so one instance per episode."""
+        namespace = self._modules.get(source)
+        if namespace is None:
+            namespace = {"__builtins__": self._builtins if self._restricted else builtins, "__name__": _MODULE_NAME}
+            exec(code, namespace)  # noqa: S102 - restricted bytecode, guarded namespace
+            self._modules[source] = namespace
+        return namespace
 
     def call(self, name: str, arguments: dict[str, Any], output_limit: int) -> Reply:
         """Run one tool call and render its result; every failure becomes an error reply."""

@@ -69,6 +69,21 @@ def test_markdown_and_json() -> None:
     json.dumps(data)
 
 
+def test_scorer_judged_envs_get_bfcls_accuracy_beside_solve_f1() -> None:
+    records = [
+        _record("oracle", "FTRL-BFCL-Parallel-v0", "unknown", 0, 0, 1.0, accepted=True),
+        _record("oracle", "FTRL-BFCL-Parallel-v0", "unknown", 1, 0, 0.5, accepted=False),
+        _record("oracle", "FTRL-BFCL-Parallel-v0", "unknown", 2, 0, 1.0, accepted=True),
+        _record("oracle", "FTRL-MultiHop-v0", "multi_hop", 0, 0, 1.0, accepted=None),
+    ]
+    bfcl, ours = summarize(records)
+    assert bfcl.accuracy == pytest.approx(2 / 3) and ours.accuracy is None
+    lines = to_markdown([bfcl, ours]).splitlines()
+    assert lines[0].startswith("| env | scenario | agent | episodes | Solve-P | Solve-R | Solve-F1 | accuracy | calls/ep")
+    assert "| 66.7% | 2.00 |" in lines[2] and "| n/a | 2.00 |" in lines[3]
+    assert "accuracy" not in to_markdown(summarize(RECORDS))
+
+
 def test_write_report_makes_the_three_files(tmp_path: Path) -> None:
     rows, table = write_report(RECORDS, tmp_path)
     assert len(rows) == 2

@@ -1,0 +1,7 @@
+"""The Berkeley Function Calling Leaderboard as native envs, read from the installed ``bfcl-eval``."""
+
+from __future__ import annotations
+
+from ftrl_gym.bfcl.source import SINGLE_TURN_CATEGORIES, require_bfcl
+
+__all__ = ["SINGLE_TURN_CATEGORIES", "require_bfcl"]
