@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,44 @@ class TurnReward:
     """``(tool name, answer)`` for every answer obtained, in call order."""
     unsolved_after: dict[str, list[str]]
     """The unsolved map after removing the obtained answers."""
+
+
+def call_key(name: str, arguments: Mapping[str, Any]) -> str:
+    """The identity of a call for duplicate charges: its tool name and canonical JSON arguments."""
+    return name + json.dumps(arguments, sort_keys=True, default=str)
+
+
+def call_charge(
+    keys: Sequence[str],
+    failed: Sequence[bool],
+    earlier: Collection[str],
+    error_charge: float,
+    duplicate_charge: float,
+) -> float:
+    """The charge taken off a tool-call turn's reward (an option beside SPEC 3; 0 by default).
+
+    SPEC 3 gives a failed call and a repeated call the same 0 as a call that was never made, so a policy
+    loses nothing by spraying calls that error or by sending a failing call again. With charges, each
+    call whose result is an error costs ``error_charge``, and each call identical (same tool, same
+    arguments) to one made earlier in the episode, or earlier in the same turn, costs
+    ``duplicate_charge``; a repeated failing call pays both.
+
+    Args:
+        keys: :func:`call_key` of every parsed call of the turn, in order.
+        failed: Whether each call's result is an error.
+        earlier: Keys of the episode's calls before this turn.
+        error_charge: Charge per failed call (>= 0).
+        duplicate_charge: Charge per duplicate call (>= 0).
+
+    Returns:
+        The total charge, to subtract from the turn's reward.
+    """
+    seen = set(earlier)
+    duplicates = 0
+    for key in keys:
+        duplicates += key in seen
+        seen.add(key)
+    return error_charge * sum(failed) + duplicate_charge * duplicates
 
 
 def normalize(text: str) -> str:

@@ -47,6 +47,11 @@ class ToolUseEnvConfig:
     abstention_reward: float = 1.0
     """Reward of a correct abstention: a well-formed call-free turn on a task whose scorer expects no
     call (``ftrl_gym.reward.ABSTENTION_REWARD``); SPEC 3 alone would give it 0."""
+    error_call_charge: float = 0.0
+    """Taken off a turn's reward per call whose result is an error (``ftrl_gym.reward.call_charge``);
+    0 keeps SPEC 3."""
+    duplicate_call_charge: float = 0.0
+    """Taken off a turn's reward per call identical to an earlier call of the episode; 0 keeps SPEC 3."""
 
     def __post_init__(self) -> None:
         if isinstance(self.max_turns, bool) or not isinstance(self.max_turns, int) or self.max_turns < 1:
@@ -69,6 +74,10 @@ class ToolUseEnvConfig:
         value = self.abstention_reward
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise EnvConfigError(f"abstention_reward must be a finite number, got {value!r}; the default is 1.0")
+        for name in ("error_call_charge", "duplicate_call_charge"):
+            charge = getattr(self, name)
+            if isinstance(charge, bool) or not isinstance(charge, (int, float)) or not 0 <= charge < math.inf:
+                raise EnvConfigError(f"{name} must be a finite number >= 0, got {charge!r}; 0 keeps SPEC 3")
 
     def _check_turn_budgets(self) -> None:
         """Validate ``turn_timeout``, ``max_calls_per_turn`` and ``max_output_bytes_per_turn``."""

@@ -14,7 +14,13 @@ from typing import Any, ClassVar, SupportsFloat
 import gymnasium as gym
 from gymnasium.error import ResetNeeded
 
-from ftrl_gym.envs.budgets import batch_size, cut_outputs, not_run, over_call_budget, over_time_budget
+from ftrl_gym.envs.budgets import (
+    batch_size,
+    cut_outputs,
+    not_run,
+    over_call_budget,
+    over_time_budget,
+)
 from ftrl_gym.envs.config import ToolUseEnvConfig, load_builtin_tasks
 from ftrl_gym.envs.rendering import (
     explain_outcome,
@@ -26,9 +32,16 @@ from ftrl_gym.envs.rendering import (
 from ftrl_gym.envs.spaces import LLMText
 from ftrl_gym.errors import EnvConfigError, EpisodeStateLostError
 from ftrl_gym.parsing import ParsedCall, ParsedResponse, parse_response
-from ftrl_gym.reward import TurnReward, count_answers, episode_metrics, scored_calls_reward, turn_reward
-from ftrl_gym.sandbox import Sandbox, SandboxConfig, SandboxSession, ToolCall, ToolResult
-from ftrl_gym.sandbox import messages
+from ftrl_gym.reward import (
+    TurnReward,
+    call_charge,
+    call_key,
+    count_answers,
+    episode_metrics,
+    scored_calls_reward,
+    turn_reward,
+)
+from ftrl_gym.sandbox import Sandbox, SandboxConfig, SandboxSession, ToolCall, ToolResult, messages
 from ftrl_gym.scoring import CallVerdict
 from ftrl_gym.tasks import TaskRecord, load_tasks
 
@@ -128,6 +141,8 @@ class ToolUseEnv(gym.Env[str, Any]):
         max_calls_per_turn: int = 16,
         max_output_bytes_per_turn: int = 2**18,
         abstention_reward: float = 1.0,
+        error_call_charge: float = 0.0,
+        duplicate_call_charge: float = 0.0,
         sandbox: Sandbox | None = None,
         render_mode: str | None = None,
     ) -> None:
@@ -147,6 +162,9 @@ class ToolUseEnv(gym.Env[str, Any]):
             max_output_bytes_per_turn: UTF-8 bytes of tool output kept per turn.
             abstention_reward: Reward of a well-formed call-free turn on a task whose scorer expects
                 no call.
+            error_call_charge: Taken off a turn's reward per call that returns an error (0: SPEC 3).
+            duplicate_call_charge: Taken off a turn's reward per call identical to an earlier call of
+                the episode (0: SPEC 3).
             sandbox: An existing sandbox to share (not closed by this env, not pickled); by default
                 the env starts its own on first ``reset``.
             render_mode: None or ``"ansi"`` (``render()`` returns the transcript).
@@ -158,6 +176,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         self.config = ToolUseEnvConfig(
             max_turns, reward, tool_timeout, tool_memory_mb,
             turn_timeout, max_calls_per_turn, max_output_bytes_per_turn, abstention_reward,
+            error_call_charge, duplicate_call_charge,
         )
         self.tasks: list[TaskRecord] = _resolve_tasks(tasks, scenario, split, data_dir)
         if render_mode not in (None, "ansi"):
@@ -202,6 +221,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._user_turn = 0
         self._offer_tools()
         self._turn = self._calls = self._solved = 0
+        self._call_keys: set[str] = set()
         self._done = False
         if self.task.tool_codes:
             self._ensure_session()
@@ -227,6 +247,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         parsed = parse_response(action, id_prefix=f"call_{self._turn}")
         results, state_lost = self._run_calls(parsed.calls)
         outcome, verdict = self._score_turn(parsed, results)
+        outcome = self._charge_calls(parsed.calls, results, outcome)
         self._unsolved = outcome.unsolved_after
         self._calls += outcome.num_calls
         self._solved += outcome.num_solved
@@ -404,6 +425,18 @@ class ToolUseEnv(gym.Env[str, Any]):
             abstention,
         )
         return outcome, None
+
+    def _charge_calls(
+        self, calls: Sequence[ParsedCall], results: Sequence[ToolResult], outcome: TurnReward
+    ) -> TurnReward:
+        """Take the configured error and duplicate charges off a tool-call turn (none by default)."""
+        keys = [call_key(call.name, call.arguments) for call in calls]
+        charge = call_charge(
+            keys, [not result.ok for result in results], self._call_keys,
+            self.config.error_call_charge, self.config.duplicate_call_charge,
+        )
+        self._call_keys.update(keys)
+        return dataclasses.replace(outcome, reward=outcome.reward - charge) if charge else outcome
 
     def _run_calls(self, calls: tuple[ParsedCall, ...]) -> tuple[list[ToolResult], bool]:
         """Run a turn's calls within its budgets; returns one result per call and whether state was lost.
