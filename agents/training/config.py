@@ -83,6 +83,17 @@ class TrainConfig:
     """PPO ratio floor is ``1 - clip_low``."""
     clip_high: float = 0.2
     """PPO ratio ceiling is ``1 + clip_high``."""
+    dual_clip: float = 3.0
+    """Dual-clip cap ``c`` on the PPO ratio of negative-advantage tokens (verl's ``clip_ratio_c``):
+    their loss is at most ``-A c``; 0 turns it off."""
+    recompute_old_logprobs: bool = False
+    """Score each batch with the learner before its update and use those logprobs as the PPO ratio's
+    old policy (the generator's are kept for ``tis_cap``): for generators in lower precision than
+    the learner, whose logprobs differ from the learner's even before any update."""
+    tis_cap: float = 0.0
+    """Truncated importance sampling: weight each token's policy loss by
+    ``min(pi_learner / pi_generator, tis_cap)`` of the batch before its update (0: off; needs
+    ``recompute_old_logprobs``)."""
     gamma: float = 1.0
     """Discount per token (Reinforce++) or per turn (``episode`` scheme)."""
     normalize_by_std: bool = True
@@ -101,7 +112,8 @@ class TrainConfig:
     generator reports its logprobs and the learner computes the same, so the PPO ratio, the KL and the
     entropy all refer to the distribution that acted. Greedy evaluation is unaffected by ``T``."""
     top_p: float = 1.0
-    """Nucleus mass of rollouts (1.0: the full distribution, as the PPO ratio assumes)."""
+    """Nucleus mass of rollouts. Must be 1.0 for RL: the learner scores the full distribution, so a
+    nucleus sampler's renormalised logprobs would bias the PPO ratio and the KL."""
     seed: int = 0
     """Seed of task order, sampling and initialisation."""
     dtype: str = "float32"
@@ -303,6 +315,26 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.top_p <= 1.0:
             raise ConfigError("gamma must lie in [0, 1] and top_p in (0, 1]")
+        if self.top_p != 1.0:
+            raise ConfigError(
+                f"top_p={self.top_p} is refused: the learner scores the full softmax(logits / T) "
+                "while a nucleus sampler renormalises over the nucleus, so the PPO ratio and the "
+                "KL would compare different distributions; set top_p=1 (use temperature to sharpen)"
+            )
+        self._check_safeguards()
+
+    def _check_safeguards(self) -> None:
+        if self.dual_clip and self.dual_clip <= 1.0:
+            raise ConfigError(
+                f"dual_clip={self.dual_clip} must be above 1 (verl uses 3) or 0 to turn it off"
+            )
+        if self.tis_cap < 0:
+            raise ConfigError(f"tis_cap must be 0 (off) or positive, got {self.tis_cap}")
+        if self.tis_cap and not self.recompute_old_logprobs:
+            raise ConfigError(
+                "tis_cap weights tokens by the learner's over the generator's logprobs: set "
+                "recompute_old_logprobs=true as well"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict."""

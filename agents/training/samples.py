@@ -44,6 +44,8 @@ class Sample:
             under the outcome reward, whose advantage comes from ``score`` alone).
         turn_of_token: Scheme (b): the turn each id belongs to (-1 for context).
         advantages: Per-token advantages, filled in by ``assign_advantages``.
+        rollout_logprobs: The generator's logprobs, kept here when the learner recomputes
+            ``logprobs`` (``recompute_old_logprobs``); empty otherwise.
     """
 
     token_ids: list[int]
@@ -54,6 +56,7 @@ class Sample:
     turn_rewards: list[float] = field(default_factory=list)
     turn_of_token: list[int] = field(default_factory=list)
     advantages: list[float] = field(default_factory=list)
+    rollout_logprobs: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,14 @@ class DistributedTrainer(RLTrainer):
         settings = self._sampling_settings(self.config.rollouts_per_prompt)
         return self.fleet.respond(batch, settings, self.step)
 
+    def _recompute_old_logprobs(self, samples: list[Sample]) -> None:
+        """Learner rank 0 scores the batch (every rank holds the same weights)."""
+        import ray
+
+        scored = ray.get(self.learners[0].recompute_old_logprobs.remote(samples))
+        for sample, done in zip(samples, scored):
+            sample.logprobs, sample.rollout_logprobs = done.logprobs, done.rollout_logprobs
+
     def _optimizer_step(self, mini: list[Sample]) -> dict[str, float]:
         """Deal the mini-batch's micro-batches round-robin to the ranks; they all-reduce and step."""
         import ray

@@ -23,6 +23,7 @@ from agents.training.trainer import (
     build_reference,
     clip_and_step,
     micro_batch_loss,
+    recompute_old_logprobs,
     restore_learner,
 )
 
@@ -112,14 +113,20 @@ class Learner:
             total_tokens: Generated tokens of the whole mini-batch (all ranks).
 
         Returns:
-            The mini-batch's loss statistics (summed over ranks) and the gradient norm.
+            The mini-batch's loss statistics (summed over ranks), the gradient norm and
+            ``stepped`` (0.0 when a non-finite gradient skipped the update on every rank).
         """
         self.optimizer.zero_grad(set_to_none=True)
         stats = accumulate_gradients(self._loss, micro, total_tokens)
         if self.world_size > 1:
             stats = self._all_reduce(stats)
-        stats["grad_norm"] = clip_and_step(self.policy, self.optimizer, self.config.max_grad_norm)
-        return stats
+        norm, stepped = clip_and_step(self.policy, self.optimizer, self.config.max_grad_norm)
+        return {**stats, "grad_norm": norm, "stepped": float(stepped)}
+
+    def recompute_old_logprobs(self, samples: list[Sample]) -> list[Sample]:
+        """Score the batch with this rank's policy (``trainer.recompute_old_logprobs``); returns it."""
+        recompute_old_logprobs(self.policy, samples, self.config.micro_batch_size)
+        return samples
 
     def _loss(self, batch: list[Sample]) -> dict[str, Any]:
         return micro_batch_loss(self.policy, self.reference, self.config, batch)
