@@ -173,7 +173,8 @@ def assign_advantages(
 ) -> None:
     """Fill each sample's per-token ``advantages`` (zero off the loss mask).
 
-    Scheme (b) samples (with ``turn_rewards``) under GRPO take turn-level advantages; under
+    Scheme (b) samples (with ``turn_rewards``) under GRPO take turn-level advantages (a baseline per
+    task and turn index, ``turn_level_advantages``); under
     Reinforce++ each turn's reward sits on its last token and returns run back over the episode's
     generated tokens. Scheme (a) samples use the sequence score.
 
@@ -187,7 +188,9 @@ def assign_advantages(
     mask = pad_rows([s.loss_mask for s in samples], width)  # (B, L)
     groups = [s.group for s in samples]
     scores = torch.tensor([s.score for s in samples], dtype=torch.float32)
-    multi_turn = all(s.turn_rewards for s in samples)
+    # An episode with no turns (its prompt alone filled the context) has no turn rewards and no
+    # generated tokens: it must not switch the whole batch to the sequence-score estimator.
+    multi_turn = any(s.turn_rewards for s in samples)
     if algorithm == "grpo" and multi_turn:
         per_turn = turn_level_advantages(
             [s.turn_rewards for s in samples], groups, gamma, normalize_by_std

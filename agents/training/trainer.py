@@ -270,6 +270,8 @@ class RLTrainer:
         self._sync_weights()
         done = time.perf_counter()
         generated = sum(sum(s.loss_mask) for s in samples)
+        # tokens_per_s: the generated tokens the update trained on (samples left out by
+        # skip_zero_advantage and context tokens do not count), once per PPO epoch.
         metrics = {
             "step": self.step,
             "epoch": self.data.epoch,
@@ -279,7 +281,7 @@ class RLTrainer:
             **update,
             **signal,
             "response_tokens": generated / len(samples),
-            "tokens_per_s": sum(len(s.token_ids) for s in samples)
+            "tokens_per_s": update["trained_tokens"]
             * self.config.ppo_epochs
             / max(done - sampled, 1e-9),
             "generated_tokens_per_s": generated / max(sampled - started, 1e-9),
@@ -424,6 +426,7 @@ class RLTrainer:
             **means,
             **({"grad_norm": sum(norms) / len(norms)} if norms else {}),
             "trained_samples": len(samples),
+            "trained_tokens": sum(sum(s.loss_mask) for s in samples),
             "optimizer_updates": updates,
             "skipped_updates": skipped,
         }

@@ -98,3 +98,17 @@ def test_recomputed_old_logprobs_start_the_ratio_at_one(
         assert stats["policy_loss"] == pytest.approx(-2.0, abs=1e-5)
     finally:
         trainer.close()
+
+
+def test_trained_tokens_count_only_the_generated_tokens_of_trained_samples(
+    tokenizer, easy_tasks: Path, tmp_path: Path
+) -> None:
+    trainer = _trainer(tokenizer, easy_tasks, tmp_path, skip_zero_advantage=True)
+    try:
+        samples = _samples(advantage=1.0)[:1] + _samples(advantage=0.0)[1:]
+        stats = trainer._update(samples)
+        # 5 ids per sample, 2 generated; the zero-advantage sample sits out
+        assert stats["trained_samples"] == 1
+        assert stats["trained_tokens"] == 2
+    finally:
+        trainer.close()
