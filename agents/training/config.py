@@ -20,6 +20,7 @@ SCHEMES = ("turn", "episode")
 EPISODE_REWARDS = ("turn", "outcome")
 BACKENDS = ("transformers", "vllm")
 REWARDS = ("solve_f1", "solve_p", "solve_r", "solve_pr")
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 class ConfigError(ValueError):
@@ -117,7 +118,9 @@ class TrainConfig:
     seed: int = 0
     """Seed of task order, sampling and initialisation."""
     dtype: str = "float32"
-    """Torch dtype of the learner (``float32`` on CPU, ``bfloat16`` on GPUs)."""
+    """Compute precision: ``float32``, or ``bfloat16`` on GPUs (mixed precision: the learner's forward
+    passes run under ``torch.autocast`` while its master weights, gradients and AdamW state stay
+    float32; the frozen reference is stored in this dtype; a vLLM generator runs in it)."""
     device: str = "cpu"
     """Torch device of the learner."""
     torch_threads: int = 0
@@ -233,6 +236,7 @@ class TrainConfig:
             "episode_reward": EPISODE_REWARDS,
             "backend": BACKENDS,
             "reward": REWARDS,
+            "dtype": DTYPES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

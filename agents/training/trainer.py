@@ -145,7 +145,11 @@ class RLTrainer:
             generator.sync_weights(self.policy.model)
             return generator
         return TransformersGenerator(
-            self.policy.model, eos, self.policy.pad_id, self.config.micro_batch_size
+            self.policy.model,
+            eos,
+            self.policy.pad_id,
+            self.config.micro_batch_size,
+            self.policy.compute_dtype,
         )
 
     def total_steps(self) -> int | None:
@@ -487,7 +491,7 @@ class RLTrainer:
         if found is None:
             return
         model_dir, state = found
-        restore_learner(self.policy, self.optimizer, model_dir, state, self.config.dtype)
+        restore_learner(self.policy, self.optimizer, model_dir, state)
         self._restore_data_state(state)
 
     def close(self) -> None:
@@ -683,12 +687,11 @@ def restore_learner(
     optimizer: torch.optim.Optimizer,
     model_dir: Path,
     state: dict[str, Any],
-    dtype: str,
 ) -> None:
-    """Load a checkpoint's weights, optimiser state and torch RNG state into a learner."""
+    """Load a checkpoint's (float32 master) weights, optimiser state and torch RNG into a learner."""
     from transformers import AutoModelForCausalLM
 
-    loaded = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
+    loaded = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     policy.model.load_state_dict(loaded.state_dict())
     optimizer.load_state_dict(state["optimizer"])
     torch.random.set_rng_state(state["torch_rng"])
@@ -723,12 +726,16 @@ def shared_prompt_length(samples: list[Sample]) -> int:
 
 
 def _frozen_copy(policy: Policy) -> Policy:
+    """The policy's frozen twin, computing in the same precision; with low-precision compute its
+    weights are stored in that precision too (no optimiser ever steps them: half the bytes in bf16)."""
     reference = Policy(
         copy.deepcopy(policy.model),
         policy.tokenizer,
+        dtype=str(policy.compute_dtype).removeprefix("torch."),
         device=str(policy.device),
         temperature=policy.temperature,
     )
+    reference.model.to(policy.compute_dtype)
     reference.model.eval()
     reference.model.requires_grad_(False)
     return reference

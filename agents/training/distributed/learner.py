@@ -169,7 +169,7 @@ class Learner:
         if found is None:
             return None
         model_dir, state = found
-        restore_learner(self.policy, self.optimizer, model_dir, state, self.config.dtype)
+        restore_learner(self.policy, self.optimizer, model_dir, state)
         return {k: v for k, v in state.items() if k not in ("optimizer", "torch_rng")}
 
     def save_model(self, folder: str) -> str:
