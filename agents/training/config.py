@@ -64,6 +64,10 @@ class TrainConfig:
     """Prompts per optimiser update (each with all its rollouts)."""
     micro_batch_size: int = 8
     """Sequences per forward/backward pass; gradients accumulate up to a mini-batch."""
+    micro_batch_tokens: int = 0
+    """Token budget per forward/backward pass (verl's ``ppo_max_token_len_per_gpu``): when set,
+    micro-batches are cut by the token positions they run, not by ``micro_batch_size``, so long
+    multi-turn episodes and short turn responses take similar activation memory (0: by count)."""
     ppo_epochs: int = 1
     """Passes of optimiser updates over each batch."""
     epochs: int = 3
@@ -288,7 +292,14 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_steps", "sft_epochs", "eval_episodes", "torch_threads", "val_every"):
+        for name in (
+            "max_steps",
+            "sft_epochs",
+            "eval_episodes",
+            "torch_threads",
+            "val_every",
+            "micro_batch_tokens",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
 

@@ -437,7 +437,10 @@ class RLTrainer:
 
     def _recompute_old_logprobs(self, samples: list[Sample]) -> None:
         """Score the batch with the learner before the update (a hook: Ray's learners do it)."""
-        recompute_old_logprobs(self.policy, samples, self.config.micro_batch_size)
+        config = self.config
+        recompute_old_logprobs(
+            self.policy, samples, config.micro_batch_size, config.micro_batch_tokens
+        )
 
     def _optimizer_step(self, mini: list[Sample]) -> dict[str, float]:
         """One optimiser update over a mini-batch, accumulated over micro-batches by token share.
@@ -449,7 +452,7 @@ class RLTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         stats = accumulate_gradients(
             self.micro_batch_loss,
-            micro_batches(mini, self.config.micro_batch_size),
+            micro_batches(mini, self.config.micro_batch_size, self.config.micro_batch_tokens),
             generated_tokens(mini),
         )
         norm, stepped = clip_and_step(self.policy, self.optimizer, self.config.max_grad_norm)
@@ -587,7 +590,9 @@ def micro_batch_loss(
     }
 
 
-def recompute_old_logprobs(policy: Policy, samples: list[Sample], micro_batch_size: int) -> None:
+def recompute_old_logprobs(
+    policy: Policy, samples: list[Sample], micro_batch_size: int, max_tokens: int = 0
+) -> None:
     """Replace each sample's old logprobs by the learner's own, keeping the generator's aside.
 
     The PPO ratio then starts at exactly 1 whatever precision the generator sampled in; the
@@ -598,9 +603,10 @@ def recompute_old_logprobs(policy: Policy, samples: list[Sample], micro_batch_si
         policy: The learner before this batch's update.
         samples: The batch (changed in place).
         micro_batch_size: Samples per forward pass.
+        max_tokens: Token budget per forward pass (``micro_batches``; 0: by ``micro_batch_size``).
     """
     with torch.no_grad():
-        for micro in micro_batches(samples, micro_batch_size):
+        for micro in micro_batches(samples, micro_batch_size, max_tokens):
             scored = score_micro_batch(policy, micro, False)
             for row, sample in enumerate(micro):
                 values = scored.logprobs[row].tolist()
@@ -702,12 +708,47 @@ def informative_samples(samples: list[Sample]) -> list[Sample]:
     return [s for s in samples if any(a != 0.0 for a in s.advantages)]
 
 
-def micro_batches(mini: list[Sample], size: int) -> list[list[Sample]]:
-    """Split a mini-batch into micro-batches of at most ``size`` samples, never across groups."""
+def micro_batches(mini: list[Sample], size: int, max_tokens: int = 0) -> list[list[Sample]]:
+    """Split a mini-batch into micro-batches, never across groups.
+
+    Without ``max_tokens``, at most ``size`` samples each. With it (verl's
+    ``ppo_max_token_len_per_gpu``), each micro-batch takes the group's next samples while the
+    tokens its forward pass runs (``micro_batch_tokens``) stay within ``max_tokens``, whatever their
+    number; a sample over the budget alone goes alone. Gradients accumulate by token share, so the
+    update is the same for any split; only the activation memory and the speed change.
+
+    Args:
+        mini: The mini-batch.
+        size: Most samples per micro-batch (used when ``max_tokens`` is 0).
+        max_tokens: Token budget per micro-batch (0: split by ``size``).
+
+    Returns:
+        The micro-batches, group by group, in order.
+    """
     groups: dict[str, list[Sample]] = {}
     for sample in mini:
         groups.setdefault(sample.group, []).append(sample)
-    return [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
+    if not max_tokens:
+        return [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
+    out: list[list[Sample]] = []
+    for group in groups.values():
+        current: list[Sample] = []
+        for sample in group:
+            if current and micro_batch_tokens([*current, sample]) > max_tokens:
+                out.append(current)
+                current = []
+            current.append(sample)
+        out.append(current)
+    return out
+
+
+def micro_batch_tokens(samples: list[Sample]) -> int:
+    """Token positions one forward pass over ``samples`` runs: a shared prompt once plus each
+    response (``score_micro_batch``'s shared-prompt path), else every row padded to the longest."""
+    prompt = shared_prompt_length(samples)
+    if prompt:
+        return prompt + sum(len(s.token_ids) - prompt for s in samples)
+    return len(samples) * max(len(s.token_ids) for s in samples)
 
 
 def shared_prompt_length(samples: list[Sample]) -> int:

@@ -113,7 +113,7 @@ class DistributedTrainer(RLTrainer):
         """Deal the mini-batch's micro-batches round-robin to the ranks; they all-reduce and step."""
         import ray
 
-        micro = micro_batches(mini, self.config.micro_batch_size)
+        micro = micro_batches(mini, self.config.micro_batch_size, self.config.micro_batch_tokens)
         total = generated_tokens(mini)
         size = len(self.learners)
         results = ray.get(

@@ -125,7 +125,10 @@ class Learner:
 
     def recompute_old_logprobs(self, samples: list[Sample]) -> list[Sample]:
         """Score the batch with this rank's policy (``trainer.recompute_old_logprobs``); returns it."""
-        recompute_old_logprobs(self.policy, samples, self.config.micro_batch_size)
+        config = self.config
+        recompute_old_logprobs(
+            self.policy, samples, config.micro_batch_size, config.micro_batch_tokens
+        )
         return samples
 
     def _loss(self, batch: list[Sample]) -> dict[str, Any]:
