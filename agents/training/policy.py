@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -217,6 +218,22 @@ class Policy:
                 (rows, cols), entropy_from_logits(logits)
             )
         return out, entropy, mask.to(self.device)
+
+    def frozen_copy(self) -> Policy:
+        """A frozen twin (a KL reference) computing in the same precision; with low-precision compute
+        its weights are stored in that precision too (no optimiser steps them: half the bytes in bf16).
+        """
+        twin = Policy(
+            copy.deepcopy(self.model),
+            self.tokenizer,
+            dtype=str(self.compute_dtype).removeprefix("torch."),
+            device=str(self.device),
+            temperature=self.temperature,
+        )
+        twin.model.to(self.compute_dtype)
+        twin.model.eval()
+        twin.model.requires_grad_(False)
+        return twin
 
     def save(self, folder: str | Path) -> Path:
         """Write weights, config and tokenizer in Hugging Face format (loadable by the agents).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -620,7 +619,7 @@ def recompute_old_logprobs(
 
 def build_reference(policy: Policy, config: TrainConfig) -> Policy | None:
     """The frozen copy of the starting policy that the KL term needs (None when ``kl_coef`` is 0)."""
-    return _frozen_copy(policy) if config.kl_coef > 0 else None
+    return policy.frozen_copy() if config.kl_coef > 0 else None
 
 
 def build_optimizer(policy: Policy, config: TrainConfig) -> torch.optim.Optimizer:
@@ -764,22 +763,6 @@ def shared_prompt_length(samples: list[Sample]) -> int:
         if sample.loss_mask[length:].count(0) or len(sample.token_ids) == length:
             return 0
     return length
-
-
-def _frozen_copy(policy: Policy) -> Policy:
-    """The policy's frozen twin, computing in the same precision; with low-precision compute its
-    weights are stored in that precision too (no optimiser ever steps them: half the bytes in bf16)."""
-    reference = Policy(
-        copy.deepcopy(policy.model),
-        policy.tokenizer,
-        dtype=str(policy.compute_dtype).removeprefix("torch."),
-        device=str(policy.device),
-        temperature=policy.temperature,
-    )
-    reference.model.to(policy.compute_dtype)
-    reference.model.eval()
-    reference.model.requires_grad_(False)
-    return reference
 
 
 def write_json(path: Path, data: Any) -> None:
