@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             trainer = DistributedTrainer(config, out, progress=progress)
-        except ClusterError as exc:
+        except (ClusterError, ConfigError) as exc:
             print(f"ftrl-gym train: error: {exc}", file=sys.stderr)
             return 2
     else:

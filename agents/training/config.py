@@ -80,6 +80,15 @@ class TrainConfig:
     """AdamW weight decay."""
     max_grad_norm: float = 1.0
     """Gradient clipping norm (0: no clipping)."""
+    lora_rank: int = 0
+    """Train LoRA adapters of this rank through PEFT instead of every weight (0: full fine-tuning).
+    Checkpoints then hold the adapters only; ``final/`` and ``best/`` hold the merged model. Runs
+    with ``backend=transformers`` in one process (not with vLLM or ``--ray``)."""
+    lora_alpha: float = 16.0
+    """LoRA scale numerator: the adapters' update is scaled by ``lora_alpha / lora_rank``."""
+    lora_targets: str = "all-linear"
+    """Layers that get adapters: ``all-linear`` (all but the output head) or names such as
+    ``q_proj,v_proj``."""
     kl_coef: float = 0.001
     """Weight of the low-variance KL to the frozen reference policy (0: no reference model)."""
     entropy_coef: float = 0.001
@@ -337,6 +346,19 @@ class TrainConfig:
                 "KL would compare different distributions; set top_p=1 (use temperature to sharpen)"
             )
         self._check_safeguards()
+        self._check_lora()
+
+    def _check_lora(self) -> None:
+        if self.lora_rank < 0 or self.lora_alpha <= 0:
+            raise ConfigError(
+                f"lora_rank must be 0 (off) or more and lora_alpha positive; got {self.lora_rank} "
+                f"and {self.lora_alpha}"
+            )
+        if self.lora_rank and self.backend != "transformers":
+            raise ConfigError(
+                "lora_rank runs with backend=transformers: syncing adapters into a vLLM engine is "
+                "not built (merge them and start the engine from the merged model instead)"
+            )
 
     def _check_safeguards(self) -> None:
         if self.dual_clip and self.dual_clip <= 1.0:

@@ -219,6 +219,35 @@ class Policy:
             )
         return out, entropy, mask.to(self.device)
 
+    def add_lora(self, rank: int, alpha: float, targets: str = "all-linear") -> None:
+        """Train low-rank adapters instead of every weight (LoRA through PEFT).
+
+        Each targeted linear layer ``W`` becomes ``W + (alpha / rank) B A`` with ``A`` (rank x in)
+        and ``B`` (out x rank, zero at the start, so the policy is unchanged until it trains); only
+        ``A`` and ``B`` require gradients, so the optimiser state is that of the adapters and
+        checkpoints (``write_to``) hold the adapters alone. ``save`` writes the merged model.
+
+        Args:
+            rank: The adapters' rank ``r``.
+            alpha: The scale numerator (the update is scaled by ``alpha / rank``).
+            targets: ``all-linear`` (every linear layer but the output head) or comma-separated
+                module names such as ``q_proj,v_proj``.
+        """
+        from peft import LoraConfig, get_peft_model
+
+        modules: str | list[str] = (
+            targets if targets == "all-linear" else [t.strip() for t in targets.split(",")]
+        )
+        config = LoraConfig(
+            r=rank, lora_alpha=alpha, target_modules=modules, lora_dropout=0.0, task_type="CAUSAL_LM"
+        )
+        self.model = get_peft_model(self.model, config)
+
+    @property
+    def has_lora(self) -> bool:
+        """Whether the model trains LoRA adapters (``add_lora``)."""
+        return hasattr(self.model, "peft_config")
+
     def frozen_copy(self) -> Policy:
         """A frozen twin (a KL reference) computing in the same precision; with low-precision compute
         its weights are stored in that precision too (no optimiser steps them: half the bytes in bf16).
@@ -236,14 +265,25 @@ class Policy:
         return twin
 
     def save(self, folder: str | Path) -> Path:
-        """Write weights, config and tokenizer in Hugging Face format (loadable by the agents).
+        """Write weights, config and tokenizer in Hugging Face format (loadable by the agents; with
+        LoRA, the merged model).
 
         The folder appears whole or not at all (``write_folder_atomically``): a pipeline that finds a
         model's ``config.json`` after a kill can trust the weights beside it.
         """
-        return write_folder_atomically(folder, self.write_to)
+        return write_folder_atomically(folder, self.write_merged_to)
 
     def write_to(self, folder: Path) -> None:
-        """Write the Hugging Face files into the existing folder ``folder`` (not atomic: see ``save``)."""
+        """Write the Hugging Face files into the existing folder ``folder`` (not atomic: see ``save``).
+
+        With LoRA only the adapters are written (``adapter_config.json``,
+        ``adapter_model.safetensors``): the checkpoint of a run that trains them.
+        """
         self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+
+    def write_merged_to(self, folder: Path) -> None:
+        """Write a plain Hugging Face model (LoRA adapters merged into a copy of the weights)."""
+        model = copy.deepcopy(self.model).merge_and_unload() if self.has_lora else self.model
+        model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)

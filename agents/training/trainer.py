@@ -121,7 +121,9 @@ class RLTrainer:
         config = self.config
         self.policy = policy or Policy(config.model, dtype=config.dtype, device=config.device)
         self.policy.temperature = config.temperature  # score the distribution rollouts come from
-        self.reference = build_reference(self.policy, config)
+        self.reference = build_reference(self.policy, config)  # before the adapters: the start
+        if config.lora_rank:
+            self.policy.add_lora(config.lora_rank, config.lora_alpha, config.lora_targets)
         self.optimizer = build_optimizer(self.policy, config)
         self.renderer = TokenRenderer(self.policy.tokenizer)
 
@@ -623,10 +625,10 @@ def build_reference(policy: Policy, config: TrainConfig) -> Policy | None:
 
 
 def build_optimizer(policy: Policy, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW over the policy's parameters with the configured learning rate and weight decay."""
-    return torch.optim.AdamW(
-        policy.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
+    """AdamW over the policy's trainable parameters (all, or the LoRA adapters) with the configured
+    learning rate and weight decay."""
+    trainable = [p for p in policy.model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
 
 
 LOSS_STATS = (
@@ -693,11 +695,19 @@ def restore_learner(
     model_dir: Path,
     state: dict[str, Any],
 ) -> None:
-    """Load a checkpoint's (float32 master) weights, optimiser state and torch RNG into a learner."""
-    from transformers import AutoModelForCausalLM
+    """Load a checkpoint's (float32 master) weights or LoRA adapters, optimiser state and torch RNG
+    into a learner."""
+    if (model_dir / "adapter_config.json").is_file():
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
 
-    loaded = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    policy.model.load_state_dict(loaded.state_dict())
+        adapters = load_file(model_dir / "adapter_model.safetensors", device=str(policy.device))
+        set_peft_model_state_dict(policy.model, adapters)
+    else:
+        from transformers import AutoModelForCausalLM
+
+        loaded = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        policy.model.load_state_dict(loaded.state_dict())
     optimizer.load_state_dict(state["optimizer"])
     torch.random.set_rng_state(state["torch_rng"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agents.training.config import TrainConfig
+from agents.training.config import ConfigError, TrainConfig
 from agents.training.distributed.cluster import connect, end_actors, learner_placement
 from agents.training.distributed.fleet import RolloutFleet
 from agents.training.distributed.learner import Learner
@@ -37,6 +37,10 @@ class DistributedTrainer(RLTrainer):
     """
 
     def __init__(self, config: TrainConfig, out_dir: str | Path, progress: bool = True) -> None:
+        if config.lora_rank:
+            raise ConfigError(
+                "lora_rank runs in the single-process trainer: LoRA on Ray learners is not built"
+            )
         self._owns_ray = connect(config)
         self.learners: list[Any] = []
         self.fleet: RolloutFleet | None = None
