@@ -183,7 +183,7 @@ def turn_level_advantages(
     estimated by the bucket's mean. Pooling every turn's return into one mean instead (the earlier
     estimator) is not such a baseline for any single turn: ``G_k`` sums the rewards from turn ``k`` on,
     so early turns' returns exceed late turns' whatever was done, and two identical episodes with
-    turn rewards ``[1, 1]`` (returns ``[2, 1]``) got ``[+0.71, -0.71]`` each. Per turn index they get
+    turn rewards ``[1, 1]`` (returns ``[2, 1]``) got ``[+0.87, -0.87]`` each. Per turn index they get
     ``[0, 0]``. The bucket mean includes the episode's own return, which scales the leave-one-out
     (exactly unbiased) advantage ``G_k - mean of the others`` by ``(n - 1) / n``, a positive constant
     per bucket; the division by the bucket's std is GRPO's per-group scaling.
