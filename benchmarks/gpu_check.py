@@ -1,4 +1,4 @@
-"""GPU check of the learner: a few GRPO steps of SmolLM2 in bf16 mixed precision, printing the numbers.
+"""GPU check of the learner: a few GRPO steps of SmolLM2 in bf16 mixed precision, with numbers.
 
 Run ``python -m benchmarks.gpu_check`` on a machine with one GPU (``--help`` for sizes); it needs
 torch, transformers and the project's base requirements (no vLLM, Ray or TRL: generation is
@@ -117,7 +117,7 @@ def grpo_step(
     batch: Rollouts,
     args: argparse.Namespace,
 ) -> dict[str, float]:
-    """One GRPO update on the batch, one micro-batch per group, gradients weighted by token share."""
+    """One GRPO update on the batch, a micro-batch per group, gradients weighted by token share."""
     advantages = grpo_advantages(torch.tensor(batch.rewards), batch.groups).tolist()
     total = sum(sum(m) for m in batch.loss_mask) or 1
     optimizer.zero_grad(set_to_none=True)

@@ -171,22 +171,23 @@ def turn_level_advantages(
     normalize_by_std: bool = True,
     eps: float = 1e-6,
 ) -> list[list[float]]:
-    """Turn-level advantages for online multi-turn episodes (sample scheme b), baseline per turn index.
+    """Turn-level advantages for online multi-turn episodes (scheme b), a baseline per turn index.
 
     Turn ``k`` of an episode of task ``g`` has the discounted return ``G_k`` (``turn_returns``). Its
     advantage compares ``G_k`` only with the returns of turn ``k`` of the other episodes of the same
     task, the bucket ``(g, k)``: ``A = (G_k - mean_{(g, k)} G) / (std_{(g, k)} G + eps)``.
 
     Why per turn index. The policy gradient of an episode is ``sum_k grad log pi(a_k | s_k) (G_k -
-    b_k)``, and a baseline keeps it unbiased when ``E[grad log pi(a_k | s_k) b_k] = 0``: any ``b_k``
-    fixed before ``a_k`` is drawn qualifies, such as the expected return of turn ``k`` of task ``g``,
-    estimated by the bucket's mean. Pooling every turn's return into one mean instead (the earlier
-    estimator) is not such a baseline for any single turn: ``G_k`` sums the rewards from turn ``k`` on,
-    so early turns' returns exceed late turns' whatever was done, and two identical episodes with
-    turn rewards ``[1, 1]`` (returns ``[2, 1]``) got ``[+0.87, -0.87]`` each. Per turn index they get
-    ``[0, 0]``. The bucket mean includes the episode's own return, which scales the leave-one-out
-    (exactly unbiased) advantage ``G_k - mean of the others`` by ``(n - 1) / n``, a positive constant
-    per bucket; the division by the bucket's std is GRPO's per-group scaling.
+    b_k)``, and a baseline keeps it unbiased when ``E[grad log pi(a_k | s_k) b_k] = 0``: any
+    ``b_k`` fixed before ``a_k`` is drawn qualifies, such as the expected return of turn ``k`` of
+    task ``g``, estimated by the bucket's mean. Pooling every turn's return into one mean instead
+    (the earlier estimator) is not such a baseline for any single turn: ``G_k`` sums the rewards
+    from turn ``k`` on, so early turns' returns exceed late turns' whatever was done, and two
+    identical episodes with turn rewards ``[1, 1]`` (returns ``[2, 1]``) got ``[+0.87, -0.87]``
+    each. Per turn index they get ``[0, 0]``. The bucket mean includes the episode's own return,
+    which scales the leave-one-out (exactly unbiased) advantage ``G_k - mean of the others`` by
+    ``(n - 1) / n``, a positive constant per bucket; the division by the bucket's std is GRPO's
+    per-group scaling.
 
     A bucket with fewer than two returns (a turn only one episode of the task reached) has no
     baseline, and its turn gets 0. An episode with no turns gets an empty list and changes nothing

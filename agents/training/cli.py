@@ -1,4 +1,4 @@
-"""``ftrl-gym train``: SFT warm start, GRPO, Reinforce++, the evaluate/SFT/RL pipeline, or a memory plan."""
+"""``ftrl-gym train``: SFT warm start, GRPO, Reinforce++, the eval/SFT/RL pipeline, memory plans."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "mode",
         choices=MODES,
-        help="what to run (pipeline: eval → SFT → eval → RL → eval; plan: print per-GPU memory)",
+        help="what to run (pipeline: eval → SFT → eval → RL → eval; plan: per-GPU memory)",
     )
     parser.add_argument(
         "--config", metavar="FILE", help="settings file (.yaml/.yml/.json) of TrainConfig fields"

@@ -131,9 +131,9 @@ class TrainConfig:
     seed: int = 0
     """Seed of task order, sampling and initialisation."""
     dtype: str = "float32"
-    """Compute precision: ``float32``, or ``bfloat16`` on GPUs (mixed precision: the learner's forward
-    passes run under ``torch.autocast`` while its master weights, gradients and AdamW state stay
-    float32; the frozen reference is stored in this dtype; a vLLM generator runs in it)."""
+    """Compute precision: ``float32``, or ``bfloat16`` on GPUs (mixed precision: the learner's
+    forward passes run under ``torch.autocast`` while its master weights, gradients and AdamW state
+    stay float32; the frozen reference is stored in this dtype; a vLLM generator runs in it)."""
     device: str = "cpu"
     """Torch device of the learner."""
     torch_threads: int = 0

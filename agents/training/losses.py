@@ -29,8 +29,8 @@ class PolicyLoss:
     approx_kl: float
     """Token-mean of ``old_logp - logp``: how far the policy moved since sampling."""
     dual_clip_fraction: float = 0.0
-    """Fraction of generated tokens where the dual clip (negative advantage, ratio above ``c``) bound
-    the loss."""
+    """Fraction of generated tokens where the dual clip (negative advantage, ratio above ``c``)
+    bound the loss."""
 
 
 def ppo_clipped_policy_loss(
@@ -47,12 +47,12 @@ def ppo_clipped_policy_loss(
 
     Per token, ``r = exp(clamp(logp - old_logp, -20, 20))`` is the importance ratio between the
     current policy and the one that sampled the token (Schulman et al. 2017, eq. 7) and the loss is
-    ``l = max(-A r, -A clip(r, 1 - clip_low, 1 + clip_high))``. For ``A < 0`` that grows without bound
-    in ``r``: a token the sampler found unlikely but the learner now finds likely (a stale or
+    ``l = max(-A r, -A clip(r, 1 - clip_low, 1 + clip_high))``. For ``A < 0`` that grows without
+    bound in ``r``: a token the sampler found unlikely but the learner now finds likely (a stale or
     low-precision rollout) can dominate the batch. Dual clip (Ye et al. 2020, "Mastering Complex
     Control in MOBA Games", eq. 5; verl's ``clip_ratio_c``) caps it: for ``A < 0``,
-    ``l = min(l, -A c)``, whose gradient is 0 where the cap binds. With ``r = 50, A = -1`` the loss is
-    ``3`` (``c = 3``) with gradient 0, not 50 and 50.
+    ``l = min(l, -A c)``, whose gradient is 0 where the cap binds. With ``r = 50, A = -1`` the loss
+    is ``3`` (``c = 3``) with gradient 0, not 50 and 50.
 
     Args:
         logprobs: ``(B, T)`` log-probabilities of the sampled tokens under the current policy.
@@ -97,17 +97,19 @@ def ppo_clipped_policy_loss(
 def truncated_importance_weights(
     learner_old_logprobs: torch.Tensor, rollout_logprobs: torch.Tensor, cap: float
 ) -> torch.Tensor:
-    """Truncated importance-sampling weights ``min(exp(old_learner - old_rollout), cap)``, no gradient.
+    """Truncated importance-sampling weights ``min(exp(old_learner - old_rollout), cap)``.
 
     A generator in low precision (a bf16 vLLM engine) does not sample from exactly the distribution
     the learner computes. The PPO ratio then uses the learner's own logprobs of the batch before the
-    update as the old policy, and this weight corrects for the sampler: ``E_rollout[w g]`` with the
-    untruncated ``w = pi_learner / pi_rollout`` equals ``E_learner[g]``; truncating at ``cap`` bounds
-    the variance at a small bias (Yao et al. 2025, "Your efficient RL framework secretly brings you
-    off-policy RL training"; verl's ``tis_imp_ratio_cap``).
+    update as the old policy, and this weight (no gradient) corrects for the sampler:
+    ``E_rollout[w g]`` with the untruncated ``w = pi_learner / pi_rollout`` equals
+    ``E_learner[g]``; truncating at ``cap`` bounds the variance at a small bias (Yao et al. 2025,
+    "Your efficient RL framework secretly brings you off-policy RL training"; verl's
+    ``tis_imp_ratio_cap``).
 
     Args:
-        learner_old_logprobs: ``(B, T)`` the learner's logprobs of the sampled tokens before the update.
+        learner_old_logprobs: ``(B, T)`` the learner's logprobs of the sampled tokens, before the
+            update.
         rollout_logprobs: ``(B, T)`` the generator's logprobs of the same tokens.
         cap: Upper bound on a weight (> 0).
 

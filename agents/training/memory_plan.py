@@ -1,4 +1,4 @@
-"""Per-GPU memory of a training config: parameters, gradients, optimiser, reference, activations, generator."""
+"""Per-GPU memory of a training config: weights, gradients, optimiser, activations, generator."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class ModelShape:
         return self.kv_heads * self.head_dim
 
     def parameters(self) -> int:
-        """Parameter count: embeddings, per layer attention + SwiGLU MLP + two RMSNorms, final norm."""
+        """Parameters: embeddings, per layer attention + SwiGLU MLP + two RMSNorms, final norm."""
         h, i, kv = self.hidden, self.intermediate, self.kv_dim
         attention = 2 * h * self.heads * self.head_dim + 2 * h * kv
         if self.qkv_bias:
@@ -154,7 +154,7 @@ def micro_batch_positions(config: TrainConfig) -> tuple[int, int]:
 
 
 def memory_plan(config: TrainConfig, shape: ModelShape, shards: int = 1) -> MemoryPlan:
-    """Per-GPU bytes of training ``shape`` with ``config``, one learner rank and one generator a GPU.
+    """Per-GPU bytes of training ``shape`` with ``config``: a learner rank and a generator a GPU.
 
     Args:
         config: The settings (dtype, kl_coef, micro-batch sizes, backend, vLLM KV cache).

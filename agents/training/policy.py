@@ -206,7 +206,9 @@ class Policy:
         # Right padding after each response: causal attention keeps real positions from seeing it.
         rows, cols = mask.nonzero(as_tuple=True)
         with self.autocast():
-            hidden = decoder(input_ids=inputs.to(self.device), past_key_values=cache).last_hidden_state
+            hidden = decoder(
+                input_ids=inputs.to(self.device), past_key_values=cache
+            ).last_hidden_state  # (n, R, H)
             projected = head(hidden[rows, cols])  # (N, V)
         logits = projected.float() / self.temperature
         logprobs = torch.log_softmax(logits, dim=-1)
@@ -239,7 +241,11 @@ class Policy:
             targets if targets == "all-linear" else [t.strip() for t in targets.split(",")]
         )
         config = LoraConfig(
-            r=rank, lora_alpha=alpha, target_modules=modules, lora_dropout=0.0, task_type="CAUSAL_LM"
+            r=rank,
+            lora_alpha=alpha,
+            target_modules=modules,
+            lora_dropout=0.0,
+            task_type="CAUSAL_LM",
         )
         self.model = get_peft_model(self.model, config)
 
@@ -249,8 +255,10 @@ class Policy:
         return hasattr(self.model, "peft_config")
 
     def frozen_copy(self) -> Policy:
-        """A frozen twin (a KL reference) computing in the same precision; with low-precision compute
-        its weights are stored in that precision too (no optimiser steps them: half the bytes in bf16).
+        """A frozen twin (a KL reference) computing in the same precision.
+
+        With low-precision compute its weights are stored in that precision too: no optimiser steps
+        them, so bf16 halves their bytes.
         """
         twin = Policy(
             copy.deepcopy(self.model),
@@ -274,7 +282,7 @@ class Policy:
         return write_folder_atomically(folder, self.write_merged_to)
 
     def write_to(self, folder: Path) -> None:
-        """Write the Hugging Face files into the existing folder ``folder`` (not atomic: see ``save``).
+        """Write the Hugging Face files into the existing ``folder`` (not atomic: see ``save``).
 
         With LoRA only the adapters are written (``adapter_config.json``,
         ``adapter_model.safetensors``): the checkpoint of a run that trains them.

@@ -547,7 +547,7 @@ def score_micro_batch(policy: Policy, micro: list[Sample], with_entropy: bool) -
 def micro_batch_loss(
     policy: Policy, reference: Policy | None, config: TrainConfig, micro: list[Sample]
 ) -> dict[str, Any]:
-    """The loss of a micro-batch: PPO clipped policy loss + ``kl_coef`` KL - ``entropy_coef`` entropy.
+    """A micro-batch's loss: PPO clipped policy loss + ``kl_coef`` KL - ``entropy_coef`` entropy.
 
     The policy loss is dual-clipped (``config.dual_clip``); with ``config.tis_cap`` and recomputed
     old logprobs each token's term is weighted by its truncated importance weight.

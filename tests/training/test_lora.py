@@ -1,4 +1,4 @@
-"""LoRA through PEFT: only the adapters train, checkpoints hold them alone, resume and final/ agree."""
+"""LoRA through PEFT: only adapters train, checkpoints hold them alone, resume and final/ agree."""
 
 from __future__ import annotations
 
@@ -53,7 +53,10 @@ def test_lora_trains_only_the_adapters_and_checkpoints_them_alone(
         assert sum(p.numel() for p in trainable) == 2 * 4096
         trainer.train()
         state = trainer.policy.model.state_dict()
-        base = {k.replace("base_model.model.", "").replace(".base_layer", ""): v for k, v in state.items()}
+        base = {
+            k.replace("base_model.model.", "").replace(".base_layer", ""): v
+            for k, v in state.items()
+        }
         frozen = [k for k in start if k in base]
         assert len(frozen) == len(start)
         assert all(torch.equal(start[k], base[k]) for k in frozen)

@@ -74,7 +74,7 @@ def _one_token(log_ratio: float, advantage: float):
 
 
 def test_dual_clip_caps_a_negative_advantage_at_c_with_no_gradient():
-    # r = 50, A = -1: PPO's max(50, 0.8 * ... ) = 50 with gradient -A r = 50; dual clip: min(50, 3) = 3
+    # r = 50, A = -1: PPO's max(50, 1.2) = 50 with gradient -A r = 50; dual clip: min(50, 3) = 3
     logprobs, old, advantages, mask = _one_token(math.log(50.0), -1.0)
     result = ppo_clipped_policy_loss(logprobs, old, advantages, mask, dual_clip=3.0)
     result.loss.backward()

@@ -10,7 +10,9 @@ from agents.training.cli import add_arguments, run
 from agents.training.config import build_config
 from agents.training.memory_plan import KNOWN_SHAPES, ModelShape, load_shape, memory_plan
 
-TOY = ModelShape(layers=2, hidden=4, intermediate=8, heads=2, kv_heads=1, head_dim=2, vocab=10, tied=True)
+TOY = ModelShape(
+    layers=2, hidden=4, intermediate=8, heads=2, kv_heads=1, head_dim=2, vocab=10, tied=True
+)
 
 
 def test_parameter_count_of_a_toy_decoder() -> None:

@@ -33,7 +33,7 @@ def _samples() -> list[Sample]:
 
 
 def _train(tokenizer, dtype: str) -> tuple[list[float], float]:
-    """Ten AdamW steps at lr 1e-6 on a fixed batch; the losses and the share of weights that moved."""
+    """Ten AdamW steps at lr 1e-6 on a fixed batch: the losses, the share of weights that moved."""
     config = build_config(overrides={"lr": 1e-6, "dtype": dtype})
     samples = _samples()
     recompute_old_logprobs(Policy(tiny_model(tokenizer), tokenizer), samples, 8)  # float32 sampler
@@ -59,7 +59,8 @@ def test_bf16_compute_keeps_float32_master_weights_and_reference_in_bf16(tokeniz
     optimizer = build_optimizer(policy, build_config())
     assert {p.dtype for p in policy.model.parameters()} == {torch.float32}
     assert {p.dtype for p in reference.model.parameters()} == {torch.bfloat16}
-    assert all(p.dtype == torch.float32 for group in optimizer.param_groups for p in group["params"])
+    stepped = [p for group in optimizer.param_groups for p in group["params"]]
+    assert {p.dtype for p in stepped} == {torch.float32}
 
 
 def test_bf16_compute_moves_the_weights_and_matches_the_float32_loss(tokenizer) -> None:

@@ -54,7 +54,11 @@ def test_scheme_b_grpo_gives_each_turn_its_turn_level_advantage() -> None:
 
 
 def test_an_episode_without_turns_keeps_the_batch_turn_level() -> None:
-    samples = [_episode_sample("t", [1.0, 0.0]), _episode_sample("t", [0.0]), _episode_sample("t", [])]
+    samples = [
+        _episode_sample("t", [1.0, 0.0]),
+        _episode_sample("t", [0.0]),
+        _episode_sample("t", []),
+    ]
     assign_advantages(samples, "grpo", gamma=1.0)
     # the same advantages as without the empty episode (which has no generated token)
     assert samples[0].advantages == pytest.approx([0, 0.70711, 0.70711, 0, 0, 0, 0], abs=1e-4)

@@ -1,4 +1,4 @@
-"""The update's safeguards through the real trainer: recomputed old logprobs, skipped non-finite updates."""
+"""The update's safeguards in the real trainer: recomputed old logprobs, skipped bad updates."""
 
 from __future__ import annotations
 
@@ -65,7 +65,9 @@ def _trainer(tokenizer, easy_tasks: Path, out: Path, **overrides) -> RLTrainer:
     return RLTrainer(config, out, policy=Policy(tiny_model(tokenizer), tokenizer), progress=False)
 
 
-def test_a_non_finite_update_is_skipped_and_counted(tokenizer, easy_tasks: Path, tmp_path: Path) -> None:
+def test_a_non_finite_update_is_skipped_and_counted(
+    tokenizer, easy_tasks: Path, tmp_path: Path
+) -> None:
     trainer = _trainer(tokenizer, easy_tasks, tmp_path)
     try:
         before = {k: v.clone() for k, v in trainer.policy.model.state_dict().items()}
@@ -94,7 +96,7 @@ def test_recomputed_old_logprobs_start_the_ratio_at_one(
         assert stats["optimizer_updates"] == 1 and stats["skipped_updates"] == 0
         assert stats["approx_kl"] == pytest.approx(0.0, abs=1e-6)
         assert stats["clip_fraction"] == 0.0
-        # the learner's ~-10.8 over the generator's -20: exp(9.2) per token, capped at 2; A = 1, r = 1
+        # learner ~-10.8 over generator -20: exp(9.2) per token, capped at 2; A = 1, r = 1
         assert stats["policy_loss"] == pytest.approx(-2.0, abs=1e-5)
     finally:
         trainer.close()

@@ -124,7 +124,7 @@ class Learner:
         return {**stats, "grad_norm": norm, "stepped": float(stepped)}
 
     def recompute_old_logprobs(self, samples: list[Sample]) -> list[Sample]:
-        """Score the batch with this rank's policy (``trainer.recompute_old_logprobs``); returns it."""
+        """Score the batch with this rank's policy (``recompute_old_logprobs``); returns it."""
         config = self.config
         recompute_old_logprobs(
             self.policy, samples, config.micro_batch_size, config.micro_batch_tokens
