@@ -171,17 +171,33 @@ def turn_level_advantages(
     normalize_by_std: bool = True,
     eps: float = 1e-6,
 ) -> list[list[float]]:
-    """Turn-level advantages for online multi-turn episodes (sample scheme b).
+    """Turn-level advantages for online multi-turn episodes (scheme b), a baseline per turn index.
 
-    Each turn's discounted return is compared with the returns of every turn of the episodes that
-    started from the same task (the group): ``A = (G - mean(G_group)) / (std(G_group) + eps)``. The
-    tokens of a turn all take that turn's advantage. A group with fewer than two returns gets 0.
+    Turn ``k`` of an episode of task ``g`` has the discounted return ``G_k`` (``turn_returns``). Its
+    advantage compares ``G_k`` only with the returns of turn ``k`` of the other episodes of the same
+    task, the bucket ``(g, k)``: ``A = (G_k - mean_{(g, k)} G) / (std_{(g, k)} G + eps)``.
+
+    Why per turn index. The policy gradient of an episode is ``sum_k grad log pi(a_k | s_k) (G_k -
+    b_k)``, and a baseline keeps it unbiased when ``E[grad log pi(a_k | s_k) b_k] = 0``: any
+    ``b_k`` fixed before ``a_k`` is drawn qualifies, such as the expected return of turn ``k`` of
+    task ``g``, estimated by the bucket's mean. Pooling every turn's return into one mean instead
+    (the earlier estimator) is not such a baseline for any single turn: ``G_k`` sums the rewards
+    from turn ``k`` on, so early turns' returns exceed late turns' whatever was done, and two
+    identical episodes with turn rewards ``[1, 1]`` (returns ``[2, 1]``) got ``[+0.87, -0.87]``
+    each. Per turn index they get ``[0, 0]``. The bucket mean includes the episode's own return,
+    which scales the leave-one-out (exactly unbiased) advantage ``G_k - mean of the others`` by
+    ``(n - 1) / n``, a positive constant per bucket; the division by the bucket's std is GRPO's
+    per-group scaling.
+
+    A bucket with fewer than two returns (a turn only one episode of the task reached) has no
+    baseline, and its turn gets 0. An episode with no turns gets an empty list and changes nothing
+    for the others.
 
     Args:
         episodes_turn_rewards: Per episode, the reward of each assistant turn.
         group_ids: One task id per episode.
         gamma: Discount per turn.
-        normalize_by_std: Divide by the group's (unbiased) standard deviation.
+        normalize_by_std: Divide by the bucket's (unbiased) standard deviation.
         eps: Added to the std.
 
     Returns:
@@ -194,12 +210,16 @@ def turn_level_advantages(
         )
     returns = [turn_returns(rewards, gamma) for rewards in episodes_turn_rewards]
     advantages = [[0.0] * len(r) for r in returns]
-    for members in group_indices(group_ids):
-        pooled = torch.tensor([g for m in members for g in returns[m]], dtype=torch.float64)
-        if pooled.numel() < 2:
+    buckets: dict[tuple[object, int], list[int]] = {}
+    for episode, (group_id, episode_returns) in enumerate(zip(group_ids, returns)):
+        for turn in range(len(episode_returns)):
+            buckets.setdefault((group_id, turn), []).append(episode)
+    for (_, turn), members in buckets.items():
+        if len(members) < 2:
             continue
-        scale = float(pooled.std()) + eps if normalize_by_std else 1.0
-        mean = float(pooled.mean())
-        for m in members:
-            advantages[m] = [(g - mean) / scale for g in returns[m]]
+        values = torch.tensor([returns[m][turn] for m in members], dtype=torch.float64)
+        centred = values - values.mean()
+        scaled = centred / (float(values.std()) + eps) if normalize_by_std else centred
+        for member, advantage in zip(members, scaled.tolist()):
+            advantages[member][turn] = advantage
     return advantages

@@ -1,4 +1,4 @@
-"""``ftrl-gym train``: SFT warm start, GRPO, Reinforce++, or the whole evaluate/SFT/RL pipeline."""
+"""``ftrl-gym train``: SFT warm start, GRPO, Reinforce++, the eval/SFT/RL pipeline, memory plans."""
 
 from __future__ import annotations
 
@@ -6,15 +6,23 @@ import argparse
 import sys
 from pathlib import Path
 
-from ftrl_gym.agents.training.config import PRESETS, ConfigError, build_config, parse_overrides
+from ftrl_gym.agents.training.config import (
+    PRESETS,
+    ConfigError,
+    TrainConfig,
+    build_config,
+    parse_overrides,
+)
 
-MODES = ("sft", "grpo", "reinforce_pp", "reinforce_pp_baseline", "pipeline")
+MODES = ("sft", "grpo", "reinforce_pp", "reinforce_pp_baseline", "pipeline", "plan")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` options to the subcommand's parser."""
     parser.add_argument(
-        "mode", choices=MODES, help="what to run (pipeline: eval → SFT → eval → RL → eval)"
+        "mode",
+        choices=MODES,
+        help="what to run (pipeline: eval → SFT → eval → RL → eval; plan: per-GPU memory)",
     )
     parser.add_argument(
         "--config", metavar="FILE", help="settings file (.yaml/.yml/.json) of TrainConfig fields"
@@ -43,6 +51,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="RL on Ray: rollout worker and learner actors on a local Ray instance (see docs/distributed.md)",
     )
     parser.add_argument(
+        "--shape",
+        metavar="MODEL",
+        help="plan: the model's shape, a folder or config.json or a known name "
+        "(qwen2.5-7b, smollm2-135m) [the config's model]",
+    )
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        help="plan: ranks the learner state is sharded over (1: full replicas, as built) [1]",
+    )
+    parser.add_argument(
+        "--gpu-gib", type=float, default=80.0, help="plan: GPU memory to compare with [80]"
+    )
+    parser.add_argument(
         "--ray-address",
         metavar="ADDR",
         help="RL on Ray, joining the cluster at ADDR (e.g. auto or 10.0.0.1:6379); implies --ray",
@@ -57,17 +80,19 @@ def run(args: argparse.Namespace) -> int:
     """
     try:
         overrides = parse_overrides(args.overrides)
-        if args.mode not in ("sft", "pipeline"):
+        if args.mode not in ("sft", "pipeline", "plan"):
             overrides["algorithm"] = args.mode
         if args.ray_address:
             overrides["ray_address"] = args.ray_address
         distributed = bool(args.ray or args.ray_address)
-        if distributed and args.mode in ("sft", "pipeline"):
+        if distributed and args.mode in ("sft", "pipeline", "plan"):
             raise ConfigError(f"--ray runs the RL modes only, not {args.mode}")
         config = build_config(args.preset, args.config, overrides)
     except (ConfigError, OSError) as exc:
         print(f"ftrl-gym train: error: {exc}", file=sys.stderr)
         return 2
+    if args.mode == "plan":
+        return print_plan(config, args)
     progress = not args.no_progress
     out = Path(args.out)
     if args.mode == "sft":
@@ -88,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             trainer = DistributedTrainer(config, out, progress=progress)
-        except ClusterError as exc:
+        except (ClusterError, ConfigError) as exc:
             print(f"ftrl-gym train: error: {exc}", file=sys.stderr)
             return 2
     else:
@@ -104,4 +129,23 @@ def run(args: argparse.Namespace) -> int:
         f"steps: {len(metrics)}  last reward: {last.get('reward', float('nan')):.3f}  "
         f"model: {out / 'final'}  metrics: {out / 'metrics.jsonl'}  curves: {out / 'curves.png'}"
     )
+    return 0
+
+
+def print_plan(config: TrainConfig, args: argparse.Namespace) -> int:
+    """Print the config's per-GPU memory plan (``memory_plan``); 2 when the shape is not found."""
+    from ftrl_gym.agents.training.memory_plan import format_plan, load_shape, memory_plan
+
+    try:
+        if args.shape:
+            shape = load_shape(args.shape)
+        else:
+            from ftrl_gym.agents.models import resolve_model
+
+            shape = load_shape(resolve_model(config.model))
+        plan = memory_plan(config, shape, args.shards)
+    except (ValueError, OSError) as exc:
+        print(f"ftrl-gym train plan: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_plan(plan, shape, args.shards, args.gpu_gib))
     return 0

@@ -17,6 +17,7 @@ SCHEMES = ("turn", "episode")
 EPISODE_REWARDS = ("turn", "outcome")
 BACKENDS = ("transformers", "vllm")
 REWARDS = ("solve_f1", "solve_p", "solve_r", "solve_pr")
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 class ConfigError(ValueError):
@@ -60,6 +61,10 @@ class TrainConfig:
     """Prompts per optimiser update (each with all its rollouts)."""
     micro_batch_size: int = 8
     """Sequences per forward/backward pass; gradients accumulate up to a mini-batch."""
+    micro_batch_tokens: int = 0
+    """Token budget per forward/backward pass (verl's ``ppo_max_token_len_per_gpu``): when set,
+    micro-batches are cut by the token positions they run, not by ``micro_batch_size``, so long
+    multi-turn episodes and short turn responses take similar activation memory (0: by count)."""
     ppo_epochs: int = 1
     """Passes of optimiser updates over each batch."""
     epochs: int = 3
@@ -72,6 +77,15 @@ class TrainConfig:
     """AdamW weight decay."""
     max_grad_norm: float = 1.0
     """Gradient clipping norm (0: no clipping)."""
+    lora_rank: int = 0
+    """Train LoRA adapters of this rank through PEFT instead of every weight (0: full fine-tuning).
+    Checkpoints then hold the adapters only; ``final/`` and ``best/`` hold the merged model. Runs
+    with ``backend=transformers`` in one process (not with vLLM or ``--ray``)."""
+    lora_alpha: float = 16.0
+    """LoRA scale numerator: the adapters' update is scaled by ``lora_alpha / lora_rank``."""
+    lora_targets: str = "all-linear"
+    """Layers that get adapters: ``all-linear`` (all but the output head) or names such as
+    ``q_proj,v_proj``."""
     kl_coef: float = 0.001
     """Weight of the low-variance KL to the frozen reference policy (0: no reference model)."""
     entropy_coef: float = 0.001
@@ -80,6 +94,17 @@ class TrainConfig:
     """PPO ratio floor is ``1 - clip_low``."""
     clip_high: float = 0.2
     """PPO ratio ceiling is ``1 + clip_high``."""
+    dual_clip: float = 3.0
+    """Dual-clip cap ``c`` on the PPO ratio of negative-advantage tokens (verl's ``clip_ratio_c``):
+    their loss is at most ``-A c``; 0 turns it off."""
+    recompute_old_logprobs: bool = False
+    """Score each batch with the learner before its update and use those logprobs as the PPO ratio's
+    old policy (the generator's are kept for ``tis_cap``): for generators in lower precision than
+    the learner, whose logprobs differ from the learner's even before any update."""
+    tis_cap: float = 0.0
+    """Truncated importance sampling: weight each token's policy loss by
+    ``min(pi_learner / pi_generator, tis_cap)`` of the batch before its update (0: off; needs
+    ``recompute_old_logprobs``)."""
     gamma: float = 1.0
     """Discount per token (Reinforce++) or per turn (``episode`` scheme)."""
     normalize_by_std: bool = True
@@ -98,11 +123,14 @@ class TrainConfig:
     generator reports its logprobs and the learner computes the same, so the PPO ratio, the KL and the
     entropy all refer to the distribution that acted. Greedy evaluation is unaffected by ``T``."""
     top_p: float = 1.0
-    """Nucleus mass of rollouts (1.0: the full distribution, as the PPO ratio assumes)."""
+    """Nucleus mass of rollouts. Must be 1.0 for RL: the learner scores the full distribution, so a
+    nucleus sampler's renormalised logprobs would bias the PPO ratio and the KL."""
     seed: int = 0
     """Seed of task order, sampling and initialisation."""
     dtype: str = "float32"
-    """Torch dtype of the learner (``float32`` on CPU, ``bfloat16`` on GPUs)."""
+    """Compute precision: ``float32``, or ``bfloat16`` on GPUs (mixed precision: the learner's
+    forward passes run under ``torch.autocast`` while its master weights, gradients and AdamW state
+    stay float32; the frozen reference is stored in this dtype; a vLLM generator runs in it)."""
     device: str = "cpu"
     """Torch device of the learner."""
     torch_threads: int = 0
@@ -218,6 +246,7 @@ class TrainConfig:
             "episode_reward": EPISODE_REWARDS,
             "backend": BACKENDS,
             "reward": REWARDS,
+            "dtype": DTYPES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -269,7 +298,14 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_steps", "sft_epochs", "eval_episodes", "torch_threads", "val_every"):
+        for name in (
+            "max_steps",
+            "sft_epochs",
+            "eval_episodes",
+            "torch_threads",
+            "val_every",
+            "micro_batch_tokens",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
 
@@ -300,6 +336,39 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.top_p <= 1.0:
             raise ConfigError("gamma must lie in [0, 1] and top_p in (0, 1]")
+        if self.top_p != 1.0:
+            raise ConfigError(
+                f"top_p={self.top_p} is refused: the learner scores the full softmax(logits / T) "
+                "while a nucleus sampler renormalises over the nucleus, so the PPO ratio and the "
+                "KL would compare different distributions; set top_p=1 (use temperature to sharpen)"
+            )
+        self._check_safeguards()
+        self._check_lora()
+
+    def _check_lora(self) -> None:
+        if self.lora_rank < 0 or self.lora_alpha <= 0:
+            raise ConfigError(
+                f"lora_rank must be 0 (off) or more and lora_alpha positive; got {self.lora_rank} "
+                f"and {self.lora_alpha}"
+            )
+        if self.lora_rank and self.backend != "transformers":
+            raise ConfigError(
+                "lora_rank runs with backend=transformers: syncing adapters into a vLLM engine is "
+                "not built (merge them and start the engine from the merged model instead)"
+            )
+
+    def _check_safeguards(self) -> None:
+        if self.dual_clip and self.dual_clip <= 1.0:
+            raise ConfigError(
+                f"dual_clip={self.dual_clip} must be above 1 (verl uses 3) or 0 to turn it off"
+            )
+        if self.tis_cap < 0:
+            raise ConfigError(f"tis_cap must be 0 (off) or positive, got {self.tis_cap}")
+        if self.tis_cap and not self.recompute_old_logprobs:
+            raise ConfigError(
+                "tis_cap weights tokens by the learner's over the generator's logprobs: set "
+                "recompute_old_logprobs=true as well"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict."""

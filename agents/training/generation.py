@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 import torch
 
+from ftrl_gym.agents.training.policy import compute_autocast
+
 
 @dataclass(frozen=True)
 class Completion:
@@ -151,13 +153,23 @@ class TransformersGenerator:
         eos_ids: Token ids that end an assistant turn.
         pad_id: Token id used to left-pad prompts.
         batch_size: Most sequences (prompts times ``n``) generated together.
+        compute_dtype: Precision of the forward passes over the model's weights (the learner's:
+            ``Policy.compute_dtype``), applied with ``torch.autocast``.
     """
 
-    def __init__(self, model: Any, eos_ids: set[int], pad_id: int, batch_size: int = 8) -> None:
+    def __init__(
+        self,
+        model: Any,
+        eos_ids: set[int],
+        pad_id: int,
+        batch_size: int = 8,
+        compute_dtype: torch.dtype = torch.float32,
+    ) -> None:
         self.model = model
         self.eos_ids = set(eos_ids)
         self.pad_id = pad_id
         self.batch_size = batch_size
+        self.compute_dtype = compute_dtype
 
     def generate(
         self,
@@ -210,7 +222,7 @@ class TransformersGenerator:
 
             gumbel = SeededGumbelSampler(seeds, settings.temperature, settings.top_p)
             sampling = {"do_sample": False, "logits_processor": LogitsProcessorList([gumbel])}
-        with torch.no_grad():
+        with torch.no_grad(), compute_autocast(self.model.device, self.compute_dtype):
             out = self.model.generate(
                 input_ids=input_ids.to(self.model.device),
                 attention_mask=attention.to(self.model.device),

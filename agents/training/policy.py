@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,7 @@ import torch
 
 from ftrl_gym.agents.atomic import write_folder_atomically
 from ftrl_gym.agents.models import resolve_model
+from ftrl_gym.agents.training.config import DTYPES
 from ftrl_gym.agents.training.losses import entropy_from_logits
 
 
@@ -55,14 +58,32 @@ def pad_rows(rows: Sequence[Sequence[float]], width: int) -> torch.Tensor:
     return out
 
 
+def compute_autocast(
+    device: torch.device, dtype: torch.dtype
+) -> contextlib.AbstractContextManager[Any]:
+    """Low-precision compute over float32 weights (``torch.autocast``); nothing to do in float32.
+
+    Matmuls run in ``dtype`` (bf16 on CPUs and GPUs, fp16 on GPUs) on bf16 casts of the float32
+    weights; the parameters, their gradients and the optimiser state stay float32, so an update of
+    ``lr * 1`` moves a weight that bf16's 8-bit mantissa would round back to where it was.
+    """
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
 class Policy:
     """A causal LM and its tokenizer; computes what the losses need from given token ids.
 
+    The weights are float32 master weights whatever ``dtype`` is; ``dtype`` is the compute precision
+    of the forward passes (mixed precision by ``torch.autocast``). Log-softmax, entropies and every
+    loss reduction run in float32.
+
     Args:
         model: ``"smollm2"``, a ``.gguf`` or a transformers folder (``ftrl_gym.agents.models.resolve_model``),
-            or an already built ``PreTrainedModel`` (tests).
+            or an already built ``PreTrainedModel`` (tests; cast to float32).
         tokenizer: Required when ``model`` is a module; loaded from the folder otherwise.
-        dtype: Torch dtype name of the weights.
+        dtype: Torch dtype name of the compute (``float32``, ``bfloat16`` or ``float16``).
         device: Torch device.
         temperature: The sampling temperature ``T``: logprobs and entropies are those of
             ``softmax(logits / T)``, the distribution rollouts are drawn from, so that the importance
@@ -84,18 +105,25 @@ class Policy:
         if isinstance(model, str):
             self.path = resolve_model(model)
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(self.path)
-            model = AutoModelForCausalLM.from_pretrained(self.path, dtype=getattr(torch, dtype))
+            model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32)
         else:
             self.path = ""
         if tokenizer is None:
             raise ValueError("pass the tokenizer together with a model object")
-        self.model = model.to(device)
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
+        self.compute_dtype: torch.dtype = getattr(torch, dtype)
+        self.model = model.to(device=device, dtype=torch.float32)
         self.tokenizer = tokenizer
         self.device = torch.device(device)
         self.temperature = float(temperature)
         self.pad_id = int(
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         )
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The context the forward passes run in (``compute_autocast`` at this policy's dtype)."""
+        return compute_autocast(self.device, self.compute_dtype)
 
     def eos_ids(self) -> set[int]:
         """Token ids that end an assistant turn (the tokenizer's eos and the generation config's)."""
@@ -118,12 +146,14 @@ class Policy:
         Returns:
             ``(B, L - 1)`` logprobs of ``batch.targets``, and ``(B, L - 1)`` entropies or None.
         """
-        hidden = self.model.get_decoder()(
-            input_ids=batch.input_ids.to(self.device),
-            attention_mask=batch.attention_mask.to(self.device),
-        ).last_hidden_state[:, :-1]  # (B, L-1, H): position t predicts token t+1
         rows, cols = batch.loss_mask.to(self.device).nonzero(as_tuple=True)
-        logits = self.model.get_output_embeddings()(hidden[rows, cols]).float() / self.temperature
+        with self.autocast():
+            hidden = self.model.get_decoder()(
+                input_ids=batch.input_ids.to(self.device),
+                attention_mask=batch.attention_mask.to(self.device),
+            ).last_hidden_state[:, :-1]  # (B, L-1, H): position t predicts token t+1
+            head = self.model.get_output_embeddings()(hidden[rows, cols])  # (N, V)
+        logits = head.float() / self.temperature
         logprobs = torch.log_softmax(logits, dim=-1)
         targets = batch.targets.to(self.device)[rows, cols]
         chosen = torch.zeros(hidden.shape[:2], device=self.device).index_put(
@@ -157,9 +187,10 @@ class Policy:
         """
         decoder = self.model.get_decoder()
         head = self.model.get_output_embeddings()
-        cached = decoder(
-            input_ids=torch.tensor([list(prompt[:-1])], device=self.device), use_cache=True
-        )
+        with self.autocast():
+            cached = decoder(
+                input_ids=torch.tensor([list(prompt[:-1])], device=self.device), use_cache=True
+            )
         cache = cached.past_key_values
         cache.batch_repeat_interleave(len(responses))
         width = max(len(r) for r in responses)
@@ -171,9 +202,13 @@ class Policy:
             targets[row, : len(response)] = torch.tensor(list(response), dtype=torch.long)
             mask[row, : len(response)] = 1.0
         # Right padding after each response: causal attention keeps real positions from seeing it.
-        hidden = decoder(input_ids=inputs.to(self.device), past_key_values=cache).last_hidden_state
         rows, cols = mask.nonzero(as_tuple=True)
-        logits = head(hidden[rows, cols]).float() / self.temperature  # (N, V)
+        with self.autocast():
+            hidden = decoder(
+                input_ids=inputs.to(self.device), past_key_values=cache
+            ).last_hidden_state  # (n, R, H)
+            projected = head(hidden[rows, cols])  # (N, V)
+        logits = projected.float() / self.temperature
         logprobs = torch.log_softmax(logits, dim=-1)
         chosen = logprobs.gather(-1, targets[rows, cols].to(self.device)[:, None])[:, 0]
         out = torch.zeros(mask.shape, device=self.device).index_put((rows, cols), chosen)
@@ -184,15 +219,77 @@ class Policy:
             )
         return out, entropy, mask.to(self.device)
 
+    def add_lora(self, rank: int, alpha: float, targets: str = "all-linear") -> None:
+        """Train low-rank adapters instead of every weight (LoRA through PEFT).
+
+        Each targeted linear layer ``W`` becomes ``W + (alpha / rank) B A`` with ``A`` (rank x in)
+        and ``B`` (out x rank, zero at the start, so the policy is unchanged until it trains); only
+        ``A`` and ``B`` require gradients, so the optimiser state is that of the adapters and
+        checkpoints (``write_to``) hold the adapters alone. ``save`` writes the merged model.
+
+        Args:
+            rank: The adapters' rank ``r``.
+            alpha: The scale numerator (the update is scaled by ``alpha / rank``).
+            targets: ``all-linear`` (every linear layer but the output head) or comma-separated
+                module names such as ``q_proj,v_proj``.
+        """
+        from peft import LoraConfig, get_peft_model
+
+        modules: str | list[str] = (
+            targets if targets == "all-linear" else [t.strip() for t in targets.split(",")]
+        )
+        config = LoraConfig(
+            r=rank,
+            lora_alpha=alpha,
+            target_modules=modules,
+            lora_dropout=0.0,
+            task_type="CAUSAL_LM",
+        )
+        self.model = get_peft_model(self.model, config)
+
+    @property
+    def has_lora(self) -> bool:
+        """Whether the model trains LoRA adapters (``add_lora``)."""
+        return hasattr(self.model, "peft_config")
+
+    def frozen_copy(self) -> Policy:
+        """A frozen twin (a KL reference) computing in the same precision.
+
+        With low-precision compute its weights are stored in that precision too: no optimiser steps
+        them, so bf16 halves their bytes.
+        """
+        twin = Policy(
+            copy.deepcopy(self.model),
+            self.tokenizer,
+            dtype=str(self.compute_dtype).removeprefix("torch."),
+            device=str(self.device),
+            temperature=self.temperature,
+        )
+        twin.model.to(self.compute_dtype)
+        twin.model.eval()
+        twin.model.requires_grad_(False)
+        return twin
+
     def save(self, folder: str | Path) -> Path:
-        """Write weights, config and tokenizer in Hugging Face format (loadable by the agents).
+        """Write weights, config and tokenizer in Hugging Face format (loadable by the agents; with
+        LoRA, the merged model).
 
         The folder appears whole or not at all (``write_folder_atomically``): a pipeline that finds a
         model's ``config.json`` after a kill can trust the weights beside it.
         """
-        return write_folder_atomically(folder, self.write_to)
+        return write_folder_atomically(folder, self.write_merged_to)
 
     def write_to(self, folder: Path) -> None:
-        """Write the Hugging Face files into the existing folder ``folder`` (not atomic: see ``save``)."""
+        """Write the Hugging Face files into the existing ``folder`` (not atomic: see ``save``).
+
+        With LoRA only the adapters are written (``adapter_config.json``,
+        ``adapter_model.safetensors``): the checkpoint of a run that trains them.
+        """
         self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+
+    def write_merged_to(self, folder: Path) -> None:
+        """Write a plain Hugging Face model (LoRA adapters merged into a copy of the weights)."""
+        model = copy.deepcopy(self.model).merge_and_unload() if self.has_lora else self.model
+        model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)

@@ -44,6 +44,8 @@ class Sample:
             under the outcome reward, whose advantage comes from ``score`` alone).
         turn_of_token: Scheme (b): the turn each id belongs to (-1 for context).
         advantages: Per-token advantages, filled in by ``assign_advantages``.
+        rollout_logprobs: The generator's logprobs, kept here when the learner recomputes
+            ``logprobs`` (``recompute_old_logprobs``); empty otherwise.
     """
 
     token_ids: list[int]
@@ -54,6 +56,7 @@ class Sample:
     turn_rewards: list[float] = field(default_factory=list)
     turn_of_token: list[int] = field(default_factory=list)
     advantages: list[float] = field(default_factory=list)
+    rollout_logprobs: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,8 @@ def assign_advantages(
 ) -> None:
     """Fill each sample's per-token ``advantages`` (zero off the loss mask).
 
-    Scheme (b) samples (with ``turn_rewards``) under GRPO take turn-level advantages; under
+    Scheme (b) samples (with ``turn_rewards``) under GRPO take turn-level advantages (a baseline per
+    task and turn index, ``turn_level_advantages``); under
     Reinforce++ each turn's reward sits on its last token and returns run back over the episode's
     generated tokens. Scheme (a) samples use the sequence score.
 
@@ -184,7 +188,9 @@ def assign_advantages(
     mask = pad_rows([s.loss_mask for s in samples], width)  # (B, L)
     groups = [s.group for s in samples]
     scores = torch.tensor([s.score for s in samples], dtype=torch.float32)
-    multi_turn = all(s.turn_rewards for s in samples)
+    # An episode with no turns (its prompt alone filled the context) has no turn rewards and no
+    # generated tokens: it must not switch the whole batch to the sequence-score estimator.
+    multi_turn = any(s.turn_rewards for s in samples)
     if algorithm == "grpo" and multi_turn:
         per_turn = turn_level_advantages(
             [s.turn_rewards for s in samples], groups, gamma, normalize_by_std

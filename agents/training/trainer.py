@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import json
+import logging
 import math
 import random
 import time
@@ -22,7 +22,11 @@ from ftrl_gym.agents.training.generation import (
     TransformersGenerator,
     VLLMGenerator,
 )
-from ftrl_gym.agents.training.losses import kl_loss, ppo_clipped_policy_loss
+from ftrl_gym.agents.training.losses import (
+    kl_loss,
+    ppo_clipped_policy_loss,
+    truncated_importance_weights,
+)
 from ftrl_gym.agents.training.masked import masked_mean
 from ftrl_gym.agents.training.metrics import MetricsLog
 from ftrl_gym.agents.training.policy import Policy, make_batch, pad_rows
@@ -49,6 +53,8 @@ from ftrl_gym.agents.training.validation import (
     validation_summary,
     write_best,
 )
+
+LOGGER = logging.getLogger(__name__)
 
 
 @dataclass
@@ -115,7 +121,9 @@ class RLTrainer:
         config = self.config
         self.policy = policy or Policy(config.model, dtype=config.dtype, device=config.device)
         self.policy.temperature = config.temperature  # score the distribution rollouts come from
-        self.reference = build_reference(self.policy, config)
+        self.reference = build_reference(self.policy, config)  # before the adapters: the start
+        if config.lora_rank:
+            self.policy.add_lora(config.lora_rank, config.lora_alpha, config.lora_targets)
         self.optimizer = build_optimizer(self.policy, config)
         self.renderer = TokenRenderer(self.policy.tokenizer)
 
@@ -138,7 +146,11 @@ class RLTrainer:
             generator.sync_weights(self.policy.model)
             return generator
         return TransformersGenerator(
-            self.policy.model, eos, self.policy.pad_id, self.config.micro_batch_size
+            self.policy.model,
+            eos,
+            self.policy.pad_id,
+            self.config.micro_batch_size,
+            self.policy.compute_dtype,
         )
 
     def total_steps(self) -> int | None:
@@ -263,6 +275,8 @@ class RLTrainer:
         self._sync_weights()
         done = time.perf_counter()
         generated = sum(sum(s.loss_mask) for s in samples)
+        # tokens_per_s: the generated tokens the update trained on (samples left out by
+        # skip_zero_advantage and context tokens do not count), once per PPO epoch.
         metrics = {
             "step": self.step,
             "epoch": self.data.epoch,
@@ -272,7 +286,7 @@ class RLTrainer:
             **update,
             **signal,
             "response_tokens": generated / len(samples),
-            "tokens_per_s": sum(len(s.token_ids) for s in samples)
+            "tokens_per_s": update["trained_tokens"]
             * self.config.ppo_epochs
             / max(done - sampled, 1e-9),
             "generated_tokens_per_s": generated / max(sampled - started, 1e-9),
@@ -381,43 +395,69 @@ class RLTrainer:
     def _update(self, samples: list[Sample]) -> dict[str, float]:
         """PPO-style updates: ``ppo_epochs`` passes of mini-batches (whole groups), token-mean loss.
 
-        With ``skip_zero_advantage`` the samples whose advantage is zero everywhere sit out.
+        With ``skip_zero_advantage`` the samples whose advantage is zero everywhere sit out. With
+        ``recompute_old_logprobs`` the learner scores the batch first and its logprobs are the old
+        policy of the PPO ratio. ``grad_norm`` is the mean over the updates that stepped;
+        ``skipped_updates`` counts those dropped for a non-finite gradient.
         """
         if self.config.skip_zero_advantage:
             samples = informative_samples(samples)
+        if self.config.recompute_old_logprobs:
+            self._recompute_old_logprobs(samples)
         groups: dict[str, list[Sample]] = {}
         for sample in samples:
             groups.setdefault(sample.group, []).append(sample)
         group_lists = list(groups.values())
         totals: dict[str, float] = {}
-        updates = 0
+        updates = skipped = 0
+        norms: list[float] = []
         for _ in range(self.config.ppo_epochs):
             self.rng.shuffle(group_lists)
             for start in range(0, len(group_lists), self.config.mini_batch_size):
                 mini = [
                     s for g in group_lists[start : start + self.config.mini_batch_size] for s in g
                 ]
-                for key, value in self._optimizer_step(mini).items():
-                    totals[key] = totals.get(key, 0.0) + value
+                stats = self._optimizer_step(mini)
+                if stats["stepped"]:
+                    norms.append(stats["grad_norm"])
+                else:
+                    skipped += 1
+                for key in LOSS_STATS:
+                    totals[key] = totals.get(key, 0.0) + stats[key]
                 updates += 1
-        stats = {key: value / updates for key, value in totals.items()} if updates else {}
+        means = {key: value / updates for key, value in totals.items()} if updates else {}
         return {
             **dict.fromkeys((*LOSS_STATS, "grad_norm"), float("nan")),
-            **stats,
+            **means,
+            **({"grad_norm": sum(norms) / len(norms)} if norms else {}),
             "trained_samples": len(samples),
+            "trained_tokens": sum(sum(s.loss_mask) for s in samples),
             "optimizer_updates": updates,
+            "skipped_updates": skipped,
         }
 
+    def _recompute_old_logprobs(self, samples: list[Sample]) -> None:
+        """Score the batch with the learner before the update (a hook: Ray's learners do it)."""
+        config = self.config
+        recompute_old_logprobs(
+            self.policy, samples, config.micro_batch_size, config.micro_batch_tokens
+        )
+
     def _optimizer_step(self, mini: list[Sample]) -> dict[str, float]:
-        """One optimiser update over a mini-batch, accumulated over micro-batches by token share."""
+        """One optimiser update over a mini-batch, accumulated over micro-batches by token share.
+
+        Returns:
+            The loss statistics, ``grad_norm`` and ``stepped`` (1.0, or 0.0 when the gradient was
+            not finite and the update was skipped).
+        """
         self.optimizer.zero_grad(set_to_none=True)
         stats = accumulate_gradients(
             self.micro_batch_loss,
-            micro_batches(mini, self.config.micro_batch_size),
+            micro_batches(mini, self.config.micro_batch_size, self.config.micro_batch_tokens),
             generated_tokens(mini),
         )
-        stats["grad_norm"] = clip_and_step(self.policy, self.optimizer, self.config.max_grad_norm)
-        return stats
+        norm, stepped = clip_and_step(self.policy, self.optimizer, self.config.max_grad_norm)
+        return {**stats, "grad_norm": norm, "stepped": float(stepped)}
 
     def micro_batch_loss(self, micro: list[Sample]) -> dict[str, Any]:
         """The loss of a micro-batch (``micro_batch_loss`` with this trainer's models and config)."""
@@ -455,7 +495,7 @@ class RLTrainer:
         if found is None:
             return
         model_dir, state = found
-        restore_learner(self.policy, self.optimizer, model_dir, state, self.config.dtype)
+        restore_learner(self.policy, self.optimizer, model_dir, state)
         self._restore_data_state(state)
 
     def close(self) -> None:
@@ -464,10 +504,31 @@ class RLTrainer:
         self.generator.close()
 
 
-def micro_batch_loss(
-    policy: Policy, reference: Policy | None, config: TrainConfig, micro: list[Sample]
-) -> dict[str, Any]:
-    """The loss of a micro-batch: PPO clipped policy loss + ``kl_coef`` KL - ``entropy_coef`` entropy.
+@dataclass(frozen=True)
+class ScoredBatch:
+    """A micro-batch scored by a policy, with its per-token values aligned to the predictions.
+
+    Attributes:
+        logprobs: ``(B, W)`` logprobs of the generated tokens (0 elsewhere).
+        entropy: ``(B, W)`` entropies, or None.
+        mask: ``(B, W)`` 1.0 where a generated token is predicted.
+        offset: Column ``j`` predicts token ``offset + j`` of each sample (the shared prompt's
+            length, or 1 for full sequences).
+    """
+
+    logprobs: torch.Tensor
+    entropy: torch.Tensor | None
+    mask: torch.Tensor
+    offset: int
+
+    def aligned(self, rows: list[list[float]]) -> torch.Tensor:
+        """``(B, W)`` per-token values (one list per sample, indexed like its ``token_ids``)."""
+        width = self.mask.shape[1]
+        return pad_rows([row[self.offset :] for row in rows], width).to(self.mask.device)
+
+
+def score_micro_batch(policy: Policy, micro: list[Sample], with_entropy: bool) -> ScoredBatch:
+    """Run ``policy`` over a micro-batch: logprobs (and entropies) of its generated tokens.
 
     Responses to one turn prefix (scheme a) share their prompt, which then runs once
     (``Policy.forward_shared_prompt``, same values and gradients as full sequences).
@@ -476,31 +537,48 @@ def micro_batch_loss(
     if prompt_length:
         prompt = micro[0].token_ids[:prompt_length]
         responses = [s.token_ids[prompt_length:] for s in micro]
-        logprobs, entropy, mask = policy.forward_shared_prompt(prompt, responses, True)
-        width = mask.shape[1]
-        old = pad_rows([s.logprobs[prompt_length:] for s in micro], width)  # (n, R)
-        advantages = pad_rows([s.advantages[prompt_length:] for s in micro], width)
-    else:
-        batch = make_batch(
-            [s.token_ids for s in micro], [s.loss_mask for s in micro], policy.pad_id
-        )
-        width = batch.input_ids.shape[1]
-        old = pad_rows([s.logprobs for s in micro], width)[:, 1:]  # (B, L-1), as the targets
-        advantages = pad_rows([s.advantages for s in micro], width)[:, 1:]
-        mask = batch.loss_mask
-        logprobs, entropy = policy.forward(batch, with_entropy=True)
+        logprobs, entropy, mask = policy.forward_shared_prompt(prompt, responses, with_entropy)
+        return ScoredBatch(logprobs, entropy, mask, prompt_length)
+    batch = make_batch([s.token_ids for s in micro], [s.loss_mask for s in micro], policy.pad_id)
+    logprobs, entropy = policy.forward(batch, with_entropy=with_entropy)
+    return ScoredBatch(logprobs, entropy, batch.loss_mask.to(logprobs.device), 1)
+
+
+def micro_batch_loss(
+    policy: Policy, reference: Policy | None, config: TrainConfig, micro: list[Sample]
+) -> dict[str, Any]:
+    """A micro-batch's loss: PPO clipped policy loss + ``kl_coef`` KL - ``entropy_coef`` entropy.
+
+    The policy loss is dual-clipped (``config.dual_clip``); with ``config.tis_cap`` and recomputed
+    old logprobs each token's term is weighted by its truncated importance weight.
+    """
+    scored = score_micro_batch(policy, micro, True)
+    logprobs, mask = scored.logprobs, scored.mask
+    old = scored.aligned([s.logprobs for s in micro])
+    advantages = scored.aligned([s.advantages for s in micro])
+    weights = None
+    if config.tis_cap and all(s.rollout_logprobs for s in micro):
+        rollout = scored.aligned([s.rollout_logprobs for s in micro])
+        weights = truncated_importance_weights(old, rollout, config.tis_cap)
     clipped = ppo_clipped_policy_loss(
-        logprobs, old, advantages, mask, config.clip_low, config.clip_high
+        logprobs,
+        old,
+        advantages,
+        mask,
+        config.clip_low,
+        config.clip_high,
+        config.dual_clip,
+        weights,
     )
-    kl = torch.zeros(())
+    kl = torch.zeros((), device=logprobs.device)
     if reference is not None:
         with torch.no_grad():
-            if prompt_length:
-                ref_logprobs = reference.forward_shared_prompt(prompt, responses)[0]
-            else:
-                ref_logprobs, _ = reference.forward(batch)
+            ref_logprobs = score_micro_batch(reference, micro, False).logprobs
         kl = kl_loss(logprobs, ref_logprobs, mask)
-    mean_entropy = masked_mean(entropy, mask) if entropy is not None else torch.zeros(())
+    entropy = scored.entropy
+    mean_entropy = (
+        masked_mean(entropy, mask) if entropy is not None else torch.zeros((), device=mask.device)
+    )
     loss = clipped.loss + config.kl_coef * kl - config.entropy_coef * mean_entropy
     return {
         "loss": loss,
@@ -508,23 +586,60 @@ def micro_batch_loss(
         "kl": kl.detach(),
         "entropy": mean_entropy.detach(),
         "clip_fraction": clipped.clip_fraction,
+        "dual_clip_fraction": clipped.dual_clip_fraction,
         "approx_kl": clipped.approx_kl,
     }
 
 
+def recompute_old_logprobs(
+    policy: Policy, samples: list[Sample], micro_batch_size: int, max_tokens: int = 0
+) -> None:
+    """Replace each sample's old logprobs by the learner's own, keeping the generator's aside.
+
+    The PPO ratio then starts at exactly 1 whatever precision the generator sampled in; the
+    generator's logprobs move to ``rollout_logprobs`` for the truncated importance weight
+    (``config.tis_cap``).
+
+    Args:
+        policy: The learner before this batch's update.
+        samples: The batch (changed in place).
+        micro_batch_size: Samples per forward pass.
+        max_tokens: Token budget per forward pass (``micro_batches``; 0: by ``micro_batch_size``).
+    """
+    with torch.no_grad():
+        for micro in micro_batches(samples, micro_batch_size, max_tokens):
+            scored = score_micro_batch(policy, micro, False)
+            for row, sample in enumerate(micro):
+                values = scored.logprobs[row].tolist()
+                recomputed = list(sample.logprobs)
+                for position in range(scored.offset, len(sample.token_ids)):
+                    if sample.loss_mask[position]:
+                        recomputed[position] = values[position - scored.offset]
+                sample.rollout_logprobs = list(sample.logprobs)
+                sample.logprobs = recomputed
+
+
 def build_reference(policy: Policy, config: TrainConfig) -> Policy | None:
     """The frozen copy of the starting policy that the KL term needs (None when ``kl_coef`` is 0)."""
-    return _frozen_copy(policy) if config.kl_coef > 0 else None
+    return policy.frozen_copy() if config.kl_coef > 0 else None
 
 
 def build_optimizer(policy: Policy, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW over the policy's parameters with the configured learning rate and weight decay."""
-    return torch.optim.AdamW(
-        policy.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
+    """AdamW over the policy's trainable parameters (all, or the LoRA adapters) with the configured
+    learning rate and weight decay."""
+    trainable = [p for p in policy.model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
 
 
-LOSS_STATS = ("loss", "policy_loss", "kl", "entropy", "clip_fraction", "approx_kl")
+LOSS_STATS = (
+    "loss",
+    "policy_loss",
+    "kl",
+    "entropy",
+    "clip_fraction",
+    "dual_clip_fraction",
+    "approx_kl",
+)
 """The loss terms ``accumulate_gradients`` reports, each a token-share-weighted mean."""
 
 
@@ -553,11 +668,25 @@ def accumulate_gradients(
     return stats
 
 
-def clip_and_step(policy: Policy, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> float:
-    """Clip the gradient norm (0: no clipping), take the optimiser step; returns the norm before."""
+def clip_and_step(
+    policy: Policy, optimizer: torch.optim.Optimizer, max_grad_norm: float
+) -> tuple[float, bool]:
+    """Clip the gradient norm (0: no clipping) and take the optimiser step, unless it is not finite.
+
+    A NaN or infinite gradient (an overflow in low precision, a corrupt sample) would write NaN
+    into every weight and the AdamW moments for good: its gradients are dropped instead, the
+    optimiser does not step, and the skip is logged (the trainer counts ``skipped_updates``).
+
+    Returns:
+        The gradient norm before clipping, and whether the optimiser stepped.
+    """
     norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), max_grad_norm or float("inf"))
+    if not torch.isfinite(norm):
+        optimizer.zero_grad(set_to_none=True)
+        LOGGER.warning("skipped an optimiser update: the gradient norm is %s", float(norm))
+        return float(norm), False
     optimizer.step()
-    return float(norm)
+    return float(norm), True
 
 
 def restore_learner(
@@ -565,13 +694,20 @@ def restore_learner(
     optimizer: torch.optim.Optimizer,
     model_dir: Path,
     state: dict[str, Any],
-    dtype: str,
 ) -> None:
-    """Load a checkpoint's weights, optimiser state and torch RNG state into a learner."""
-    from transformers import AutoModelForCausalLM
+    """Load a checkpoint's (float32 master) weights or LoRA adapters, optimiser state and torch RNG
+    into a learner."""
+    if (model_dir / "adapter_config.json").is_file():
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
 
-    loaded = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
-    policy.model.load_state_dict(loaded.state_dict())
+        adapters = load_file(model_dir / "adapter_model.safetensors", device=str(policy.device))
+        set_peft_model_state_dict(policy.model, adapters)
+    else:
+        from transformers import AutoModelForCausalLM
+
+        loaded = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        policy.model.load_state_dict(loaded.state_dict())
     optimizer.load_state_dict(state["optimizer"])
     torch.random.set_rng_state(state["torch_rng"])
 
@@ -581,12 +717,47 @@ def informative_samples(samples: list[Sample]) -> list[Sample]:
     return [s for s in samples if any(a != 0.0 for a in s.advantages)]
 
 
-def micro_batches(mini: list[Sample], size: int) -> list[list[Sample]]:
-    """Split a mini-batch into micro-batches of at most ``size`` samples, never across groups."""
+def micro_batches(mini: list[Sample], size: int, max_tokens: int = 0) -> list[list[Sample]]:
+    """Split a mini-batch into micro-batches, never across groups.
+
+    Without ``max_tokens``, at most ``size`` samples each. With it (verl's
+    ``ppo_max_token_len_per_gpu``), each micro-batch takes the group's next samples while the
+    tokens its forward pass runs (``micro_batch_tokens``) stay within ``max_tokens``, whatever their
+    number; a sample over the budget alone goes alone. Gradients accumulate by token share, so the
+    update is the same for any split; only the activation memory and the speed change.
+
+    Args:
+        mini: The mini-batch.
+        size: Most samples per micro-batch (used when ``max_tokens`` is 0).
+        max_tokens: Token budget per micro-batch (0: split by ``size``).
+
+    Returns:
+        The micro-batches, group by group, in order.
+    """
     groups: dict[str, list[Sample]] = {}
     for sample in mini:
         groups.setdefault(sample.group, []).append(sample)
-    return [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
+    if not max_tokens:
+        return [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
+    out: list[list[Sample]] = []
+    for group in groups.values():
+        current: list[Sample] = []
+        for sample in group:
+            if current and micro_batch_tokens([*current, sample]) > max_tokens:
+                out.append(current)
+                current = []
+            current.append(sample)
+        out.append(current)
+    return out
+
+
+def micro_batch_tokens(samples: list[Sample]) -> int:
+    """Token positions one forward pass over ``samples`` runs: a shared prompt once plus each
+    response (``score_micro_batch``'s shared-prompt path), else every row padded to the longest."""
+    prompt = shared_prompt_length(samples)
+    if prompt:
+        return prompt + sum(len(s.token_ids) - prompt for s in samples)
+    return len(samples) * max(len(s.token_ids) for s in samples)
 
 
 def shared_prompt_length(samples: list[Sample]) -> int:
@@ -602,18 +773,6 @@ def shared_prompt_length(samples: list[Sample]) -> int:
         if sample.loss_mask[length:].count(0) or len(sample.token_ids) == length:
             return 0
     return length
-
-
-def _frozen_copy(policy: Policy) -> Policy:
-    reference = Policy(
-        copy.deepcopy(policy.model),
-        policy.tokenizer,
-        device=str(policy.device),
-        temperature=policy.temperature,
-    )
-    reference.model.eval()
-    reference.model.requires_grad_(False)
-    return reference
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -82,12 +82,42 @@ def test_turn_returns_discount_later_turns():
     assert turn_returns([0.5, 0.0, 1.0], gamma=0.5) == [0.75, 0.5, 1.0]
 
 
-def test_turn_level_advantages_pool_turns_of_the_same_task():
+def test_turn_level_advantages_compare_each_turn_with_the_same_turn_of_the_task():
     from ftrl_gym.agents.training.advantages import turn_level_advantages
 
-    # task a returns (gamma 1): episode 1 -> [2, 1], episode 2 -> [0]; pooled mean 1, std 1
-    # task b has one turn in all: no baseline, advantage 0
+    # task a returns (gamma 1): episode 1 -> [2, 1], episode 2 -> [0]
+    # bucket (a, 0): [2, 0], mean 1, unbiased std sqrt(2) -> +-0.7071068
+    # bucket (a, 1): episode 1 alone, no baseline -> 0; task b has one turn in all -> 0
     advantages = turn_level_advantages([[1.0, 1.0], [0.0], [0.7]], ["a", "a", "b"], gamma=1.0)
-    assert advantages[0] == pytest.approx([1.0, 0.0], abs=1e-5)
-    assert advantages[1] == pytest.approx([-1.0], abs=1e-5)
+    assert advantages[0] == pytest.approx([0.7071068, 0.0], abs=1e-5)
+    assert advantages[1] == pytest.approx([-0.7071068], abs=1e-5)
     assert advantages[2] == [0.0]
+
+
+def test_identical_episodes_get_equal_turn_advantages():
+    from ftrl_gym.agents.training.advantages import turn_level_advantages
+
+    # one mean over all turns gave returns [2, 1] the advantages [+0.87, -0.87] in each episode
+    advantages = turn_level_advantages([[1.0, 1.0], [1.0, 1.0]], ["a", "a"], gamma=1.0)
+    assert advantages == [[0.0, 0.0], [0.0, 0.0]]
+
+
+def test_turn_level_advantages_credit_the_turn_that_differs():
+    from ftrl_gym.agents.training.advantages import turn_level_advantages
+
+    # returns: [1, 0] and [1, 1]; turn 0 ties (0, 0); turn 1: [0, 1] centred -+0.5, std 0.7071068
+    advantages = turn_level_advantages([[1.0, 0.0], [0.0, 1.0]], ["a", "a"], gamma=1.0)
+    assert advantages[0] == pytest.approx([0.0, -0.7071068], abs=1e-5)
+    assert advantages[1] == pytest.approx([0.0, 0.7071068], abs=1e-5)
+    centred = turn_level_advantages(
+        [[1.0, 0.0], [0.0, 1.0]], ["a", "a"], gamma=1.0, normalize_by_std=False
+    )
+    assert centred == [[0.0, -0.5], [0.0, 0.5]]
+
+
+def test_an_episode_with_no_turns_changes_nothing_for_the_others():
+    from ftrl_gym.agents.training.advantages import turn_level_advantages
+
+    with_empty = turn_level_advantages([[1.0], [0.0], []], ["a", "a", "a"])
+    assert with_empty[2] == []
+    assert with_empty[:2] == turn_level_advantages([[1.0], [0.0]], ["a", "a"])

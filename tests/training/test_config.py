@@ -105,3 +105,20 @@ def test_train_cli_reports_bad_settings_with_exit_status_2(capsys) -> None:
 
     assert main(["train", "reinforce_pp", "--preset", "cpu", "--set", "lr=-1"]) == 2
     assert "ftrl-gym train: error: lr must be positive, got -1.0" in capsys.readouterr().err
+
+
+def test_top_p_below_one_is_refused_for_rl():
+    from ftrl_gym.agents.training.config import ConfigError, build_config
+
+    with pytest.raises(ConfigError, match="top_p=0.9 is refused: the learner scores the full"):
+        build_config(overrides={"top_p": 0.9})
+
+
+def test_truncated_importance_sampling_needs_recomputed_logprobs():
+    from ftrl_gym.agents.training.config import ConfigError, build_config
+
+    with pytest.raises(ConfigError, match="set recompute_old_logprobs=true as well"):
+        build_config(overrides={"tis_cap": 2.0})
+    assert build_config(overrides={"tis_cap": 2.0, "recompute_old_logprobs": True}).tis_cap == 2.0
+    with pytest.raises(ConfigError, match="dual_clip=1.0 must be above 1"):
+        build_config(overrides={"dual_clip": 1.0})

@@ -165,6 +165,25 @@ def test_two_gloo_learner_ranks_reach_the_single_process_metrics(
     _assert_same_run(metrics, single)
 
 
+def test_learner_recomputed_logprobs_and_token_budgets_on_gloo_ranks_match_one_process(
+    ray_cluster, workspace: Path, tmp_path: Path
+) -> None:
+    """Learner rank 0 rescoring the batch (``_recompute_old_logprobs``) and token-budget
+    micro-batches dealt to two ranks give the single process's run."""
+    settings = _settings(
+        workspace,
+        num_learners=2,
+        learner_cpus=0.5,
+        recompute_old_logprobs=True,
+        tis_cap=2.0,
+        micro_batch_tokens=400,
+    )
+    config = build_config(overrides=settings)
+    single = _single_process(config, tmp_path / "single")
+    metrics, _ = _distributed(config, tmp_path / "run")
+    _assert_same_run(metrics, single)
+
+
 def _kill_a_worker_mid_request(trainer: DistributedTrainer, killed: list[int]) -> None:
     """From a thread: once step 1 is done, SIGKILL a rollout worker while it runs a request."""
 

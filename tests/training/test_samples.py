@@ -47,10 +47,23 @@ def _episode_sample(group: str, rewards: list[float]) -> Sample:
 def test_scheme_b_grpo_gives_each_turn_its_turn_level_advantage() -> None:
     samples = [_episode_sample("t", [1.0, 0.0]), _episode_sample("t", [0.0])]
     assign_advantages(samples, "grpo", gamma=1.0)
-    # returns: episode 1 -> [1, 0], episode 2 -> [0]; pooled mean 1/3, unbiased std 0.57735
-    high, low = (1 - 1 / 3) / 0.57735, (0 - 1 / 3) / 0.57735
-    assert samples[0].advantages == pytest.approx([0, high, high, 0, low, low, 0], abs=1e-4)
+    # returns: episode 1 -> [1, 0], episode 2 -> [0]; turn 0: [1, 0] -> +-0.7071; turn 1: alone -> 0
+    high, low = 0.70711, -0.70711
+    assert samples[0].advantages == pytest.approx([0, high, high, 0, 0, 0, 0], abs=1e-4)
     assert samples[1].advantages == pytest.approx([0, low, low, 0], abs=1e-4)
+
+
+def test_an_episode_without_turns_keeps_the_batch_turn_level() -> None:
+    samples = [
+        _episode_sample("t", [1.0, 0.0]),
+        _episode_sample("t", [0.0]),
+        _episode_sample("t", []),
+    ]
+    assign_advantages(samples, "grpo", gamma=1.0)
+    # the same advantages as without the empty episode (which has no generated token)
+    assert samples[0].advantages == pytest.approx([0, 0.70711, 0.70711, 0, 0, 0, 0], abs=1e-4)
+    assert samples[1].advantages == pytest.approx([0, -0.70711, -0.70711, 0], abs=1e-4)
+    assert samples[2].advantages == [0.0]
 
 
 def test_scheme_b_reinforce_pp_puts_turn_rewards_on_turn_ends() -> None:

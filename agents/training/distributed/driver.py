@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ftrl_gym.agents.training.config import TrainConfig
+from ftrl_gym.agents.training.config import ConfigError, TrainConfig
 from ftrl_gym.agents.training.distributed.cluster import connect, end_actors, learner_placement
 from ftrl_gym.agents.training.distributed.fleet import RolloutFleet
 from ftrl_gym.agents.training.distributed.learner import Learner
@@ -37,6 +37,10 @@ class DistributedTrainer(RLTrainer):
     """
 
     def __init__(self, config: TrainConfig, out_dir: str | Path, progress: bool = True) -> None:
+        if config.lora_rank:
+            raise ConfigError(
+                "lora_rank runs in the single-process trainer: LoRA on Ray learners is not built"
+            )
         self._owns_ray = connect(config)
         self.learners: list[Any] = []
         self.fleet: RolloutFleet | None = None
@@ -101,11 +105,19 @@ class DistributedTrainer(RLTrainer):
         settings = self._sampling_settings(self.config.rollouts_per_prompt)
         return self.fleet.respond(batch, settings, self.step)
 
+    def _recompute_old_logprobs(self, samples: list[Sample]) -> None:
+        """Learner rank 0 scores the batch (every rank holds the same weights)."""
+        import ray
+
+        scored = ray.get(self.learners[0].recompute_old_logprobs.remote(samples))
+        for sample, done in zip(samples, scored):
+            sample.logprobs, sample.rollout_logprobs = done.logprobs, done.rollout_logprobs
+
     def _optimizer_step(self, mini: list[Sample]) -> dict[str, float]:
         """Deal the mini-batch's micro-batches round-robin to the ranks; they all-reduce and step."""
         import ray
 
-        micro = micro_batches(mini, self.config.micro_batch_size)
+        micro = micro_batches(mini, self.config.micro_batch_size, self.config.micro_batch_tokens)
         total = generated_tokens(mini)
         size = len(self.learners)
         results = ray.get(

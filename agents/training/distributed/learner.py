@@ -23,6 +23,7 @@ from ftrl_gym.agents.training.trainer import (
     build_reference,
     clip_and_step,
     micro_batch_loss,
+    recompute_old_logprobs,
     restore_learner,
 )
 
@@ -112,14 +113,23 @@ class Learner:
             total_tokens: Generated tokens of the whole mini-batch (all ranks).
 
         Returns:
-            The mini-batch's loss statistics (summed over ranks) and the gradient norm.
+            The mini-batch's loss statistics (summed over ranks), the gradient norm and
+            ``stepped`` (0.0 when a non-finite gradient skipped the update on every rank).
         """
         self.optimizer.zero_grad(set_to_none=True)
         stats = accumulate_gradients(self._loss, micro, total_tokens)
         if self.world_size > 1:
             stats = self._all_reduce(stats)
-        stats["grad_norm"] = clip_and_step(self.policy, self.optimizer, self.config.max_grad_norm)
-        return stats
+        norm, stepped = clip_and_step(self.policy, self.optimizer, self.config.max_grad_norm)
+        return {**stats, "grad_norm": norm, "stepped": float(stepped)}
+
+    def recompute_old_logprobs(self, samples: list[Sample]) -> list[Sample]:
+        """Score the batch with this rank's policy (``recompute_old_logprobs``); returns it."""
+        config = self.config
+        recompute_old_logprobs(
+            self.policy, samples, config.micro_batch_size, config.micro_batch_tokens
+        )
+        return samples
 
     def _loss(self, batch: list[Sample]) -> dict[str, Any]:
         return micro_batch_loss(self.policy, self.reference, self.config, batch)
@@ -162,7 +172,7 @@ class Learner:
         if found is None:
             return None
         model_dir, state = found
-        restore_learner(self.policy, self.optimizer, model_dir, state, self.config.dtype)
+        restore_learner(self.policy, self.optimizer, model_dir, state)
         return {k: v for k, v in state.items() if k not in ("optimizer", "torch_rng")}
 
     def save_model(self, folder: str) -> str:

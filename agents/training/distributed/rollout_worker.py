@@ -110,7 +110,11 @@ class RolloutWorker:
             )
         policy = Policy(self.path, tokenizer, dtype=self.config.dtype, device=self.config.device)
         return TransformersGenerator(
-            policy.model, policy.eos_ids(), policy.pad_id, self.config.micro_batch_size
+            policy.model,
+            policy.eos_ids(),
+            policy.pad_id,
+            self.config.micro_batch_size,
+            policy.compute_dtype,
         )
 
     def status(self) -> dict[str, Any]:

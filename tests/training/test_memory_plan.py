@@ -1,0 +1,87 @@
+"""The per-GPU memory plan against hand-computed bytes, and ``ftrl-gym train plan``."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from ftrl_gym.agents.training.cli import add_arguments, run
+from ftrl_gym.agents.training.config import build_config
+from ftrl_gym.agents.training.memory_plan import KNOWN_SHAPES, ModelShape, load_shape, memory_plan
+
+TOY = ModelShape(
+    layers=2, hidden=4, intermediate=8, heads=2, kv_heads=1, head_dim=2, vocab=10, tied=True
+)
+
+
+def test_parameter_count_of_a_toy_decoder() -> None:
+    # attention 2*4*(2*2) + 2*4*2 = 48; layer 48 + 3*4*8 + 2*4 = 152; tied embedding 10*4 = 40
+    assert TOY.parameters() == 40 + 2 * 152 + 4 == 348
+
+
+def test_memory_plan_of_a_toy_config() -> None:
+    config = build_config(
+        overrides={
+            "dtype": "bfloat16",
+            "micro_batch_size": 2,
+            "max_context_tokens": 16,
+            "max_new_tokens": 4,
+            "prompts_per_step": 2,
+            "mini_batch_size": 2,
+        }
+    )
+    plan = memory_plan(config, TOY)
+    assert (plan.parameters, plan.gradients, plan.optimizer) == (4 * 348, 4 * 348, 8 * 348)
+    assert plan.reference == 2 * 348  # bf16, kl_coef 0.001 > 0
+    # 2 x 16 positions; per token and layer 8*4 + 2*(5*4 + 2*2 + 4*8) = 144, two layers;
+    # logits at min(32, 2*4) = 8 generated positions: 3 x 8 x 10 x 4 B
+    assert plan.activations == 32 * 2 * 144 + 3 * 8 * 10 * 4 == 10176
+    # transformers generation: K and V, 2 layers x kv width 2 x 2 B x 32 positions
+    assert plan.generator == 2 * 2 * 2 * 2 * 32 == 512
+    assert plan.total() == 1392 + 1392 + 2784 + 696 + 10176 + 512
+
+    sharded = memory_plan(config, TOY, shards=2)
+    assert (sharded.parameters, sharded.optimizer, sharded.reference) == (696, 1392, 348)
+    budget = build_config(
+        overrides={**config.to_dict(), "micro_batch_tokens": 10, "kl_coef": 0.0, "backend": "vllm"}
+    )
+    planned = memory_plan(budget, TOY)
+    assert planned.reference == 0
+    assert planned.activations == 10 * 2 * 144 + 3 * 8 * 10 * 4
+    assert planned.generator == 2 * 348 + 2**30  # bf16 weights + vllm_kv_cache_gib = 1
+
+
+def test_known_smollm2_shape_counts_the_real_models_parameters() -> None:
+    torch = pytest.importorskip("torch")
+    from transformers import AutoModelForCausalLM
+
+    from ftrl_gym.agents.models import resolve_model
+
+    folder = resolve_model("smollm2")
+    assert load_shape(folder) == KNOWN_SHAPES["smollm2-135m"]
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    assert KNOWN_SHAPES["smollm2-135m"].parameters() == sum(p.numel() for p in model.parameters())
+    # Qwen2.5-7B-Instruct's published count
+    assert KNOWN_SHAPES["qwen2.5-7b"].parameters() == 7_615_616_512
+
+
+def _cli(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_train_plan_prints_the_paper_7b_table(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["plan", "--preset", "paper", "--shape", "qwen2.5-7b", "--shards", "8"]
+    argv += ["--set", "dtype=bfloat16", "--set", "micro_batch_tokens=2048"]
+    assert run(_cli(argv)) == 0
+    out = capsys.readouterr().out
+    assert "7.616 B parameters, 28 layers; learner sharded over 8 rank(s)" in out
+    assert "| optimizer (AdamW m, v fp32) | 7.09 |" in out  # 7.6e9 x 8 B / 8 / 2^30
+    assert "fits a 80 GiB GPU" in out
+
+
+def test_train_plan_names_an_unknown_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(_cli(["plan", "--shape", "no-such-model"])) == 2
+    assert "no model shape 'no-such-model'" in capsys.readouterr().err
