@@ -8,15 +8,14 @@ import inspect
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any, ClassVar
 
 from ftrl_gym.bfcl import source, toolsets
+from ftrl_gym.bfcl.source import MULTI_TURN_CATEGORIES
 from ftrl_gym.errors import SandboxError
 from ftrl_gym.sandbox import Sandbox, SandboxSession, ToolCall
 from ftrl_gym.scoring import CallVerdict, ScorerSpecError
-
-from ftrl_gym.bfcl.source import MULTI_TURN_CATEGORIES
 
 
 def loadable(entry: Mapping[str, Any]) -> bool:
@@ -24,25 +23,27 @@ def loadable(entry: Mapping[str, Any]) -> bool:
     return not set(entry["involved_classes"]) & set(toolsets.SANDBOX_REFUSES)
 
 
-@lru_cache(maxsize=None)
+@cache
 def entries(category: str) -> dict[str, dict[str, Any]]:
     """Task id → BFCL's entry (questions, initial config, classes, function docs, missed functions)."""
     return {entry["id"]: entry for entry in source.prompts(category, with_hints=True)}
 
 
-@lru_cache(maxsize=None)
+@cache
 def skipped(category: str) -> tuple[str, ...]:
     """Ids of the tasks left out because a class they involve does not run in the sandbox."""
     return tuple(task_id for task_id, entry in entries(category).items() if not loadable(entry))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _signatures(class_name: str) -> dict[str, inspect.Signature]:
     """Method name → signature of a BFCL class (read, not run), to name positional gold arguments."""
     from bfcl_eval.constants.executable_backend_config import CLASS_FILE_PATH_MAPPING
 
     cls = getattr(importlib.import_module(CLASS_FILE_PATH_MAPPING[class_name]), class_name)
-    return {name: inspect.signature(getattr(cls, name)) for name in toolsets.public_methods(class_name)}
+    return {
+        name: inspect.signature(getattr(cls, name)) for name in toolsets.public_methods(class_name)
+    }
 
 
 def parse_gold_call(text: str, classes: Sequence[str]) -> dict[str, Any]:
@@ -57,7 +58,7 @@ def parse_gold_call(text: str, classes: Sequence[str]) -> dict[str, Any]:
     """
     node = ast.parse(text, mode="eval").body
     if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
-        raise ValueError(f"not a plain call: {text!r}")
+        raise ValueError(f"not a plain call: {text!r}")  # noqa: TRY004 - the text is the value
     name = node.func.id
     signature = next((_signatures(c)[name] for c in classes if name in _signatures(c)), None)
     if signature is None:
@@ -70,7 +71,7 @@ def parse_gold_call(text: str, classes: Sequence[str]) -> dict[str, Any]:
     return {"name": name, "arguments": arguments}
 
 
-@lru_cache(maxsize=None)
+@cache
 def gold_turns(category: str) -> dict[str, tuple[tuple[dict[str, Any], ...], ...]]:
     """Task id → BFCL's ground-truth calls per user turn, parsed (loadable tasks only)."""
     from bfcl_eval.utils import load_ground_truth_entry
@@ -81,7 +82,9 @@ def gold_turns(category: str) -> dict[str, tuple[tuple[dict[str, Any], ...], ...
         if entry is None or not loadable(entry):
             continue
         classes = entry["involved_classes"]
-        out[truth["id"]] = tuple(tuple(parse_gold_call(call, classes) for call in turn) for turn in truth["ground_truth"])
+        out[truth["id"]] = tuple(
+            tuple(parse_gold_call(call, classes) for call in turn) for turn in truth["ground_truth"]
+        )
     return out
 
 
@@ -112,24 +115,36 @@ def multi_turn_records(category: str) -> list[dict[str, Any]]:
         if task_id not in gold:
             continue
         missed = {int(turn): docs for turn, docs in entry.get("missed_function", {}).items()}
-        later = [list(turn) if turn or k not in missed else [{"role": "user", "content": _holdout_prompt()}]
-                 for k, turn in enumerate(entry["question"]) if k > 0]
+        later = [
+            list(turn)
+            if turn or k not in missed
+            else [{"role": "user", "content": _holdout_prompt()}]
+            for k, turn in enumerate(entry["question"])
+            if k > 0
+        ]
         solution: list[list[dict[str, Any]]] = []
         for turn in gold[task_id]:
             solution += [[dict(call) for call in turn], []] if turn else [[]]
-        records.append({
-            "id": task_id,
-            "messages": [dict(message) for message in entry["question"][0]],
-            "user_turns": later,
-            "tools": source.tools_as_sent(list(entry["function"]) + [d for docs in missed.values() for d in docs]),
-            "tools_added": {str(k): [source.sent_name(d["name"]) for d in docs] for k, docs in missed.items()},
-            "codes": {},
-            "unsolved_set": {},
-            "scorer": {"kind": "bfcl_multi_turn", "category": category, "id": task_id},
-            "solution": solution,
-            "data_source": f"bfcl:{category}",
-            "split": "test",
-        })
+        records.append(
+            {
+                "id": task_id,
+                "messages": [dict(message) for message in entry["question"][0]],
+                "user_turns": later,
+                "tools": source.tools_as_sent(
+                    list(entry["function"]) + [d for docs in missed.values() for d in docs]
+                ),
+                "tools_added": {
+                    str(k): [source.sent_name(d["name"]) for d in docs]
+                    for k, docs in missed.items()
+                },
+                "codes": {},
+                "unsolved_set": {},
+                "scorer": {"kind": "bfcl_multi_turn", "category": category, "id": task_id},
+                "solution": solution,
+                "data_source": f"bfcl:{category}",
+                "split": "test",
+            }
+        )
     return records
 
 
@@ -160,12 +175,20 @@ class BfclMultiTurnScorer:
         source.require_bfcl()
         category, task_id = spec.get("category"), spec.get("id")
         if category not in MULTI_TURN_CATEGORIES:
-            raise ScorerSpecError(f"scorer.category must be one of {', '.join(MULTI_TURN_CATEGORIES)}, got {category!r}")
+            raise ScorerSpecError(
+                f"scorer.category must be one of {', '.join(MULTI_TURN_CATEGORIES)}, got {category!r}"
+            )
         if task_id not in entries(category):
-            raise ScorerSpecError(f"scorer.id {task_id!r} is not a task of BFCL's {category} category")
+            raise ScorerSpecError(
+                f"scorer.id {task_id!r} is not a task of BFCL's {category} category"
+            )
         if task_id not in gold_turns(category):
-            refused = sorted(set(entries(category)[task_id]["involved_classes"]) & set(toolsets.SANDBOX_REFUSES))
-            raise ScorerSpecError(f"scorer.id {task_id!r} involves {', '.join(refused)}, which the sandbox refuses")
+            refused = sorted(
+                set(entries(category)[task_id]["involved_classes"]) & set(toolsets.SANDBOX_REFUSES)
+            )
+            raise ScorerSpecError(
+                f"scorer.id {task_id!r} involves {', '.join(refused)}, which the sandbox refuses"
+            )
         return cls(category, task_id)
 
     @property
@@ -189,7 +212,11 @@ class BfclMultiTurnScorer:
 
     def entry_points(self) -> dict[str, str]:
         """Tool name (BFCL's method name) → ``api_<method>``."""
-        return {method: toolsets.METHOD_PREFIX + method for c in self.classes for method in toolsets.public_methods(c)}
+        return {
+            method: toolsets.METHOD_PREFIX + method
+            for c in self.classes
+            for method in toolsets.public_methods(c)
+        }
 
     def session_codes(self) -> dict[str, str]:
         """Every method's, loader's and state probe's function → its class's toolset source."""
@@ -205,15 +232,20 @@ class BfclMultiTurnScorer:
         """The hidden calls that load BFCL's initial configuration into each instance."""
         entry = entries(self.category)[self.task_id]
         long_context = "long_context" in self.category
-        return [ToolCall(toolsets.load_function(c), {"config": entry["initial_config"].get(c, {}),
-                                                     "long_context": long_context}) for c in self.classes]
+        return [
+            ToolCall(
+                toolsets.load_function(c),
+                {"config": entry["initial_config"].get(c, {}), "long_context": long_context},
+            )
+            for c in self.classes
+        ]
 
     def start(self, sandbox: Sandbox, seed: int | None) -> MultiTurnJudge:
         """A judge for one episode (its gold session opens at the first judged turn)."""
         return MultiTurnJudge(self, sandbox, seed)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _toolset_source(class_name: str) -> str:
     return toolsets.toolset_source(class_name)
 
@@ -245,17 +277,27 @@ class MultiTurnJudge:
         results = session.call(self.scorer.setup_calls())
         failed = [r.text for r in results if r.text != "loaded"]
         if failed:
-            raise SandboxError(f"BFCL task {self.scorer.task_id}: its scenario did not load in the sandbox: {failed[0]}")
+            raise SandboxError(
+                f"BFCL task {self.scorer.task_id}: its scenario did not load in the sandbox: {failed[0]}"
+            )
 
-    def judge(self, user_turn: int, session: SandboxSession, turn_calls: int, results: Sequence[str]) -> CallVerdict:
+    def judge(
+        self, user_turn: int, session: SandboxSession, turn_calls: int, results: Sequence[str]
+    ) -> CallVerdict:
         """BFCL's check of one user turn (see the class docstring)."""
         gold_results = self._run_gold(user_turn)
         expected = self.scorer.expected_at(user_turn)
         if expected == 0:
-            return CallVerdict(True, 0, "this turn has no gold calls; BFCL's checker does not check it")
+            return CallVerdict(
+                True, 0, "this turn has no gold calls; BFCL's checker does not check it"
+            )
         if turn_calls == 0:
-            return CallVerdict(False, 0, f"no call in a turn whose gold run makes {expected} "
-                                         "(multi_turn:empty_turn_model_response)")
+            return CallVerdict(
+                False,
+                0,
+                f"no call in a turn whose gold run makes {expected} "
+                "(multi_turn:empty_turn_model_response)",
+            )
         gold_state = self._probe(self._gold_session(), "the gold run")
         agent_state = self._probe(session, None)
         for class_name in self.scorer.classes:
@@ -264,15 +306,26 @@ class MultiTurnJudge:
                 return CallVerdict(False, 0, agent)
             differing = sorted(k for k in set(gold) | set(agent) if gold.get(k) != agent.get(k))
             if differing:
-                return CallVerdict(False, 0, f"the state of {class_name} differs from the gold run's in "
-                                             f"{', '.join(differing)} (multi_turn:instance_state_mismatch)"[:500])
+                return CallVerdict(
+                    False,
+                    0,
+                    f"the state of {class_name} differs from the gold run's in "
+                    f"{', '.join(differing)} (multi_turn:instance_state_mismatch)"[:500],
+                )
         missing = Counter(gold_results) - Counter(results)
         if missing:
             shown = "; ".join(text[:120] for text in list(missing.elements())[:3])
-            return CallVerdict(False, 0, f"{sum(missing.values())} of the gold run's {len(gold_results)} results are "
-                                         f"not among the agent's: {shown} (multi_turn:execution_response_mismatch)"[:500])
-        return CallVerdict(True, min(expected, turn_calls),
-                           "the state equals the gold run's and its results are among the agent's")
+            return CallVerdict(
+                False,
+                0,
+                f"{sum(missing.values())} of the gold run's {len(gold_results)} results are "
+                f"not among the agent's: {shown} (multi_turn:execution_response_mismatch)"[:500],
+            )
+        return CallVerdict(
+            True,
+            min(expected, turn_calls),
+            "the state equals the gold run's and its results are among the agent's",
+        )
 
     def _gold_session(self) -> SandboxSession:
         if self._gold is None:
@@ -286,7 +339,10 @@ class MultiTurnJudge:
         entry_points = self.scorer.entry_points()
         texts: list[str] = []
         while self._gold_turns_run <= min(user_turn, len(self.scorer.gold) - 1):
-            calls = [ToolCall(entry_points[c["name"]], dict(c["arguments"])) for c in self.scorer.gold[self._gold_turns_run]]
+            calls = [
+                ToolCall(entry_points[c["name"]], dict(c["arguments"]))
+                for c in self.scorer.gold[self._gold_turns_run]
+            ]
             texts = [r.text for r in session.call(calls)]
             self._gold_turns_run += 1
         return texts if self._gold_turns_run == user_turn + 1 else []
@@ -303,8 +359,10 @@ class MultiTurnJudge:
             if result.ok and isinstance(result.value, dict):
                 out[class_name] = result.value
                 continue
-            line = (f"the state of {class_name} cannot be read: " + (result.error or "its snapshot was cut at the "
-                    "sandbox's output limit"))[:300]
+            line = (
+                f"the state of {class_name} cannot be read: "
+                + (result.error or "its snapshot was cut at the sandbox's output limit")
+            )[:300]
             if gold is not None:
                 raise SandboxError(f"BFCL task {self.scorer.task_id}: {gold}: {line}")
             out[class_name] = line
