@@ -107,7 +107,11 @@ class ToolUseEnv(gym.Env[str, Any]):
     - ``user_turn``: scripted user turns delivered so far (0: only the opening messages).
     - ``task_id``: the record's ``id`` field (BFCL's ids), None for records without one.
     - ``verdict``: for a task with a call scorer, how it judged this turn's calls:
-      ``{"accepted", "matched", "detail"}``; ``{}`` otherwise (and after ``reset``).
+      ``{"accepted", "matched", "detail"}``; for a task with a turn scorer (BFCL's multi-turn
+      categories), how it judged the user turn that this call-free turn ended; ``{}`` otherwise (and
+      after ``reset``).
+    - ``episode_accepted``: for a task with a turn scorer, whether every user turn so far was judged
+      and accepted (True only once the last one is); None for other tasks.
     - ``turn``: assistant turns taken so far.
     - ``answers_left``: expected answers not yet obtained.
     - ``truncation_reason``: None, ``"max_turns"`` or ``"state_lost"`` (the sandbox worker holding a

@@ -326,3 +326,25 @@ def test_tasks_whose_classes_the_sandbox_refuses_are_left_out_and_listed():
                 }
             ]
         )
+
+
+def test_a_multi_turn_env_passes_check_env_and_a_pickled_one_restarts_from_the_initial_state(
+    sandbox, base_env
+):
+    import pickle
+
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(
+        gym.make("FTRL-BFCL-MultiTurnBase-v0", sandbox=sandbox).unwrapped, skip_render_check=True
+    )
+    gold = [list(turn) for turn in multi_turn.gold_turns("multi_turn_base")["multi_turn_base_51"]]
+    base_env.reset(options={"task_id": "multi_turn_base_51"})
+    base_env.step(_message(gold[0]))
+    twin = pickle.loads(pickle.dumps(base_env.unwrapped))
+    try:
+        *_, info = twin.step("Done.")  # the instances live in the sandbox: the twin's start afresh
+        assert info["verdict"]["accepted"] is False
+        assert all(verdict["accepted"] for verdict in _play(twin, "multi_turn_base_51", gold))
+    finally:
+        twin.close()
