@@ -30,8 +30,11 @@ def format_tool_calls(calls: Sequence[dict[str, Any]]) -> str:
 def _conversation_key(messages: Sequence[Message], tools: Sequence[ToolSchema]) -> str:
     """Identify an episode by its first user message and its tool names (stable across turns)."""
     question = next((m.get("content") for m in messages if m.get("role") == "user"), None)
-    names = sorted(str(t.get("function", t).get("name")) for t in tools)
-    return json.dumps([question, names], sort_keys=True, default=str)
+    return json.dumps([question, _tool_names(tools)], sort_keys=True, default=str)
+
+
+def _tool_names(tools: Sequence[ToolSchema]) -> list[str]:
+    return sorted(str(t.get("function", t).get("name")) for t in tools)
 
 
 def _assistant_turns(messages: Sequence[Message]) -> int:
@@ -42,8 +45,10 @@ class OracleAgent(BaseAgent):
     """Plays the task's reference ``solution`` turn by turn, then states ``task.answer``.
 
     ``reset(task)`` registers the episode; ``act`` finds it again by its first user message and tool
-    names, so any number of episodes may be open at once. On a task whose solution is valid it scores
-    Solve-F1 = 1.
+    names, so any number of episodes may be open at once (a task whose later user turns add tools is
+    found by its question and the tools offered so far). An empty turn of the solution is a text reply,
+    which ends a user turn of a task with scripted ``user_turns``. On a task whose solution is valid it
+    scores Solve-F1 = 1.
     """
 
     name = "oracle"
@@ -71,13 +76,26 @@ class OracleAgent(BaseAgent):
         """
         key = _conversation_key(messages, tools)
         if key not in self._episodes:
+            key = self._offered_subset(messages, tools)
+        if key is None or key not in self._episodes:
             raise AgentError("OracleAgent.act called for a conversation it was not reset with")
         task, opening_turns = self._episodes[key]
         turn = _assistant_turns(messages) - opening_turns
-        if turn < len(task.solution):
+        if turn < len(task.solution) and task.solution[turn]:
             return format_tool_calls(task.solution[turn])
+        if turn < len(task.solution):
+            return "I have done what this request asks."
         answer = getattr(task, "answer", None)
         return f"The answer is {answer}." if answer else "I have finished the task."
+
+
+    def _offered_subset(self, messages: list[Message], tools: list[ToolSchema]) -> str | None:
+        """The key of the one registered episode with this question whose tools include those offered
+        now (a task that adds tools at a later user turn offers only some of them)."""
+        question = json.loads(_conversation_key(messages, []))[0]
+        offered = set(_tool_names(tools))
+        keys = [k for k in self._episodes if json.loads(k)[0] == question and offered <= set(json.loads(k)[1])]
+        return keys[0] if len(keys) == 1 else None
 
 
 class RandomAgent(BaseAgent):

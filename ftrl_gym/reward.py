@@ -242,3 +242,39 @@ def episode_metrics(total_answers: int, calls: int, solved: int) -> dict[str, fl
         "solve_r": solved / total_answers if total_answers else 1.0,
         "solve_f1": 2 * solved / (calls + total_answers) if calls + total_answers else 1.0,
     }
+
+
+def pending_turn_reward(num_calls: int, expected_left: int) -> TurnReward:
+    """An assistant turn with calls on a task judged per user turn: 0 until the user turn ends.
+
+    Args:
+        num_calls: p, calls that parsed this turn.
+        expected_left: t, expected calls not yet matched before the turn.
+    """
+    return TurnReward(0.0, "pending", num_calls, 0, expected_left, (), {})
+
+
+def user_turn_reward(
+    turn_calls: int, matched: int, expected: int, expected_left: int, variant: str = "solve_f1",
+    abstention_reward: float = ABSTENTION_REWARD,
+) -> TurnReward:
+    """The reward of the call-free turn that ends a user turn judged as a whole: the user turn's own
+    Solve-P/R/F1 (``episode_metrics`` over its calls), so a perfect user turn earns 1.
+
+    Args:
+        turn_calls: p, calls the agent made during the user turn (already counted at their turns).
+        matched: q, gold calls the judge credits (0 when it refuses the turn).
+        expected: g, gold calls of the user turn.
+        expected_left: t, expected calls not yet matched before the turn.
+        variant: A key of :data:`REWARD_VARIANTS`; ``solve_pr`` is Solve-P times Solve-R.
+        abstention_reward: The reward of a user turn without gold calls and without a call.
+
+    Returns:
+        The reward; ``num_calls`` is 0 and ``num_solved`` is q (so the episode counts C once, S by q).
+    """
+    if expected == 0:
+        reward, branch = (abstention_reward, "abstained") if turn_calls == 0 else (0.0, "user_turn_judged")
+        return TurnReward(reward, branch, 0, 0, expected_left, (), {})
+    metrics = episode_metrics(expected, turn_calls, matched)
+    metrics["solve_pr"] = metrics["solve_p"] * metrics["solve_r"]
+    return TurnReward(metrics[variant], "user_turn_judged", 0, matched, expected_left, (), {})

@@ -44,12 +44,74 @@ class CallScorer(Protocol):
         ...
 
 
-ScorerFactory = Callable[[Mapping[str, Any]], CallScorer]
+class EpisodeJudge(Protocol):
+    """One episode's judge of a :class:`TurnScorer`: it sets the agent's session up and judges each
+    user turn when the agent stops calling."""
+
+    def setup(self, session: Any) -> None:
+        """Prepare the agent's sandbox session before its first call (e.g. load the scenario).
+
+        Raises:
+            SandboxError: the session cannot be prepared (an infrastructure or task defect).
+        """
+        ...
+
+    def judge(self, user_turn: int, session: Any, turn_calls: int, results: Sequence[str]) -> CallVerdict:
+        """Judge user turn ``user_turn`` (0: the opening messages) once the agent stops calling.
+
+        Args:
+            user_turn: The user turn that just ended.
+            session: The agent's sandbox session (the judge may call its hidden probe functions).
+            turn_calls: Calls the agent made during this user turn.
+            results: The text of every result the agent received so far, in all user turns.
+
+        Returns:
+            The verdict; ``matched`` is at most ``min(turn_calls, expected_at(user_turn))``.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release what the judge opened (idempotent)."""
+        ...
+
+
+class TurnScorer(Protocol):
+    """A scorer that judges each *user turn* by the world state it leaves (BFCL's multi-turn check),
+    with a toolset of its own: tool name → hidden entry point, and the code of every entry point,
+    including functions no agent can call (a scenario loader, a state probe)."""
+
+    per_user_turn: bool
+    """Always True: marks a turn scorer (a :class:`CallScorer` judges each assistant turn)."""
+
+    @property
+    def expected_calls(self) -> int:
+        """T of the episode metrics: the gold calls of all user turns."""
+        ...
+
+    def expected_at(self, user_turn: int) -> int:
+        """The gold calls of one user turn (0: a turn the agent should not act on)."""
+        ...
+
+    def entry_points(self) -> dict[str, str]:
+        """Tool name → the function of the session's code that runs it."""
+        ...
+
+    def session_codes(self) -> dict[str, str]:
+        """Function name → source, for every function the agent's session holds (tools and hidden ones)."""
+        ...
+
+    def start(self, sandbox: Any, seed: int | None) -> EpisodeJudge:
+        """A judge for one episode; it may open sessions of its own on ``sandbox``."""
+        ...
+
+
+ScorerFactory = Callable[[Mapping[str, Any]], CallScorer | TurnScorer]
 """Builds a scorer from a task's ``scorer`` spec, raising :class:`ScorerSpecError` when it is malformed."""
 
 _SCORERS: dict[str, ScorerFactory | str] = {
     "call_match": "ftrl_gym.scoring:CallMatchScorer.from_spec",
     "bfcl_ast": "ftrl_gym.bfcl.scorer:BfclAstScorer.from_spec",
+    "bfcl_multi_turn": "ftrl_gym.bfcl.multi_turn:BfclMultiTurnScorer.from_spec",
 }
 """Scorer kinds: a factory, or ``module:attribute`` imported on first use."""
 
@@ -64,11 +126,12 @@ def register_scorer(kind: str, factory: ScorerFactory) -> None:
     _SCORERS[kind] = factory
 
 
-def build_scorer(spec: Any) -> CallScorer:
+def build_scorer(spec: Any) -> CallScorer | TurnScorer:
     """Build the scorer a task record's ``scorer`` field describes.
 
     Args:
-        spec: A JSON object with a ``kind`` (``call_match``, ``bfcl_ast`` or a registered kind).
+        spec: A JSON object with a ``kind`` (``call_match``, ``bfcl_ast``, ``bfcl_multi_turn`` or a
+            registered kind).
 
     Returns:
         The scorer.

@@ -16,7 +16,7 @@ from typing import Any
 
 from ftrl_gym.errors import TaskFormatError
 from ftrl_gym.parsing import MAX_JSON_DEPTH, json_extent
-from ftrl_gym.scoring import CallScorer, ScorerSpecError, build_scorer
+from ftrl_gym.scoring import CallScorer, ScorerSpecError, TurnScorer, build_scorer
 
 SCENARIOS: tuple[str, ...] = ("single_hop", "parallel_single_hop", "multi_hop", "parallel_multi_hop")
 """The four scenarios of the construction pipeline (SPEC 6), in dataset order."""
@@ -84,7 +84,8 @@ class TaskRecord:
     state: dict[str, Any] | None = None
     """World state of a stateful toolset, passed to every tool as the keyword ``data``."""
     solution: list[list[dict[str, Any]]] | None = None
-    """Reference calls, turn by turn: each turn is a list of ``{"name", "arguments"}``."""
+    """Reference calls, turn by turn: each turn is a list of ``{"name", "arguments"}``; an empty turn
+    is answered in text (it ends a user turn of a task with ``user_turns``)."""
     entry_points: dict[str, str] = field(default_factory=dict)
     """Tool name → the Python function in its code that runs it, for names that are not plain
     identifiers (``math.factorial``, ``__init__``); other tools run the function of their own name."""
@@ -120,7 +121,7 @@ class TaskRecord:
         return [tool for tool in self.tools if tool["function"]["name"] not in hidden] if hidden else self.tools
 
     @cached_property
-    def call_scorer(self) -> CallScorer | None:
+    def call_scorer(self) -> CallScorer | TurnScorer | None:
         """The scorer built from ``scorer`` (checked at load), or None for answer-verified tasks."""
         return None if self.scorer is None else build_scorer(self.scorer)
 
@@ -425,7 +426,7 @@ class _Validator:
                     "rename the parameter"
                 )
 
-    def scorer(self) -> tuple[dict[str, Any] | None, CallScorer | None]:
+    def scorer(self) -> tuple[dict[str, Any] | None, CallScorer | TurnScorer | None]:
         """The scorer spec and the scorer built from it (None, None without one)."""
         spec = self.decoded("scorer", required=False)
         if spec is None:
@@ -504,8 +505,8 @@ class _Validator:
         if not isinstance(turns, list):
             raise self.fail(f"solution must be a list of turns, got {_kind(turns)}")
         for t, turn in enumerate(turns):
-            if not isinstance(turn, list) or not turn:
-                raise self.fail(f"solution[{t}] must be a non-empty list of calls")
+            if not isinstance(turn, list):
+                raise self.fail(f"solution[{t}] must be a list of calls (empty: a turn answered in text)")
             for c, call in enumerate(turn):
                 where = f"solution[{t}][{c}]"
                 if not isinstance(call, dict) or not isinstance(call.get("arguments"), dict):

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ftrl_gym.bfcl.source import SINGLE_TURN_CATEGORIES, require_bfcl
+from ftrl_gym.bfcl.source import CATEGORIES, MULTI_TURN_CATEGORIES, SINGLE_TURN_CATEGORIES, require_bfcl
 
-__all__ = ["SINGLE_TURN_CATEGORIES", "require_bfcl"]
+__all__ = ["CATEGORIES", "MULTI_TURN_CATEGORIES", "SINGLE_TURN_CATEGORIES", "require_bfcl"]

@@ -86,12 +86,19 @@ def bfcl_tasks(category: str) -> list[TaskRecord]:
     return load_tasks(bfcl_records(category))
 
 
-def make_bfcl_env(category: str | None = None, *, max_turns: int = 1, split: str = "test", **kwargs: Any) -> ToolUseEnv:
+MULTI_TURN_MAX_TURNS = 100
+"""Default assistant turns per multi-turn episode (BFCL allows 20 steps per user turn; the gold play
+takes two per user turn, its calls and the text that ends it, and the tasks have at most 7 user turns)."""
+
+
+def make_bfcl_env(category: str | None = None, *, max_turns: int | None = None, split: str = "test",
+                  **kwargs: Any) -> ToolUseEnv:
     """Build the env of one BFCL category (the entry point of ``FTRL-BFCL-v0``).
 
     Args:
-        category: One of :data:`~ftrl_gym.bfcl.source.SINGLE_TURN_CATEGORIES`.
-        max_turns: Assistant turns per episode; BFCL's single-turn categories are one-shot.
+        category: One of :data:`~ftrl_gym.bfcl.source.CATEGORIES`.
+        max_turns: Assistant turns per episode; by default 1 for the single-turn categories (BFCL
+            scores one response) and :data:`MULTI_TURN_MAX_TURNS` for the multi-turn ones.
         split: ``"test"``, BFCL's only split (accepted so that code passing ``split=`` works).
         **kwargs: Any other keyword argument of :class:`~ftrl_gym.envs.tool_use_env.ToolUseEnv`.
 
@@ -104,5 +111,12 @@ def make_bfcl_env(category: str | None = None, *, max_turns: int = 1, split: str
     source.require_bfcl()
     if split != "test":
         raise EnvConfigError(f"BFCL has one split, 'test'; got split={split!r}")
+    category = source.check_category(category)
+    if category in source.MULTI_TURN_CATEGORIES:
+        from ftrl_gym.bfcl.multi_turn import multi_turn_records
+
+        records = multi_turn_records(category)
+        return ToolUseEnv(load_tasks(records), max_turns=MULTI_TURN_MAX_TURNS if max_turns is None else max_turns,
+                          **kwargs)
     source.load_checker()  # imported now (seconds), not in the first step
-    return ToolUseEnv(bfcl_tasks(source.check_category(category)), max_turns=max_turns, **kwargs)
+    return ToolUseEnv(bfcl_tasks(category), max_turns=1 if max_turns is None else max_turns, **kwargs)

@@ -42,19 +42,28 @@ def load_checker() -> Any:
     return ast_checker
 
 
+MULTI_TURN_CATEGORIES: tuple[str, ...] = (
+    "multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param", "multi_turn_long_context",
+)
+"""BFCL's multi-turn categories, judged by its state and response checks after every user turn."""
+
+CATEGORIES: tuple[str, ...] = SINGLE_TURN_CATEGORIES + MULTI_TURN_CATEGORIES
+"""Every category ``FTRL-BFCL-v0`` serves."""
+
+
 def check_category(category: Any) -> str:
-    """Return ``category`` when it is a single-turn category this env serves.
+    """Return ``category`` when it is a category this env serves.
 
     Raises:
         EnvConfigError: Unknown category, with the closest match and the full list.
     """
-    if category in SINGLE_TURN_CATEGORIES:
+    if category in CATEGORIES:
         return category
-    close = difflib.get_close_matches(str(category), SINGLE_TURN_CATEGORIES, n=1)
+    close = difflib.get_close_matches(str(category), CATEGORIES, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise EnvConfigError(
         f"unknown BFCL category {category!r}{hint}; gym.make('FTRL-BFCL-v0', category=...) takes one of "
-        f"{', '.join(SINGLE_TURN_CATEGORIES)}"
+        f"{', '.join(CATEGORIES)}"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import re
@@ -29,9 +30,55 @@ _LONG_CONTEXT_IMPORT = re.compile(
 )
 
 
+STATE_SNAPSHOT_SOURCE = """
+def _ftrl_snapshot(value, depth=0):
+    if depth > 48:
+        return {"__repr__": repr(value)[:200]}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, list):
+        return [_ftrl_snapshot(item, depth + 1) for item in value]
+    if isinstance(value, tuple):
+        return {"__tuple__": [_ftrl_snapshot(item, depth + 1) for item in value]}
+    if isinstance(value, (set, frozenset)):
+        return {"__set__": sorted([_ftrl_snapshot(item, depth + 1) for item in value], key=repr)}
+    if isinstance(value, dict):
+        if all(isinstance(key, str) for key in value):
+            return {key: _ftrl_snapshot(item, depth + 1) for key, item in value.items()}
+        pairs = [[_ftrl_snapshot(key, depth + 1), _ftrl_snapshot(item, depth + 1)] for key, item in value.items()]
+        return {"__items__": sorted(pairs, key=lambda pair: repr(pair[0]))}
+    return {"__repr__": repr(value)}
+"""
+"""Turns an attribute's value into JSON that is equal exactly when the values are (``==``, as BFCL's
+state check compares them): a tuple, a set, a dict with non-string keys and any other object are tagged, so that
+the JSON round trip never makes two different values equal; key order is irrelevant, as for ``==``."""
+
+
 def load_function(class_name: str) -> str:
     """The toolset function that loads an episode's scenario into the class's instance."""
     return f"{METHOD_PREFIX}load_{class_name}"
+
+
+def state_function(class_name: str) -> str:
+    """The toolset function that returns a snapshot of the instance's public attributes: the state
+    probe the env reads after each user turn. It is no tool, so no agent can call it."""
+    return f"{METHOD_PREFIX}state_{class_name}"
+
+
+def state_attributes(class_name: str) -> list[str]:
+    """The public instance attributes a class's own body ever assigns (``self.x = ...``,
+    ``self.x: T = ...``), found in its source without running it: what BFCL's state check compares."""
+    tree = ast.parse(class_source(class_name))
+    body = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == class_name)
+    names: set[str] = set()
+    for node in ast.walk(body):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, (ast.AnnAssign, ast.AugAssign)) else []
+        for target in targets:
+            if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+                    and target.value.id == "self" and not target.attr.startswith("_")):
+                names.add(target.attr)
+    return sorted(names)
 
 
 def class_source(class_name: str) -> str:
@@ -58,7 +105,8 @@ def public_methods(class_name: str) -> list[str]:
 def toolset_source(class_name: str) -> str:
     """Tool code for every method of a class: the class's module, one instance made when the module runs
     (once per episode: the sandbox runs a source once per session and its tools share it),
-    ``api_load_<class>(config, long_context)`` to load the episode's initial configuration, and
+    ``api_load_<class>(config, long_context)`` to load the episode's initial configuration,
+    ``api_state_<class>()`` to snapshot its public attributes (:data:`STATE_SNAPSHOT_SOURCE`), and
     ``api_<method> = instance.<method>`` for each public method.
 
     Args:
@@ -70,11 +118,15 @@ def toolset_source(class_name: str) -> str:
     source.require_bfcl()
     lines = [
         class_source(class_name),
+        STATE_SNAPSHOT_SOURCE,
         f"\n_instance = {class_name}()\n",
         f"def {load_function(class_name)}(config, long_context=False):",
         "    if hasattr(_instance, '_load_scenario'):",
         "        _instance._load_scenario(config, long_context=long_context)",
         "    return 'loaded'\n",
+        f"def {state_function(class_name)}():",
+        f"    return {{name: _ftrl_snapshot(getattr(_instance, name)) for name in {state_attributes(class_name)!r}",
+        "            if hasattr(_instance, name)}\n",
     ]
     lines += [f"{METHOD_PREFIX}{method} = _instance.{method}" for method in public_methods(class_name)]
     return "\n".join(lines) + "\n"

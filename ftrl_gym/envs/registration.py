@@ -26,7 +26,7 @@ ENV_IDS: tuple[str, ...] = (*BUILTIN_IDS, CUSTOM_ID)
 """The ids of the generated datasets (every id this package registers, BFCL's aside)."""
 
 BFCL_ID = "FTRL-BFCL-v0"
-"""BFCL's single-turn categories (``category=``), read from the optional bfcl-eval package."""
+"""BFCL's single-turn and multi-turn categories (``category=``), read from the optional bfcl-eval package."""
 BFCL_ENTRY_POINT = "ftrl_gym.bfcl.env:make_bfcl_env"
 
 BFCL_CATEGORY_IDS: dict[str, str] = {
@@ -34,7 +34,8 @@ BFCL_CATEGORY_IDS: dict[str, str] = {
     for category in (
         "simple_python", "simple_java", "simple_javascript", "multiple", "parallel", "parallel_multiple",
         "live_simple", "live_multiple", "live_parallel", "live_parallel_multiple", "irrelevance",
-        "live_irrelevance",
+        "live_irrelevance", "multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param",
+        "multi_turn_long_context",
     )
 }
 """One id per BFCL category (``FTRL-BFCL-SimplePython-v0`` ...), for tools that take ids only

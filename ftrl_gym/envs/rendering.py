@@ -19,6 +19,7 @@ _BRANCH_TEXT = {
     "final_answer": "the final answer appears in the response",
     "all_solved": "every sub-problem is solved but the response does not state the final answer",
     "no_answer": "the response neither calls a tool nor states the final answer",
+    "user_turn_judged": "the last user turn was judged by the task's turn scorer",
 }
 
 

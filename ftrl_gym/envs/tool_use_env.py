@@ -38,11 +38,13 @@ from ftrl_gym.reward import (
     call_key,
     count_answers,
     episode_metrics,
+    pending_turn_reward,
     scored_calls_reward,
     turn_reward,
+    user_turn_reward,
 )
 from ftrl_gym.sandbox import Sandbox, SandboxConfig, SandboxSession, ToolCall, ToolResult, messages
-from ftrl_gym.scoring import CallVerdict
+from ftrl_gym.scoring import CallVerdict, EpisodeJudge, TurnScorer
 from ftrl_gym.tasks import TaskRecord, load_tasks
 
 NOT_EXECUTED = "(call recorded: this task scores calls by their arguments and does not execute its tools)"
@@ -112,7 +114,11 @@ class ToolUseEnv(gym.Env[str, Any]):
     - ``user_turn``: scripted user turns delivered so far (0: only the opening messages).
     - ``task_id``: the record's ``id`` field (BFCL's ids), None for records without one.
     - ``verdict``: for a task with a call scorer, how it judged this turn's calls:
-      ``{"accepted", "matched", "detail"}``; ``{}`` otherwise (and after ``reset``).
+      ``{"accepted", "matched", "detail"}``; for a task with a turn scorer (BFCL's multi-turn
+      categories), how it judged the user turn that this call-free turn ended; ``{}`` otherwise (and
+      after ``reset``).
+    - ``episode_accepted``: for a task with a turn scorer, whether every user turn so far was judged
+      and accepted (True only once the last one is); None for other tasks.
     - ``turn``: assistant turns taken so far.
     - ``answers_left``: expected answers not yet obtained.
     - ``truncation_reason``: None, ``"max_turns"`` or ``"state_lost"`` (the sandbox worker holding a
@@ -189,6 +195,9 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._sandbox = sandbox
         self._owns_sandbox = sandbox is None
         self._session: SandboxSession | None = None
+        self._judge: EpisodeJudge | None = None
+        self._turn_scorer: TurnScorer | None = None
+        self._runners: dict[str, str] = {}
         self._pending_state_json: str | None = None
         self._tool_seed: int | None = None
         self.task: TaskRecord | None = None
@@ -222,8 +231,12 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._offer_tools()
         self._turn = self._calls = self._solved = 0
         self._call_keys: set[str] = set()
+        scorer = self.task.call_scorer
+        self._turn_scorer = scorer if getattr(scorer, "per_user_turn", False) else None  # type: ignore[assignment]
+        self._runners = self._turn_scorer.entry_points() if self._turn_scorer is not None else {}
+        self._turn_calls, self._results_so_far, self._turns_judged, self._turns_refused = 0, [], 0, 0
         self._done = False
-        if self.task.tool_codes:
+        if self.task.tool_codes or self._turn_scorer is not None:
             self._ensure_session()
         info = self._info([], [], [], {}, None)
         return fit(render_messages(self._messages), OBSERVATION_MAX_LENGTH), info
@@ -346,7 +359,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         session = self._session
         if session is not None and self._pending_state_json is not None and not session.state_lost:
             state["_pending_state_json"] = json.dumps(session.get_state(), separators=(",", ":"))
-        state["_sandbox"] = state["_session"] = None
+        state["_sandbox"] = state["_session"] = state["_judge"] = None
         state["_owns_sandbox"] = True
         spec = state.get("spec")
         if spec is not None and "sandbox" in spec.kwargs:
@@ -394,12 +407,18 @@ class ToolUseEnv(gym.Env[str, Any]):
                 )
                 self._owns_sandbox = True
             assert self.task is not None
-            self._session = self._sandbox.open_session(
-                self.task.tool_codes, seed=self._tool_seed, state_json=self._pending_state_json
-            )
+            scorer = self._turn_scorer
+            codes = self.task.tool_codes if scorer is None else scorer.session_codes()
+            self._session = self._sandbox.open_session(codes, seed=self._tool_seed, state_json=self._pending_state_json)
+            if scorer is not None:
+                self._judge = scorer.start(self._sandbox, self._tool_seed)
+                self._judge.setup(self._session)
         return self._session
 
     def _close_session(self) -> None:
+        if self._judge is not None:
+            self._judge.close()
+            self._judge = None
         if self._session is not None:
             self._session.close()
             self._session = None
@@ -407,6 +426,8 @@ class ToolUseEnv(gym.Env[str, Any]):
     def _score_turn(self, parsed: ParsedResponse, results: Sequence[ToolResult]) -> tuple[TurnReward, CallVerdict | None]:
         """The turn's reward: by the task's call scorer when it has one, else by SPEC 3's answers."""
         assert self.task is not None
+        if self._turn_scorer is not None:
+            return self._score_user_turn(parsed, results)
         scorer = self.task.call_scorer
         malformed = parsed.num_unparsable if parsed.has_call_syntax else 0
         if scorer is not None and parsed.calls:
@@ -438,6 +459,32 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._call_keys.update(keys)
         return dataclasses.replace(outcome, reward=outcome.reward - charge) if charge else outcome
 
+    def _score_user_turn(self, parsed: ParsedResponse, results: Sequence[ToolResult]) -> tuple[TurnReward, CallVerdict | None]:
+        """A turn of a task judged per user turn: 0 while the agent calls, the judged user turn's own
+        Solve-F1 on the call-free turn that ends it."""
+        scorer = self._turn_scorer
+        assert scorer is not None
+        left = self._total_answers - self._solved
+        if parsed.calls:
+            self._turn_calls += len(parsed.calls)
+            self._results_so_far.extend(result.text for result in results)
+            return pending_turn_reward(len(parsed.calls), left), None
+        session = self._ensure_session()
+        assert self._judge is not None
+        verdict = self._judge.judge(self._user_turn, session, self._turn_calls, tuple(self._results_so_far))
+        self._turns_judged += 1
+        self._turns_refused += not verdict.accepted
+        outcome = user_turn_reward(self._turn_calls, verdict.matched, scorer.expected_at(self._user_turn), left,
+                                   self.config.reward, self.config.abstention_reward)
+        self._turn_calls = 0
+        return outcome, verdict
+
+    def _episode_accepted(self) -> bool | None:
+        """For a task judged per user turn: whether every user turn so far was judged and accepted."""
+        if self._turn_scorer is None or self.task is None:
+            return None
+        return self._turns_refused == 0 and self._turns_judged == len(self.task.user_turns) + 1
+
     def _run_calls(self, calls: tuple[ParsedCall, ...]) -> tuple[list[ToolResult], bool]:
         """Run a turn's calls within its budgets; returns one result per call and whether state was lost.
 
@@ -467,7 +514,7 @@ class ToolUseEnv(gym.Env[str, Any]):
     def _answer_here(self, call: ParsedCall) -> ToolResult | None:
         """The result of a call that needs no sandbox, or None for a call of a tool with code."""
         assert self.task is not None
-        if call.name in self.task.codes and call.name in self._tool_names:
+        if call.name in self._tool_names and (call.name in self.task.codes or call.name in self._runners):
             return None
         if call.name not in self._tool_names:
             return not_run(messages.unknown_tool(call.name, sorted(self._tool_names)))
@@ -490,7 +537,8 @@ class ToolUseEnv(gym.Env[str, Any]):
                 break
             batch = calls[len(results):len(results) + size]
             try:
-                results += session.call([ToolCall(self.task.entry_point(call.name), call.arguments) for call in batch])
+                results += session.call([ToolCall(self._runners.get(call.name) or self.task.entry_point(call.name),
+                                                  call.arguments) for call in batch])
             except EpisodeStateLostError as exc:
                 line = f"error: the episode's world state was lost ({exc}); the episode is truncated"
                 return results + [not_run(line)] * (len(calls) - len(results)), True
@@ -542,6 +590,7 @@ class ToolUseEnv(gym.Env[str, Any]):
             "answers_left": count_answers(self._unsolved),
             "truncation_reason": truncation_reason,
             "verdict": _verdict_info(verdict),
+            "episode_accepted": self._episode_accepted(),
         }
 
 

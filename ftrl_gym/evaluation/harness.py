@@ -262,11 +262,19 @@ def _record(label: str, config: EvalConfig, episode: _Episode) -> dict[str, Any]
         "completion_tokens": episode.completion_tokens,
         "wall_s": round(time.perf_counter() - episode.started, 4),
         "truncation_reason": episode.info.get("truncation_reason"),
-        "accepted": float(metrics["solve_f1"]) == 1.0 if getattr(task, "scorer", None) is not None else None,
+        "accepted": _accepted(episode.info, task),
         "question": _question(task),
         "answers": task.unsolved_set,
         "trace": episode.trace,
     }
+
+
+def _accepted(info: dict[str, Any], task: Any) -> bool | None:
+    """Whether a scorer accepted the episode: every user turn, for a task judged per user turn (BFCL's
+    multi-turn check); else Solve-F1 = 1; None for a task without a scorer."""
+    if info.get("episode_accepted") is not None:
+        return bool(info["episode_accepted"])
+    return float(info["metrics"]["solve_f1"]) == 1.0 if getattr(task, "scorer", None) is not None else None
 
 
 def _question(task: Any) -> str:

@@ -181,7 +181,7 @@ def test_the_abstention_reward_is_configurable_and_a_call_earns_nothing():
 
 
 def test_an_unknown_scorer_kind_and_a_task_id_typo_say_what_was_expected():
-    with pytest.raises(TaskFormatError, match=r"records\[0\]: unknown scorer kind 'exact'; known kinds: bfcl_ast, call_match"):
+    with pytest.raises(TaskFormatError, match=r"records\[0\]: unknown scorer kind 'exact'; known kinds: bfcl_ast, bfcl_multi_turn, call_match"):
         load_tasks([{**_scored([], [_schema("area")]), "scorer": {"kind": "exact"}}])
     env = _scored_env([])
     try:
