@@ -396,14 +396,24 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     """Read settings from a ``.json`` or ``.yaml``/``.yml`` file holding one mapping."""
     text = Path(path).read_text()
     if str(path).endswith((".yaml", ".yml")):
-        import yaml
-
-        data = yaml.safe_load(text) or {}
+        data = _read_yaml(text, path)
     else:
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of settings, got {type(data).__name__}")
     return data
+
+
+def _read_yaml(text: str, path: str | Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from exc
 
 
 def build_config(

@@ -41,8 +41,8 @@ def test_eval_rerun_skips_what_is_done(tmp_path: Path, capsys: pytest.CaptureFix
         (["--env", "FTRL-SingleHopp-v0"], "Did you mean 'FTRL-SingleHop-v0'?"),
         (["--agent", "nonsense"], "unknown agent 'nonsense'"),
         (["--agent", "no_such_module_xyz:Agent"], "cannot import module 'no_such_module_xyz'"),
-        (["--agent", "hf", "--model", "/no/such/model"], "model path '/no/such/model' does not exist"),
-        (["--agent", "vllm", "--model", "/no/such/model"], "model path '/no/such/model' does not exist"),
+        (["--agent", "hf", "--model", "/no/such/model"], "model '/no/such/model' is neither a local path nor a Hub id"),
+        (["--agent", "vllm", "--model", "/no/such/model"], "model '/no/such/model' is neither a local path nor a Hub id"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_clear_message(
