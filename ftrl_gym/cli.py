@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import NoReturn
 
+from ftrl_gym.logs import configure_logging
+
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("ftrl_gym.generation.cli", "build tool environments with the five-stage pipeline"),
     "eval": ("ftrl_gym.evaluation.eval_cli", "measure Solve-P/R/F1 of an agent on the environments"),
@@ -106,6 +108,11 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         if name == chosen:
             module = _load(module_name, name)
             module.add_arguments(sub)
+            if name != "generate":
+                sub.add_argument(
+                    "--verbose", action="store_true",
+                    help="show other libraries' INFO and WARNING logs (vLLM, transformers, Ray, httpx)",
+                )
             sub.set_defaults(func=module.run)
     return parser
 
@@ -123,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(args_list).parse_args(args_list)
     if args.command == "generate":
         return int(args.func(args) or 0)
+    configure_logging(verbose=args.verbose)
     try:
         return int(args.func(args) or 0)
     except ModuleNotFoundError as exc:

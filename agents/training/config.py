@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftrl_gym.agents.training.reporting import REPORT_TARGETS
 from ftrl_gym.envs.registration import SCENARIO_IDS
 
 SCENARIO_ENV_IDS = list(SCENARIO_IDS)
@@ -144,6 +145,11 @@ class TrainConfig:
     """Pipeline: which RL model is scored on the test split, ``final`` or ``best`` (the step with the
     highest validation Solve-F1, the starting SFT model included; needs ``val_every``)."""
 
+    report_to: list[str] = field(default_factory=list)
+    """Where per-step metrics go besides ``metrics.jsonl``: ``tensorboard`` (event files in
+    ``RUN/tensorboard``), ``wandb`` (an offline Weights & Biases run in ``RUN/wandb``), both, or
+    ``none`` (the default). Needs the ``logging`` extra."""
+
     # --- distributed (Ray): used by ``ftrl-gym train ... --ray`` -----------------------------------
     ray_address: str = ""
     """Ray cluster to join (``ray.init(address=...)``, e.g. ``auto`` or ``10.0.0.1:6379``); empty:
@@ -223,6 +229,14 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ConfigError(
                     f"{name}={getattr(self, name)!r} is unknown: use one of {', '.join(allowed)}"
+                )
+        if self.report_to == ["none"]:
+            self.report_to = []
+        for target in self.report_to:
+            if target not in REPORT_TARGETS:
+                raise ConfigError(
+                    f"report_to holds {target!r}: use tensorboard, wandb, both "
+                    "(report_to=tensorboard,wandb) or none"
                 )
         for algorithm in self.rl_algorithms:
             if algorithm not in ALGORITHMS:
