@@ -29,6 +29,7 @@ THIRD_PARTY_ENV = {
     "HF_HUB_VERBOSITY": "error",
     "WANDB_SILENT": "true",
     "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TORCH_CPP_LOG_LEVEL": "ERROR",
 }
 """Environment variables that libraries read at import time (vLLM also in its engine processes); set
 only where the user has not set them."""

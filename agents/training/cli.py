@@ -9,6 +9,7 @@ from pathlib import Path
 import gymnasium as gym
 
 from ftrl_gym.agents.training.config import PRESETS, ConfigError, TrainConfig, build_config, parse_overrides
+from ftrl_gym.agents.training.config_schema import grouped_help
 from ftrl_gym.errors import AgentError, EnvConfigError, TaskFormatError
 from ftrl_gym.run_settings import RunSettingsError, claim_run_folder
 
@@ -25,7 +26,9 @@ def run_settings(mode: str, config: TrainConfig) -> dict[str, object]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``train`` options to the subcommand's parser."""
+    """Add the ``train`` options to the subcommand's parser; ``--help`` lists every setting by group."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = grouped_help(TrainConfig)
     parser.add_argument(
         "mode", choices=MODES, help="what to run (pipeline: eval → SFT → eval → RL → eval)"
     )
@@ -41,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override one setting, e.g. --set lr=1e-6 (repeatable; wins over --config)",
+        help="override one setting, e.g. --set lr=1e-6 or --set rl.lr=1e-6 (repeatable; wins over "
+        "--config; the settings are listed below)",
     )
     parser.add_argument(
         "--out",

@@ -1,4 +1,4 @@
-"""``TrainConfig``: every knob of SFT, GRPO / Reinforce++ and the pipeline, in one validated dataclass."""
+"""``TrainConfig``: every knob of SFT, GRPO / Reinforce++ and the pipeline, grouped and validated."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftrl_gym.agents.training.config_schema import ConfigError, check_types, flatten_groups
 from ftrl_gym.agents.training.reporting import REPORT_TARGETS
 from ftrl_gym.envs.registration import SCENARIO_IDS
 
@@ -20,13 +21,14 @@ BACKENDS = ("transformers", "vllm")
 REWARDS = ("solve_f1", "solve_p", "solve_r", "solve_pr")
 
 
-class ConfigError(ValueError):
-    """A training setting is invalid; the message says how to fix it."""
-
-
 @dataclass
 class TrainConfig:
-    """Training settings. Defaults follow SPEC 7 (the paper) where they apply; see ``PRESETS``."""
+    """Training settings. Defaults follow SPEC 7 (the paper) where they apply; see ``PRESETS``.
+
+    Each field is documented once, by the string under it (``--help`` shows it), and belongs to one
+    group of ``config_schema.FIELD_GROUPS`` (run, rl, sampling, sft, evaluation, distributed, logging):
+    a settings file may list fields flat or under their group's section.
+    """
 
     algorithm: str = "grpo"
     """``grpo`` (group-normalised), ``reinforce_pp`` (whitened returns) or ``reinforce_pp_baseline``."""
@@ -407,7 +409,10 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read settings from a ``.json`` or ``.yaml``/``.yml`` file holding one mapping."""
+    """Read settings from a ``.json`` or ``.yaml``/``.yml`` file holding one mapping.
+
+    Fields may be flat (``lr: 1e-6``) or under their group (``rl: {lr: 1e-6}``); the result is flat.
+    """
     text = Path(path).read_text()
     if str(path).endswith((".yaml", ".yml")):
         data = _read_yaml(text, path)
@@ -418,7 +423,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of settings, got {type(data).__name__}")
-    return data
+    return flatten_groups(data, str(path))
 
 
 def _read_yaml(text: str, path: str | Path) -> Any:
@@ -437,8 +442,11 @@ def build_config(
 ) -> TrainConfig:
     """Layer a preset, a config file and ``--set`` overrides (later wins) into a ``TrainConfig``.
 
+    Each value is checked against its field's type with pydantic (``"1e-6"`` is a number,
+    ``"flase"`` is no boolean), then ``TrainConfig`` checks the rules between fields.
+
     Raises:
-        ConfigError: Unknown preset or key, or a value that fails validation.
+        ConfigError: Unknown preset or key, or a value that fails validation (one line).
     """
     values: dict[str, Any] = {}
     if preset is not None:
@@ -447,7 +455,7 @@ def build_config(
         values.update(PRESETS[preset])
     if path is not None:
         values.update(read_config_file(path))
-    values.update(overrides or {})
+    values.update(flatten_groups(overrides or {}, "--set"))
     known = {f.name: f for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - set(known))
     if unknown:
@@ -455,15 +463,4 @@ def build_config(
 
         hints = [f"{k} (did you mean {difflib.get_close_matches(k, known, n=1)}?)" for k in unknown]
         raise ConfigError(f"unknown setting(s): {', '.join(hints)}")
-    return TrainConfig(**{k: _coerce(known[k], v) for k, v in values.items()})
-
-
-def _coerce(spec: dataclasses.Field[Any], value: Any) -> Any:
-    kind = str(spec.type)
-    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind == "list[str]" and isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    if kind == "bool" and isinstance(value, str):
-        return value.lower() in ("1", "true", "yes")
-    return value
+    return TrainConfig(**check_types(TrainConfig, values))
