@@ -39,6 +39,7 @@ def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture) -> 
         (["train", "sft", "--set", "lrr=1"], "unknown setting(s): lrr (did you mean ['lr']?)"),
         (["train", "grpo", "--config", "/no/such.yaml"], "No such file or directory: '/no/such.yaml'"),
         (["train", "pipeline", "--ray"], "ftrl-gym train: error: --ray runs the RL modes only, not pipeline"),
+        (["train", "sft", "--set", "model=/no/such/model"], "model '/no/such/model' is neither a local path"),
         (["episodes", "/no/such.jsonl"], "ftrl-gym episodes: cannot read /no/such.jsonl"),
         (["episodes", "x.jsonl", "--limit", "a"], "ftrl-gym episodes: error: argument --limit: invalid int"),
     ],
