@@ -148,3 +148,9 @@ def test_differing_settings_lists_added_and_removed_names() -> None:
     assert differing_settings({"a": 1, "b": [1]}, {"b": [1, 2], "c": "x"}) == [
         "a: 1 -> (unset)", "b: [1] -> [1, 2]", 'c: (unset) -> "x"',
     ]
+
+
+@pytest.mark.parametrize("command", ["eval", "train", "episodes"])
+def test_every_command_but_generate_takes_verbose(command: str, capsys: pytest.CaptureFixture) -> None:
+    assert _exit_status([command, "--help"]) == 0
+    assert "--verbose" in capsys.readouterr().out
