@@ -15,6 +15,9 @@ from ftrl_gym.run_settings import RunSettingsError, claim_run_folder
 
 MODES = ("sft", "grpo", "reinforce_pp", "reinforce_pp_baseline", "pipeline")
 
+USER_ERRORS = (ConfigError, RunSettingsError, AgentError, EnvConfigError, TaskFormatError, gym.error.Error)
+"""What ``train`` reports as one line with exit status 2: bad settings, run folder, model, envs or tasks."""
+
 RESUME_SAFE = ("max_steps", "save_every", "torch_threads")
 """Settings a resumed run may change: how far it goes, how often it saves, how many threads it uses."""
 
@@ -80,10 +83,7 @@ def run(args: argparse.Namespace) -> int:
     """
     try:
         return _run(args)
-    except (ConfigError, RunSettingsError, AgentError, EnvConfigError, TaskFormatError) as exc:
-        print(f"ftrl-gym train: error: {exc}", file=sys.stderr)
-        return 2
-    except gym.error.Error as exc:
+    except USER_ERRORS as exc:
         print(f"ftrl-gym train: error: {exc}", file=sys.stderr)
         return 2
 
