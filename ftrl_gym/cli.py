@@ -6,6 +6,10 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from importlib import metadata
+from typing import NoReturn
+
+from ftrl_gym.logs import configure_logging
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("ftrl_gym.generation.cli", "build tool environments with the five-stage pipeline"),
@@ -15,16 +19,76 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "verl-data": ("ftrl_gym.integrations.verl_cli", "write an env's tasks as verl parquet rows"),
 }
 
+EXTRAS: dict[str, str] = {
+    "accelerate": "train",
+    "gguf": "train",
+    "huggingface_hub": "train",
+    "matplotlib": "eval",
+    "openai": "openai",
+    "ray": "rllib",
+    "tensorboard": "logging",
+    "torch": "train",
+    "transformers": "train",
+    "trl": "trl",
+    "vllm": "cpu",
+    "wandb": "logging",
+    "yaml": "train",
+}
+"""The optional extra (``pip install 'ftrl-gym[EXTRA]'``) that brings each optional top-level module."""
+
+USER_ERROR_STATUS = 2
+"""Exit status of every user error: bad arguments, settings, files or a missing extra."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (no usage block) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``PROG: error: MESSAGE`` and exit with status 2."""
+        self.exit(USER_ERROR_STATUS, f"{self.prog}: error: {message}\n")
+
+
+def missing_extra_message(exc: ModuleNotFoundError) -> str:
+    """Say which module is missing and which extra installs it.
+
+    Args:
+        exc: The import failure.
+
+    Returns:
+        A one-line message naming the module and the extra (or the module itself when it is not
+        one of ``EXTRAS``).
+    """
+    module = (exc.name or str(exc)).split(".")[0]
+    if module == "vllm":
+        return (
+            "the vllm module is missing: pip install 'ftrl-gym[cpu]' (CPU machines) or "
+            "'ftrl-gym[vllm]' (CUDA GPUs)"
+        )
+    extra = EXTRAS.get(module)
+    if extra is None:
+        return f"the {module} module is missing: pip install {module}"
+    return f"the {module} module is missing: pip install 'ftrl-gym[{extra}]'"
+
+
+def package_version() -> str:
+    """The installed ftrl-gym version (``unknown`` when the package metadata is absent)."""
+    try:
+        return metadata.version("ftrl-gym")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
 
 def _load(module_name: str, command: str):
-    """Import a subcommand module, turning a missing optional dependency into a clear message."""
+    """Import a subcommand module, turning a missing optional dependency into a one-line exit 2."""
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        raise SystemExit(
-            f"ftrl-gym {command}: cannot import {module_name} ({exc}). "
-            f"Install the extra it needs, e.g. pip install -e '.[all]'."
-        ) from exc
+        _fail(command, missing_extra_message(exc))
+
+
+def _fail(command: str, message: str) -> NoReturn:
+    print(f"ftrl-gym {command}: error: {message}", file=sys.stderr)
+    raise SystemExit(USER_ERROR_STATUS)
 
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
@@ -36,14 +100,20 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     Returns:
         A parser whose chosen subcommand has its ``run`` function as the ``func`` default.
     """
-    parser = argparse.ArgumentParser(prog="ftrl-gym", description=__doc__)
+    parser = OneLineParser(prog="ftrl-gym", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ftrl-gym {package_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        sub = subparsers.add_parser(name, help=help_text)
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
             module = _load(module_name, name)
             module.add_arguments(sub)
+            if name != "generate":
+                sub.add_argument(
+                    "--verbose", action="store_true",
+                    help="show other libraries' INFO and WARNING logs (vLLM, transformers, Ray, httpx)",
+                )
             sub.set_defaults(func=module.run)
     return parser
 
@@ -55,11 +125,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name; ``sys.argv[1:]`` when None.
 
     Returns:
-        The process exit status.
+        The process exit status: 0 on success, 2 for a user error (one line on stderr).
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(args_list).parse_args(args_list)
-    return int(args.func(args) or 0)
+    if args.command == "generate":
+        return int(args.func(args) or 0)
+    configure_logging(verbose=args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except ModuleNotFoundError as exc:
+        print(f"ftrl-gym {args.command}: error: {missing_extra_message(exc)}", file=sys.stderr)
+        return USER_ERROR_STATUS
 
 
 if __name__ == "__main__":

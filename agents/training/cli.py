@@ -6,19 +6,32 @@ import argparse
 import sys
 from pathlib import Path
 
-from ftrl_gym.agents.training.config import (
-    PRESETS,
-    ConfigError,
-    TrainConfig,
-    build_config,
-    parse_overrides,
-)
+import gymnasium as gym
+
+from ftrl_gym.agents.training.config import PRESETS, ConfigError, TrainConfig, build_config, parse_overrides
+from ftrl_gym.agents.training.config_schema import grouped_help
+from ftrl_gym.errors import AgentError, EnvConfigError, TaskFormatError
+from ftrl_gym.run_settings import RunSettingsError, claim_run_folder
 
 MODES = ("sft", "grpo", "reinforce_pp", "reinforce_pp_baseline", "pipeline", "plan")
 
+USER_ERRORS = (ConfigError, RunSettingsError, AgentError, EnvConfigError, TaskFormatError, gym.error.Error)
+"""What ``train`` reports as one line with exit status 2: bad settings, run folder, model, envs or tasks."""
+
+RESUME_SAFE = ("max_steps", "save_every", "torch_threads")
+"""Settings a resumed run may change: how far it goes, how often it saves, how many threads it uses."""
+
+
+def run_settings(mode: str, config: TrainConfig) -> dict[str, object]:
+    """What a run folder stores to recognise a rerun: the mode and every setting but ``RESUME_SAFE``."""
+    settings = {k: v for k, v in config.to_dict().items() if k not in RESUME_SAFE}
+    return {"mode": mode, **settings}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``train`` options to the subcommand's parser."""
+    """Add the ``train`` options to the subcommand's parser; ``--help`` lists every setting by group."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = grouped_help(TrainConfig)
     parser.add_argument(
         "mode",
         choices=MODES,
@@ -36,13 +49,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override one setting, e.g. --set lr=1e-6 (repeatable; wins over --config)",
+        help="override one setting, e.g. --set lr=1e-6 or --set rl.lr=1e-6 (repeatable; wins over "
+        "--config; the settings are listed below)",
     )
     parser.add_argument(
         "--out",
         metavar="DIR",
         default="runs/train",
-        help="run folder; rerunning with the same folder resumes [runs/train]",
+        help="run folder; rerunning with the same folder and settings resumes [runs/train]",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="when --out holds a run made with other settings, delete it instead of refusing",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
@@ -76,8 +95,17 @@ def run(args: argparse.Namespace) -> int:
     """Run the chosen mode.
 
     Returns:
-        0 on success, 2 for invalid settings.
+        0 on success, 2 for a user error (settings, files, model path, run folder), with one line on
+        stderr.
     """
+    try:
+        return _run(args)
+    except USER_ERRORS as exc:
+        print(f"ftrl-gym train: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         overrides = parse_overrides(args.overrides)
         if args.mode not in ("sft", "pipeline", "plan"):
@@ -95,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         return print_plan(config, args)
     progress = not args.no_progress
     out = Path(args.out)
+    old = [p.name for p in out.iterdir()] if out.is_dir() else []
+    claim_run_folder(out, run_settings(args.mode, config), overwrite=args.overwrite, clear=old)
     if args.mode == "sft":
         from ftrl_gym.agents.training.sft import run_sft
 

@@ -1,4 +1,4 @@
-"""``TrainConfig``: every knob of SFT, GRPO / Reinforce++ and the pipeline, in one validated dataclass."""
+"""``TrainConfig``: every knob of SFT, GRPO / Reinforce++ and the pipeline, grouped and validated."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftrl_gym.agents.training.config_schema import ConfigError, check_types, flatten_groups
+from ftrl_gym.agents.training.reporting import REPORT_TARGETS
 from ftrl_gym.envs.registration import SCENARIO_IDS
 
 SCENARIO_ENV_IDS = list(SCENARIO_IDS)
@@ -20,13 +22,14 @@ REWARDS = ("solve_f1", "solve_p", "solve_r", "solve_pr")
 DTYPES = ("float32", "bfloat16", "float16")
 
 
-class ConfigError(ValueError):
-    """A training setting is invalid; the message says how to fix it."""
-
-
 @dataclass
 class TrainConfig:
-    """Training settings. Defaults follow SPEC 7 (the paper) where they apply; see ``PRESETS``."""
+    """Training settings. Defaults follow SPEC 7 (the paper) where they apply; see ``PRESETS``.
+
+    Each field is documented once, by the string under it (``--help`` shows it), and belongs to one
+    group of ``config_schema.FIELD_GROUPS`` (run, rl, sampling, sft, evaluation, distributed, logging):
+    a settings file may list fields flat or under their group's section.
+    """
 
     algorithm: str = "grpo"
     """``grpo`` (group-normalised), ``reinforce_pp`` (whitened returns) or ``reinforce_pp_baseline``."""
@@ -172,6 +175,11 @@ class TrainConfig:
     """Pipeline: which RL model is scored on the test split, ``final`` or ``best`` (the step with the
     highest validation Solve-F1, the starting SFT model included; needs ``val_every``)."""
 
+    report_to: list[str] = field(default_factory=list)
+    """Where per-step metrics go besides ``metrics.jsonl``: ``tensorboard`` (event files in
+    ``RUN/tensorboard``), ``wandb`` (an offline Weights & Biases run in ``RUN/wandb``), both, or
+    ``none`` (the default). Needs the ``logging`` extra."""
+
     # --- distributed (Ray): used by ``ftrl-gym train ... --ray`` -----------------------------------
     ray_address: str = ""
     """Ray cluster to join (``ray.init(address=...)``, e.g. ``auto`` or ``10.0.0.1:6379``); empty:
@@ -252,6 +260,14 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ConfigError(
                     f"{name}={getattr(self, name)!r} is unknown: use one of {', '.join(allowed)}"
+                )
+        if self.report_to == ["none"]:
+            self.report_to = []
+        for target in self.report_to:
+            if target not in REPORT_TARGETS:
+                raise ConfigError(
+                    f"report_to holds {target!r}: use tensorboard, wandb, both "
+                    "(report_to=tensorboard,wandb) or none"
                 )
         for algorithm in self.rl_algorithms:
             if algorithm not in ALGORITHMS:
@@ -462,17 +478,30 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read settings from a ``.json`` or ``.yaml``/``.yml`` file holding one mapping."""
+    """Read settings from a ``.json`` or ``.yaml``/``.yml`` file holding one mapping.
+
+    Fields may be flat (``lr: 1e-6``) or under their group (``rl: {lr: 1e-6}``); the result is flat.
+    """
     text = Path(path).read_text()
     if str(path).endswith((".yaml", ".yml")):
-        import yaml
-
-        data = yaml.safe_load(text) or {}
+        data = _read_yaml(text, path)
     else:
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of settings, got {type(data).__name__}")
-    return data
+    return flatten_groups(data, str(path))
+
+
+def _read_yaml(text: str, path: str | Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from exc
 
 
 def build_config(
@@ -482,8 +511,11 @@ def build_config(
 ) -> TrainConfig:
     """Layer a preset, a config file and ``--set`` overrides (later wins) into a ``TrainConfig``.
 
+    Each value is checked against its field's type with pydantic (``"1e-6"`` is a number,
+    ``"flase"`` is no boolean), then ``TrainConfig`` checks the rules between fields.
+
     Raises:
-        ConfigError: Unknown preset or key, or a value that fails validation.
+        ConfigError: Unknown preset or key, or a value that fails validation (one line).
     """
     values: dict[str, Any] = {}
     if preset is not None:
@@ -492,7 +524,7 @@ def build_config(
         values.update(PRESETS[preset])
     if path is not None:
         values.update(read_config_file(path))
-    values.update(overrides or {})
+    values.update(flatten_groups(overrides or {}, "--set"))
     known = {f.name: f for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - set(known))
     if unknown:
@@ -500,15 +532,4 @@ def build_config(
 
         hints = [f"{k} (did you mean {difflib.get_close_matches(k, known, n=1)}?)" for k in unknown]
         raise ConfigError(f"unknown setting(s): {', '.join(hints)}")
-    return TrainConfig(**{k: _coerce(known[k], v) for k, v in values.items()})
-
-
-def _coerce(spec: dataclasses.Field[Any], value: Any) -> Any:
-    kind = str(spec.type)
-    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind == "list[str]" and isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    if kind == "bool" and isinstance(value, str):
-        return value.lower() in ("1", "true", "yes")
-    return value
+    return TrainConfig(**check_types(TrainConfig, values))

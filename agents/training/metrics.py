@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from ftrl_gym.agents.training.reporting import MetricReporter, scalar_values
 
 CURVES = (
     "reward",
@@ -21,22 +24,31 @@ CURVES = (
 
 
 class MetricsLog:
-    """One JSON object per training step, flushed to disk as it is written.
+    """One JSON object per training step, flushed to disk as it is written, and passed on to reporters.
 
     Args:
         path: The ``.jsonl`` file.
+        reporters: Where each row's numbers also go (TensorBoard, W&B; see ``reporting``).
+        namespace: The reporters' tag prefix for this log (``train``, ``validation``, ``sft``).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, reporters: Sequence[MetricReporter] = (), namespace: str = "train"
+    ) -> None:
         self.path = Path(path)
+        self.reporters = list(reporters)
+        self.namespace = namespace
 
     def append(self, metrics: dict[str, Any]) -> None:
-        """Write one step's metrics and flush them to disk."""
+        """Write one step's metrics, flush them to disk, and hand their numbers to the reporters."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as handle:
             handle.write(json.dumps(metrics, default=float) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+        step = int(metrics.get("step", 0))
+        for reporter in self.reporters:
+            reporter.log(self.namespace, scalar_values(metrics), step)
 
     def read(self) -> list[dict[str, Any]]:
         """Every logged step, in order (a torn last line from a kill is skipped)."""

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from ftrl_gym.agents.training.config import SCENARIO_ENV_IDS, TrainConfig
+
+logger = logging.getLogger(__name__)
 
 EVAL_VLLM_CONCURRENCY = 64
 """Episodes evaluated at once on the vLLM back end (one engine call per round of pending turns)."""
@@ -211,6 +214,10 @@ def run_pipeline(
         wall = stage_wall_s(earlier.get(stage), started, worked)
         rows[stage] = {**row, **(extra or {}), "wall_s": wall}
         _write_results(out, rows)
+        logger.info(
+            "stage %s: Solve-F1 %.3f over %d test episodes (%s)", stage, row["solve_f1"],
+            row["episodes"], model,
+        )
 
     record("start", config.model, time.perf_counter(), trained=False)
     started = time.perf_counter()

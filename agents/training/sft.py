@@ -13,6 +13,7 @@ from ftrl_gym.agents.baselines import OracleAgent
 from ftrl_gym.agents.training.config import TrainConfig
 from ftrl_gym.agents.training.generation import Completion
 from ftrl_gym.agents.training.metrics import MetricsLog
+from ftrl_gym.agents.training.reporting import open_reporters
 from ftrl_gym.agents.training.policy import Policy, make_batch
 from ftrl_gym.agents.training.rollout import EnvPool, Episode, TokenRenderer, take_turn
 
@@ -95,7 +96,8 @@ def run_sft(
     optimizer = torch.optim.AdamW(
         policy.model.parameters(), lr=config.sft_lr, weight_decay=config.weight_decay
     )
-    log = MetricsLog(out_dir / "metrics.jsonl")
+    reporters = open_reporters(config.report_to, out_dir, config.to_dict())
+    log = MetricsLog(out_dir / "metrics.jsonl", reporters, "sft")
     rng = random.Random(config.seed)
     steps_per_epoch = -(-len(episodes) // config.sft_batch_size)
     policy.model.train()
@@ -124,6 +126,8 @@ def run_sft(
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
     bar.close()
+    for reporter in reporters:
+        reporter.close()
     policy.model.eval()
     return policy.save(out_dir / "model")
 

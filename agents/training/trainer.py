@@ -29,6 +29,7 @@ from ftrl_gym.agents.training.losses import (
 )
 from ftrl_gym.agents.training.masked import masked_mean
 from ftrl_gym.agents.training.metrics import MetricsLog
+from ftrl_gym.agents.training.reporting import open_reporters
 from ftrl_gym.agents.training.policy import Policy, make_batch, pad_rows
 from ftrl_gym.agents.training.rollout import (
     EnvPool,
@@ -109,8 +110,9 @@ class RLTrainer:
         self.step = 0
         self.data = DataState()
         self.checkpoints = CheckpointStore(self.out_dir / "checkpoints")
-        self.log = MetricsLog(self.out_dir / "metrics.jsonl")
-        self.validation = MetricsLog(self.out_dir / "validation.jsonl")
+        self.reporters = open_reporters(config.report_to, self.out_dir, config.to_dict())
+        self.log = MetricsLog(self.out_dir / "metrics.jsonl", self.reporters, "train")
+        self.validation = MetricsLog(self.out_dir / "validation.jsonl", self.reporters, "validation")
         self.progress = progress
         self._resume()
         self.generator = self._build_generator()
@@ -499,9 +501,12 @@ class RLTrainer:
         self._restore_data_state(state)
 
     def close(self) -> None:
-        """Close the envs and the generation back end."""
+        """Close the envs, the generation back end and the metric reporters."""
         self.pool.close()
         self.generator.close()
+        for reporter in self.reporters:
+            reporter.close()
+        self.reporters = []
 
 
 @dataclass(frozen=True)

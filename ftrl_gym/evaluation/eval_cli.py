@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from ftrl_gym.agents.factory import AgentSettings, make_agent
+from ftrl_gym.cli import missing_extra_message
 from ftrl_gym.envs.registration import SCENARIO_IDS
 from ftrl_gym.errors import FTRLError
+from ftrl_gym.run_settings import claim_run_folder
 
 SCENARIO_ENV_IDS = list(SCENARIO_IDS)
 """The four scenarios: the default ``--env``."""
@@ -46,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-turns", type=int, default=20, help="turns before truncation [20]")
     parser.add_argument("--seed", type=int, default=0, help="env and random-agent seed [0]")
     parser.add_argument("--out", metavar="DIR", help="results folder; rerun to resume [runs/eval]")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="when --out holds results made with other settings, delete them instead of refusing",
+    )
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a named argument set (main: README)")
     parser.add_argument("--model", help="hf/vllm: 'smollm2', a .gguf or a folder; openai: model name")
     parser.add_argument("--base-url", help="openai: endpoint, e.g. http://127.0.0.1:8000/v1")
@@ -67,6 +73,28 @@ def resolve_arguments(args: argparse.Namespace) -> argparse.Namespace:
         if getattr(args, name, None) is None:
             setattr(args, name, preset.get(name, default))
     return args
+
+
+OUTCOME_SETTINGS = ("seed", "max_turns", "model", "max_tokens", "temperature", "base_url", "agent_kwargs")
+"""Options that change an episode's outcome but not its key in ``results.jsonl``: a rerun into the
+same ``--out`` must keep them (``--agent``, ``--env``, ``--episodes``, ``--repeats`` only pick episodes)."""
+
+RESULT_FILES = ("results.jsonl", "report.md", "report.json", "solve_f1.png")
+"""What ``--overwrite`` deletes from an ``--out`` made with other settings."""
+
+
+def outcome_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``OUTCOME_SETTINGS`` of resolved arguments, ``--agent-kwargs`` parsed.
+
+    Raises:
+        ValueError: ``--agent-kwargs`` is not JSON.
+    """
+    settings = {name: getattr(args, name) for name in OUTCOME_SETTINGS}
+    try:
+        settings["agent_kwargs"] = json.loads(args.agent_kwargs)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--agent-kwargs must be JSON, got {args.agent_kwargs!r} ({exc})") from exc
+    return settings
 
 
 def build_agent(spec: str, args: argparse.Namespace) -> Any:
@@ -101,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
             repeats=args.repeats, concurrency=args.concurrency, max_turns=args.max_turns,
             seed=args.seed,
         )
+        claim_run_folder(args.out, outcome_settings(args), overwrite=args.overwrite, clear=RESULT_FILES)
         store = ResultStore(Path(args.out) / "results.jsonl")
         records = []
         for spec in args.agent:
@@ -108,9 +137,12 @@ def run(args: argparse.Namespace) -> int:
     except (FTRLError, ValueError) as exc:
         print(f"ftrl-gym eval: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        print(f"ftrl-gym eval: error: {missing_extra_message(exc)}", file=sys.stderr)
+        return 2
     except ImportError as exc:
         print(f"ftrl-gym eval: error: {exc}; the model agents need their extras, e.g. "
-              "pip install -e '.[hf,openai]' (see docs/agents.md)", file=sys.stderr)
+              "pip install 'ftrl-gym[hf,openai]' (see docs/agents.md)", file=sys.stderr)
         return 2
     _, table = write_report(records, args.out)
     print(table)

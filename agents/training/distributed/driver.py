@@ -172,6 +172,9 @@ class DistributedTrainer(RLTrainer):
             self.fleet = None
         end_actors(self.learners)
         self.learners = []
+        for reporter in getattr(self, "reporters", []):
+            reporter.close()
+        self.reporters = []
         if self._owns_ray:
             ray.shutdown()
             self._owns_ray = False
