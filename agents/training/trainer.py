@@ -681,6 +681,8 @@ def clip_and_step(
         The gradient norm before clipping, and whether the optimiser stepped.
     """
     norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), max_grad_norm or float("inf"))
+    if hasattr(norm, "full_tensor"):  # FSDP2: a DTensor norm over the ranks' shards
+        norm = norm.full_tensor()
     if not torch.isfinite(norm):
         optimizer.zero_grad(set_to_none=True)
         LOGGER.warning("skipped an optimiser update: the gradient norm is %s", float(norm))
