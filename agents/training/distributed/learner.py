@@ -135,6 +135,7 @@ class Learner:
             if self.reference is not None:
                 shard_policy(self.reference, mesh)
             self.optimizer = build_optimizer(self.policy, self.config)
+            self.gather_weights()  # the starting weights, for the workers' layout and first sync
 
     def _full_state(self) -> dict[str, torch.Tensor]:
         """The full weights: the latest gathered ones when sharded, else the model's own."""
