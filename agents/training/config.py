@@ -20,6 +20,7 @@ EPISODE_REWARDS = ("turn", "outcome")
 BACKENDS = ("transformers", "vllm")
 REWARDS = ("solve_f1", "solve_p", "solve_r", "solve_pr")
 DTYPES = ("float32", "bfloat16", "float16")
+LEARNER_SHARDINGS = ("none", "fsdp")
 
 
 @dataclass
@@ -196,6 +197,16 @@ class TrainConfig:
     """CPUs reserved per learner rank."""
     learner_gpus: float = 0.0
     """GPUs reserved per learner rank (1 for NCCL data parallelism)."""
+    learner_sharding: str = "none"
+    """How the learner ranks hold the model: ``none`` (a full replica of the float32 weights,
+    gradients and AdamW state on every rank, gradients all-reduced) or ``fsdp`` (PyTorch FSDP2's
+    ``fully_shard`` per decoder layer and then the whole model: each of ``num_learners`` ranks holds
+    1/N of the weights, gradients, AdamW state and frozen reference; with ``dtype=bfloat16`` the
+    gathered weights compute in bf16 and gradients reduce in float32). Ray learners only."""
+    activation_checkpointing: bool = False
+    """Recompute each decoder layer's MLP in the backward pass instead of storing its activations
+    (less activation memory for about one more MLP forward per layer; attention is kept, see
+    ``Policy.checkpoint_activations``)."""
     vllm_tensor_parallel_size: int = 1
     """Tensor-parallel degree of each rollout worker's vLLM engine."""
     max_staleness: int = 0
@@ -240,6 +251,17 @@ class TrainConfig:
             raise ConfigError(
                 f"vllm_tensor_parallel_size={self.vllm_tensor_parallel_size} needs GPUs: set "
                 "rollout_worker_gpus to at least 1 (Ray places the engine's other ranks itself)"
+            )
+        if self.learner_sharding not in LEARNER_SHARDINGS:
+            raise ConfigError(
+                f"learner_sharding={self.learner_sharding!r} is unknown: use none (a full replica "
+                "per learner rank) or fsdp (FSDP2: each rank holds 1/num_learners of the state)"
+            )
+        if self.learner_sharding == "fsdp" and self.lora_rank:
+            raise ConfigError(
+                "learner_sharding=fsdp with lora_rank is not built: LoRA runs in the "
+                "single-process trainer; set lora_rank=0 to shard full fine-tuning, or "
+                "learner_sharding=none"
             )
         if self.num_learners > 1 and self.device.startswith("cuda") and self.learner_gpus <= 0:
             raise ConfigError(

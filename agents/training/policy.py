@@ -72,6 +72,53 @@ def compute_autocast(
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+class ScoringModule(torch.nn.Module):
+    """A causal LM's decoder and output head as one ``forward``: the root module FSDP2 shards.
+
+    The policy never runs the LM's own ``forward`` (it projects to the vocabulary only at the
+    positions it scores), so the decoder and head calls go through this module, whose forward
+    hooks are where FSDP2 gathers the root's parameters (embeddings, final norm, head).
+
+    Args:
+        model: The causal LM (shared, not copied).
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        past_key_values: Any = None,
+        positions: tuple[torch.Tensor, torch.Tensor] | None = None,
+        use_cache: bool = False,
+    ) -> tuple[torch.Tensor | None, Any]:
+        """Run the decoder; project its hidden states at ``positions`` to the vocabulary.
+
+        Args:
+            input_ids: ``(B, L)`` token ids.
+            attention_mask: ``(B, L)`` 1 on real tokens, or None.
+            past_key_values: A KV cache to extend, or None.
+            positions: ``(rows, cols)`` of the hidden states to project, or None (no projection).
+            use_cache: Return the KV cache.
+
+        Returns:
+            ``(N, V)`` logits at ``positions`` (None without positions) and the KV cache.
+        """
+        out = self.model.get_decoder()(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+        )
+        if positions is None:
+            return None, out.past_key_values
+        hidden = out.last_hidden_state  # (B, L, H)
+        return self.model.get_output_embeddings()(hidden[positions]), out.past_key_values
+
+
 class Policy:
     """A causal LM and its tokenizer; computes what the losses need from given token ids.
 
@@ -114,6 +161,10 @@ class Policy:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
         self.compute_dtype: torch.dtype = getattr(torch, dtype)
         self.model = model.to(device=device, dtype=torch.float32)
+        self.scorer = ScoringModule(self.model)
+        self.sharded = False
+        """Whether FSDP2 shards the model (``distributed.sharding.shard_policy``): the compute
+        precision then comes from its ``MixedPrecisionPolicy`` instead of autocast."""
         self.tokenizer = tokenizer
         self.device = torch.device(device)
         self.temperature = float(temperature)
@@ -122,7 +173,10 @@ class Policy:
         )
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """The context the forward passes run in (``compute_autocast`` at this policy's dtype)."""
+        """The context the forward passes run in (``compute_autocast`` at this policy's dtype;
+        nothing when FSDP2's mixed precision casts the gathered parameters instead)."""
+        if self.sharded:
+            return contextlib.nullcontext()
         return compute_autocast(self.device, self.compute_dtype)
 
     def eos_ids(self) -> set[int]:
@@ -146,22 +200,23 @@ class Policy:
         Returns:
             ``(B, L - 1)`` logprobs of ``batch.targets``, and ``(B, L - 1)`` entropies or None.
         """
-        rows, cols = batch.loss_mask.to(self.device).nonzero(as_tuple=True)
+        mask = batch.loss_mask.to(self.device)
+        rows, cols = mask.nonzero(as_tuple=True)  # column t of the mask predicts token t + 1
         with self.autocast():
-            hidden = self.model.get_decoder()(
+            head, _ = self.scorer(
                 input_ids=batch.input_ids.to(self.device),
                 attention_mask=batch.attention_mask.to(self.device),
-            ).last_hidden_state[:, :-1]  # (B, L-1, H): position t predicts token t+1
-            head = self.model.get_output_embeddings()(hidden[rows, cols])  # (N, V)
+                positions=(rows, cols),
+            )  # (N, V)
         logits = head.float() / self.temperature
         logprobs = torch.log_softmax(logits, dim=-1)
         targets = batch.targets.to(self.device)[rows, cols]
-        chosen = torch.zeros(hidden.shape[:2], device=self.device).index_put(
+        chosen = torch.zeros(mask.shape, device=self.device).index_put(
             (rows, cols), logprobs.gather(-1, targets[:, None])[:, 0]
         )
         if not with_entropy:
             return chosen, None
-        entropy = torch.zeros(hidden.shape[:2], device=self.device).index_put(
+        entropy = torch.zeros(mask.shape, device=self.device).index_put(
             (rows, cols), entropy_from_logits(logits)
         )
         return chosen, entropy
@@ -185,13 +240,10 @@ class Policy:
         Returns:
             ``(n, R)`` logprobs, ``(n, R)`` entropies or None, and the ``(n, R)`` mask of real tokens.
         """
-        decoder = self.model.get_decoder()
-        head = self.model.get_output_embeddings()
         with self.autocast():
-            cached = decoder(
+            _, cache = self.scorer(
                 input_ids=torch.tensor([list(prompt[:-1])], device=self.device), use_cache=True
             )
-        cache = cached.past_key_values
         cache.batch_repeat_interleave(len(responses))
         width = max(len(r) for r in responses)
         inputs = torch.full((len(responses), width), int(prompt[-1]), dtype=torch.long)
@@ -204,10 +256,11 @@ class Policy:
         # Right padding after each response: causal attention keeps real positions from seeing it.
         rows, cols = mask.nonzero(as_tuple=True)
         with self.autocast():
-            hidden = decoder(
-                input_ids=inputs.to(self.device), past_key_values=cache
-            ).last_hidden_state  # (n, R, H)
-            projected = head(hidden[rows, cols])  # (N, V)
+            projected, _ = self.scorer(
+                input_ids=inputs.to(self.device),
+                past_key_values=cache,
+                positions=(rows.to(self.device), cols.to(self.device)),
+            )  # (N, V) from the (n, R, H) hidden states
         logits = projected.float() / self.temperature
         logprobs = torch.log_softmax(logits, dim=-1)
         chosen = logprobs.gather(-1, targets[rows, cols].to(self.device)[:, None])[:, 0]
@@ -246,6 +299,24 @@ class Policy:
             task_type="CAUSAL_LM",
         )
         self.model = get_peft_model(self.model, config)
+        self.scorer = ScoringModule(self.model)
+
+    def checkpoint_activations(self) -> None:
+        """Recompute each decoder layer's MLP in the backward pass instead of keeping its activations.
+
+        The MLP's gate, up, activation and product outputs (``4 x intermediate`` values per token
+        and layer, the largest share of a layer's saved activations) are dropped after the forward
+        pass and recomputed from the layer's MLP input during backward
+        (``torch.distributed._composable.checkpoint``: hooks, no wrapper module, so parameter names
+        and state dicts are unchanged, and it composes with FSDP2's ``fully_shard``). Attention is
+        not recomputed: the shared-prompt pass (``forward_shared_prompt``) builds a KV cache in the
+        forward pass, and recomputing an attention layer would append its keys and values to that
+        cache a second time.
+        """
+        from torch.distributed._composable import checkpoint
+
+        for layer in self.model.get_decoder().layers:
+            checkpoint(layer.mlp)
 
     @property
     def has_lora(self) -> bool:

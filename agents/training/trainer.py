@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ftrl_gym.agents.training.checkpoint import CheckpointStore
-from ftrl_gym.agents.training.config import TrainConfig
+from ftrl_gym.agents.training.config import ConfigError, TrainConfig
 from ftrl_gym.agents.training.generation import (
     Generator,
     SamplingSettings,
@@ -121,9 +121,16 @@ class RLTrainer:
         """The policy, its frozen reference, the optimiser and the renderer (a hook: the Ray driver
         keeps these in learner actors instead)."""
         config = self.config
+        if config.learner_sharding != "none":
+            raise ConfigError(
+                f"learner_sharding={config.learner_sharding} shards the Ray learner ranks: train "
+                "with --ray and num_learners >= 2, or set learner_sharding=none in one process"
+            )
         self.policy = policy or Policy(config.model, dtype=config.dtype, device=config.device)
         self.policy.temperature = config.temperature  # score the distribution rollouts come from
         self.reference = build_reference(self.policy, config)  # before the adapters: the start
+        if config.activation_checkpointing:
+            self.policy.checkpoint_activations()
         if config.lora_rank:
             self.policy.add_lora(config.lora_rank, config.lora_alpha, config.lora_targets)
         self.optimizer = build_optimizer(self.policy, config)
@@ -686,6 +693,8 @@ def clip_and_step(
         The gradient norm before clipping, and whether the optimiser stepped.
     """
     norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), max_grad_norm or float("inf"))
+    if hasattr(norm, "full_tensor"):  # FSDP2: a DTensor norm over the ranks' shards
+        norm = norm.full_tensor()
     if not torch.isfinite(norm):
         optimizer.zero_grad(set_to_none=True)
         LOGGER.warning("skipped an optimiser update: the gradient norm is %s", float(norm))

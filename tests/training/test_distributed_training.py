@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from training_helpers import tiny_model
 
 from ftrl_gym.agents.training.config import TrainConfig, build_config
@@ -298,3 +300,54 @@ def test_a_killed_driver_resumes_from_its_last_checkpoint(
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").open()]
     _assert_same_run(metrics, turn_reference)
+
+
+def _weights(folder: Path) -> dict:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(folder).state_dict()
+
+
+def test_two_fsdp_ranks_equal_one_process_and_their_checkpoint_loads_in_it(
+    ray_cluster, workspace: Path, tmp_path: Path
+) -> None:
+    """FSDP2 over two gloo ranks (shared-prompt micro-batches, MLP activation checkpointing, weights
+    gathered on rank 0 and broadcast to the workers) is the single-process run: same rewards
+    (the workers sampled from full weights), loss, KL, entropy and grad norm within 1e-5, the same
+    final weights; its checkpoint resumes the single-process trainer."""
+    settings = _settings(workspace, activation_checkpointing=True)
+    single_out = tmp_path / "single"
+    single = _single_process(build_config(overrides=settings), single_out)
+    sharded = {
+        **settings,
+        "num_learners": 2,
+        "learner_cpus": 0.5,
+        "learner_sharding": "fsdp",
+        "weight_sync": "collective",
+    }
+    metrics, _ = _distributed(build_config(overrides=sharded), tmp_path / "run")
+    _assert_same_run(metrics, single)
+    mine, theirs = _weights(tmp_path / "run" / "final"), _weights(single_out / "final")
+    assert set(mine) == set(theirs)
+    assert max((mine[k] - theirs[k]).abs().max().item() for k in mine) < SAME_RUN_TOLERANCE
+
+    resumed_out = tmp_path / "resumed"
+    resumed_out.mkdir()
+    shutil.copytree(tmp_path / "run" / "checkpoints", resumed_out / "checkpoints")
+    trainer = RLTrainer(build_config(overrides=settings), resumed_out, progress=False)
+    try:
+        assert trainer.step == STEPS
+        loaded = trainer.policy.model.state_dict()
+        assert max((loaded[k] - mine[k]).abs().max().item() for k in mine) == 0.0
+        moments = trainer.optimizer.state_dict()["state"]
+        state_file = single_out / "checkpoints" / f"step_{STEPS:06d}" / "trainer_state.pt"
+        expected = torch.load(state_file, weights_only=False)["optimizer"]["state"]
+        assert set(moments) == set(expected)
+        assert len(moments) == len(list(trainer.policy.model.parameters()))
+        for index, moment in moments.items():
+            assert float(moment["step"]) == float(expected[index]["step"])
+            for key in ("exp_avg", "exp_avg_sq"):
+                gap = (moment[key] - expected[index][key]).abs().max().item()
+                assert gap < SAME_RUN_TOLERANCE, (index, key)
+    finally:
+        trainer.close()

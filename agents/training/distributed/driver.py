@@ -9,6 +9,7 @@ from ftrl_gym.agents.training.config import ConfigError, TrainConfig
 from ftrl_gym.agents.training.distributed.cluster import connect, end_actors, learner_placement
 from ftrl_gym.agents.training.distributed.fleet import RolloutFleet
 from ftrl_gym.agents.training.distributed.learner import Learner
+from ftrl_gym.agents.training.distributed.sharding import deal_in_lockstep
 from ftrl_gym.agents.training.distributed.versions import needs_broadcast
 from ftrl_gym.agents.training.generation import SamplingSettings
 from ftrl_gym.agents.training.policy import Policy
@@ -76,8 +77,20 @@ class DistributedTrainer(RLTrainer):
         self._broadcast()
         return self.fleet
 
+    @property
+    def _sharded(self) -> bool:
+        return self.config.learner_sharding == "fsdp"
+
+    def _on_every_rank(self, method: str, *args: Any) -> Any:
+        """Call a learner method on every rank (sharded ranks' collectives); rank 0's result."""
+        import ray
+
+        return ray.get([getattr(learner, method).remote(*args) for learner in self.learners])[0]
+
     def _broadcast(self) -> None:
         assert self.fleet is not None
+        if self._sharded:
+            self._on_every_rank("gather_weights")  # rank 0 then holds the full weights to send
         collective = self.config.weight_sync == "collective"
         weights = None if collective else self.learners[0].weights.remote()
         self.fleet.broadcast(weights, self.step)
@@ -109,7 +122,10 @@ class DistributedTrainer(RLTrainer):
         """Learner rank 0 scores the batch (every rank holds the same weights)."""
         import ray
 
-        scored = ray.get(self.learners[0].recompute_old_logprobs.remote(samples))
+        if self._sharded:  # every sharded rank takes part in each forward pass
+            scored = self._on_every_rank("recompute_old_logprobs", samples)
+        else:
+            scored = ray.get(self.learners[0].recompute_old_logprobs.remote(samples))
         for sample, done in zip(samples, scored):
             sample.logprobs, sample.rollout_logprobs = done.logprobs, done.rollout_logprobs
 
@@ -120,6 +136,15 @@ class DistributedTrainer(RLTrainer):
         micro = micro_batches(mini, self.config.micro_batch_size, self.config.micro_batch_tokens)
         total = generated_tokens(mini)
         size = len(self.learners)
+        if self._sharded:
+            dealt = deal_in_lockstep(micro, size)
+            calls = [
+                learner.optimizer_step.remote(
+                    [b for b, _ in dealt[rank]], total, [g for _, g in dealt[rank]]
+                )
+                for rank, learner in enumerate(self.learners)
+            ]
+            return ray.get(calls)[0]
         results = ray.get(
             [
                 learner.optimizer_step.remote(micro[rank::size], total)
@@ -146,6 +171,8 @@ class DistributedTrainer(RLTrainer):
         """Learner rank 0 writes the weights, optimiser and torch RNG with the driver's state."""
         import ray
 
+        if self._sharded:
+            return Path(self._on_every_rank("save_checkpoint", self.step, self._data_state()))
         folder = ray.get(self.learners[0].save_checkpoint.remote(self.step, self._data_state()))
         return Path(folder)
 
@@ -159,6 +186,9 @@ class DistributedTrainer(RLTrainer):
     def _save_model(self, folder: Path) -> None:
         import ray
 
+        if self._sharded:
+            self._on_every_rank("save_model", str(folder))
+            return
         ray.get(self.learners[0].save_model.remote(str(folder)))
 
     def close(self) -> None:
