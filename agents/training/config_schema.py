@@ -55,7 +55,7 @@ FIELD_GROUPS: dict[str, tuple[str, ...]] = {
     "distributed": (
         "ray_address", "num_rollout_workers", "rollout_worker_cpus", "rollout_worker_gpus",
         "num_learners", "learner_cpus", "learner_gpus", "vllm_tensor_parallel_size", "max_staleness",
-        "max_worker_restarts", "weight_sync",
+        "max_worker_restarts", "weight_sync", "learner_sharding", "activation_checkpointing",
     ),
     "logging": ("report_to",),
     "lora": ("lora_rank", "lora_alpha", "lora_targets"),
