@@ -49,6 +49,13 @@ class TrainConfig:
     """JSONL task file for ``FTRL-Custom-v0`` (its tasks are the train tasks)."""
     reward: str = "solve_f1"
     """Env reward variant (SPEC 3)."""
+    error_call_charge: float = 0.0
+    """Taken off a turn's reward per tool call whose result is an error (the env option of
+    docs/envs.md; 0 keeps SPEC 3). Every env of training gets it (the trainer's, SFT's and the Ray
+    rollout workers'); evaluation's envs never do, and Solve-P/R/F1 ignore it anyway."""
+    duplicate_call_charge: float = 0.0
+    """Taken off a turn's reward per call identical (tool and arguments) to an earlier call of the
+    episode; like ``error_call_charge``, training envs only (0 keeps SPEC 3)."""
     train_tasks: int = 1000
     """Train tasks per env id (the first ``train_tasks`` indices of the train split)."""
     max_turns: int = 20
@@ -331,6 +338,8 @@ class TrainConfig:
             "clip_high",
             "weight_decay",
             "max_grad_norm",
+            "error_call_charge",
+            "duplicate_call_charge",
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
@@ -373,6 +382,13 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict."""
         return dataclasses.asdict(self)
+
+    def train_env_kwargs(self) -> dict[str, Any]:
+        """The ``gym.make`` keywords of every training env beyond ``max_turns`` and ``reward``."""
+        return {
+            "error_call_charge": self.error_call_charge,
+            "duplicate_call_charge": self.duplicate_call_charge,
+        }
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -31,12 +31,12 @@ from ftrl_gym.agents.training.masked import masked_mean
 from ftrl_gym.agents.training.metrics import MetricsLog
 from ftrl_gym.agents.training.policy import Policy, make_batch, pad_rows
 from ftrl_gym.agents.training.rollout import (
-    EnvPool,
     Episode,
     EpisodeSpec,
     TokenRenderer,
     mean_metrics,
     run_episodes,
+    train_env_pool,
 )
 from ftrl_gym.agents.training.samples import (
     Prefix,
@@ -99,7 +99,7 @@ class RLTrainer:
             torch.set_num_threads(config.torch_threads)
         torch.manual_seed(config.seed)
         self._build_learner(policy)
-        self.pool = EnvPool(config.max_turns, config.reward, tasks=config.tasks)
+        self.pool = train_env_pool(config)
         self.tasks = [
             (e, i)
             for e in config.env_ids
