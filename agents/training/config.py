@@ -121,6 +121,17 @@ class TrainConfig:
     responses all scored the same). Their policy-gradient term is zero, so on a sparse reward they
     take most of the update's compute for only their KL and entropy terms; the token mean then runs
     over the informative samples, as in DAPO's dynamic sampling."""
+    dynamic_sampling: bool = False
+    """DAPO's dynamic sampling, for the algorithms with a group baseline (``grpo``,
+    ``reinforce_pp_baseline``; ``reinforce_pp`` whitens over the batch, learns from every group and
+    ignores it): a group whose responses all earned the same reward (the same turn rewards, under
+    scheme ``episode``) is dropped, and the step draws fresh prompts' groups until
+    ``prompts_per_step`` groups with differing rewards are in hand or ``max_resample_rounds`` refill
+    rounds are spent. Refills never reach into the next epoch's data. Logged as ``groups_dropped``,
+    ``groups_refilled``, ``resample_rounds``, ``groups_kept`` and ``groups_surplus``."""
+    max_resample_rounds: int = 3
+    """Dynamic sampling: most refill rounds per step. A round draws the missing groups scaled up
+    by the step's share of flat groups so far (at most ``prompts_per_step``)."""
     max_new_tokens: int = 1024
     """Most tokens generated per assistant turn."""
     max_context_tokens: int = 4096
@@ -312,6 +323,7 @@ class TrainConfig:
             "torch_threads",
             "val_every",
             "micro_batch_tokens",
+            "max_resample_rounds",
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
