@@ -454,13 +454,16 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 """Named starting points: ``paper`` is SPEC 7; ``cpu`` a small run on transformers generation; ``cpu_long``
 the README's result (about 80 min on 2 cores); ``demo`` the README's main command, ``cpu_long`` cut to
-2 GRPO steps of 8 prefixes and 4 test tasks per scenario (minutes)."""
+2 GRPO steps of 8 prefixes and 4 test tasks per scenario, with no KL term (so no frozen reference
+model) and a 1 GiB vLLM KV cache, to stay within 6 GB of RSS (minutes)."""
 PRESETS["demo"] = {
     **PRESETS["cpu_long"],
     "prompts_per_step": 8,
     "max_steps": 2,
     "eval_episodes": 4,
     "rl_algorithms": ["grpo"],
+    "kl_coef": 0.0,
+    "vllm_kv_cache_gib": 1.0,
 }
 
 

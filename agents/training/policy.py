@@ -14,7 +14,11 @@ import torch
 from ftrl_gym.agents.atomic import write_folder_atomically
 from ftrl_gym.agents.models import resolve_model
 from ftrl_gym.agents.training.config import DTYPES
-from ftrl_gym.agents.training.losses import entropy_from_logits
+
+
+LOGIT_CHUNK = 256
+"""Rows of logits computed at once when scoring tokens (``Policy.token_scores``): 50 MB of float32
+logits for SmolLM2's 49,152-token vocabulary."""
 
 
 @dataclass
@@ -152,19 +156,65 @@ class Policy:
                 input_ids=batch.input_ids.to(self.device),
                 attention_mask=batch.attention_mask.to(self.device),
             ).last_hidden_state[:, :-1]  # (B, L-1, H): position t predicts token t+1
-            head = self.model.get_output_embeddings()(hidden[rows, cols])  # (N, V)
-        logits = head.float() / self.temperature
-        logprobs = torch.log_softmax(logits, dim=-1)
         targets = batch.targets.to(self.device)[rows, cols]
-        chosen = torch.zeros(hidden.shape[:2], device=self.device).index_put(
-            (rows, cols), logprobs.gather(-1, targets[:, None])[:, 0]
-        )
-        if not with_entropy:
+        values, entropies = self.token_scores(hidden[rows, cols], targets, with_entropy)
+        chosen = torch.zeros(hidden.shape[:2], device=self.device).index_put((rows, cols), values)
+        if entropies is None:
             return chosen, None
         entropy = torch.zeros(hidden.shape[:2], device=self.device).index_put(
-            (rows, cols), entropy_from_logits(logits)
+            (rows, cols), entropies
         )
         return chosen, entropy
+
+    def token_scores(
+        self, hidden: torch.Tensor, targets: torch.Tensor, with_entropy: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logprobs of ``targets`` (and entropies) from final hidden states, ``LOGIT_CHUNK`` rows at a time.
+
+        The ``(N, V)`` logits are the largest activation of a small model (49,152 columns for
+        SmolLM2: 200 MB per copy at N = 1,024, and the softmax, its log and the entropy keep several
+        copies for the backward pass). Each chunk of rows runs under activation checkpointing, so
+        only its hidden rows are kept and its logits are recomputed in the backward pass: at most one
+        chunk's ``(LOGIT_CHUNK, V)`` logits live at a time. Values and gradients are unchanged.
+
+        Args:
+            hidden: ``(N, H)`` final hidden states of the predicting positions.
+            targets: ``(N,)`` the tokens they predict.
+            with_entropy: Also return the entropy at each position.
+
+        Returns:
+            ``(N,)`` logprobs, and ``(N,)`` entropies or None.
+        """
+        from torch.utils.checkpoint import checkpoint
+
+        values, entropies = [], []
+        for start in range(0, hidden.shape[0], LOGIT_CHUNK):
+            rows = hidden[start : start + LOGIT_CHUNK]
+            chunk_targets = targets[start : start + LOGIT_CHUNK]
+            if torch.is_grad_enabled() and rows.requires_grad:
+                scored = checkpoint(
+                    self._chunk_scores, rows, chunk_targets, with_entropy, use_reentrant=False
+                )
+            else:
+                scored = self._chunk_scores(rows, chunk_targets, with_entropy)
+            values.append(scored[0])
+            entropies.append(scored[-1])
+        if not values:
+            empty = hidden.new_zeros(0, dtype=torch.float32)
+            return empty, (empty if with_entropy else None)
+        return torch.cat(values), (torch.cat(entropies) if with_entropy else None)
+
+    def _chunk_scores(
+        self, hidden: torch.Tensor, targets: torch.Tensor, with_entropy: bool
+    ) -> torch.Tensor:
+        """``(1, n)`` logprobs of ``targets``, or ``(2, n)`` with the entropies as the second row."""
+        with self.autocast():
+            projected = self.model.get_output_embeddings()(hidden)  # (n, V)
+        logprobs = torch.log_softmax(projected.float() / self.temperature, dim=-1)
+        chosen = logprobs.gather(-1, targets[:, None])[:, 0]
+        if not with_entropy:
+            return chosen[None]
+        return torch.stack([chosen, -(logprobs.exp() * logprobs).sum(dim=-1)])
 
     def forward_shared_prompt(
         self, prompt: Sequence[int], responses: Sequence[Sequence[int]], with_entropy: bool = False
@@ -186,7 +236,6 @@ class Policy:
             ``(n, R)`` logprobs, ``(n, R)`` entropies or None, and the ``(n, R)`` mask of real tokens.
         """
         decoder = self.model.get_decoder()
-        head = self.model.get_output_embeddings()
         with self.autocast():
             cached = decoder(
                 input_ids=torch.tensor([list(prompt[:-1])], device=self.device), use_cache=True
@@ -207,15 +256,14 @@ class Policy:
             hidden = decoder(
                 input_ids=inputs.to(self.device), past_key_values=cache
             ).last_hidden_state  # (n, R, H)
-            projected = head(hidden[rows, cols])  # (N, V)
-        logits = projected.float() / self.temperature
-        logprobs = torch.log_softmax(logits, dim=-1)
-        chosen = logprobs.gather(-1, targets[rows, cols].to(self.device)[:, None])[:, 0]
-        out = torch.zeros(mask.shape, device=self.device).index_put((rows, cols), chosen)
+        values, entropies = self.token_scores(
+            hidden[rows, cols], targets[rows, cols].to(self.device), with_entropy
+        )
+        out = torch.zeros(mask.shape, device=self.device).index_put((rows, cols), values)
         entropy = None
-        if with_entropy:
+        if entropies is not None:
             entropy = torch.zeros(mask.shape, device=self.device).index_put(
-                (rows, cols), entropy_from_logits(logits)
+                (rows, cols), entropies
             )
         return out, entropy, mask.to(self.device)
 

@@ -42,6 +42,8 @@ def test_every_preset_builds_and_demo_is_cpu_long_cut_short() -> None:
         "max_steps": (6, 2),
         "eval_episodes": (15, 4),
         "rl_algorithms": (["grpo", "reinforce_pp"], ["grpo"]),
+        "kl_coef": (0.001, 0.0),
+        "vllm_kv_cache_gib": (2.0, 1.0),
     }
 
 
