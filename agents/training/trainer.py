@@ -38,6 +38,7 @@ from ftrl_gym.agents.training.rollout import (
     run_episodes,
     train_env_pool,
 )
+from ftrl_gym.agents.training.schedule import scheduled_lr
 from ftrl_gym.agents.training.samples import (
     Prefix,
     Sample,
@@ -270,6 +271,8 @@ class RLTrainer:
                 "raise max_context_tokens or lower max_new_tokens"
             )
         sampled = time.perf_counter()
+        lr = self.learning_rate()
+        self._set_learning_rate(lr)
         assign_advantages(
             samples, self.config.algorithm, self.config.gamma, self.config.normalize_by_std
         )
@@ -285,6 +288,7 @@ class RLTrainer:
             "step": self.step,
             "epoch": self.data.epoch,
             "samples": len(samples),
+            "lr": lr,
             **sampling,
             **self.data.last_metrics,
             **update,
@@ -300,6 +304,23 @@ class RLTrainer:
         }
         self.log.append(metrics)
         return metrics
+
+    def learning_rate(self) -> float:
+        """This step's learning rate (``scheduled_lr`` of the config's warmup and schedule)."""
+        config = self.config
+        return scheduled_lr(
+            self.step,
+            config.lr,
+            config.lr_warmup_steps,
+            config.max_steps,
+            config.lr_schedule,
+            config.lr_min_ratio,
+        )
+
+    def _set_learning_rate(self, lr: float) -> None:
+        """Give the optimiser this step's learning rate (a hook: Ray's learners hold theirs)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def _sync_weights(self) -> None:
         """Make the generator sample from the updated policy (version ``self.step``)."""

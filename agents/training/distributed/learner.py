@@ -105,6 +105,11 @@ class Learner:
             backend, init_method=init_method, rank=self.rank, world_size=self.world_size
         )
 
+    def set_learning_rate(self, lr: float) -> None:
+        """Use ``lr`` for the next optimiser steps (the driver's schedule)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
     def optimizer_step(self, micro: list[list[Sample]], total_tokens: int) -> dict[str, float]:
         """One optimiser update: this rank's micro-batches, all-reduced gradients, the same step.
 
