@@ -270,7 +270,7 @@ def rl_model(run_dir: Path, choice: str) -> tuple[str, dict[str, Any]]:
 
 
 def in_fresh_process(function: Callable[..., Any], *args: Any) -> Any:
-    """``function(*args)`` run in a new (spawned) process; its result comes back, its error is raised.
+    """``function(*args)`` in a new (spawned) process; its result comes back, its error is raised.
 
     Each pipeline stage (an evaluation, SFT, an RL run) runs this way, so the memory it held (an
     optimiser's state, a vLLM engine and its KV cache, allocator pages Python never returns) goes

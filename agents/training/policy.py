@@ -169,13 +169,13 @@ class Policy:
     def token_scores(
         self, hidden: torch.Tensor, targets: torch.Tensor, with_entropy: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logprobs of ``targets`` (and entropies) from final hidden states, ``LOGIT_CHUNK`` rows at a time.
+        """Logprobs of ``targets`` (and entropies) from hidden states, ``LOGIT_CHUNK`` rows at once.
 
         The ``(N, V)`` logits are the largest activation of a small model (49,152 columns for
         SmolLM2: 200 MB per copy at N = 1,024, and the softmax, its log and the entropy keep several
         copies for the backward pass). Each chunk of rows runs under activation checkpointing, so
-        only its hidden rows are kept and its logits are recomputed in the backward pass: at most one
-        chunk's ``(LOGIT_CHUNK, V)`` logits live at a time. Values and gradients are unchanged.
+        only its hidden rows are kept and its logits are recomputed in the backward pass: at most
+        one chunk's ``(LOGIT_CHUNK, V)`` logits live at a time. Values and gradients are unchanged.
 
         Args:
             hidden: ``(N, H)`` final hidden states of the predicting positions.
@@ -207,7 +207,7 @@ class Policy:
     def _chunk_scores(
         self, hidden: torch.Tensor, targets: torch.Tensor, with_entropy: bool
     ) -> torch.Tensor:
-        """``(1, n)`` logprobs of ``targets``, or ``(2, n)`` with the entropies as the second row."""
+        """``(1, n)`` logprobs of ``targets``; ``(2, n)`` with the entropies as a second row."""
         with self.autocast():
             projected = self.model.get_output_embeddings()(hidden)  # (n, V)
         logprobs = torch.log_softmax(projected.float() / self.temperature, dim=-1)
@@ -262,9 +262,7 @@ class Policy:
         out = torch.zeros(mask.shape, device=self.device).index_put((rows, cols), values)
         entropy = None
         if entropies is not None:
-            entropy = torch.zeros(mask.shape, device=self.device).index_put(
-                (rows, cols), entropies
-            )
+            entropy = torch.zeros(mask.shape, device=self.device).index_put((rows, cols), entropies)
         return out, entropy, mask.to(self.device)
 
     def add_lora(self, rank: int, alpha: float, targets: str = "all-linear") -> None:

@@ -260,7 +260,7 @@ def group_rewards_differ(members: Sequence[Sample]) -> bool:
 
 
 def split_groups(samples: Sequence[Sample]) -> tuple[list[list[Sample]], list[list[Sample]]]:
-    """The groups of a batch, in order of first appearance: those whose rewards differ, then the flat."""
+    """A batch's groups in order of first appearance: those whose rewards differ, and the flat."""
     groups: dict[str, list[Sample]] = {}
     for sample in samples:
         groups.setdefault(sample.group, []).append(sample)

@@ -396,8 +396,8 @@ class RLTrainer:
 
         Returns:
             The samples to train on, and the step's sampling metrics: ``reward`` (the mean score of
-            every response sampled this step) and, under dynamic sampling, ``reward_trained`` and the
-            group counts of ``refill_with_signal``.
+            every response sampled this step) and, under dynamic sampling, ``reward_trained``
+            and the group counts of ``refill_with_signal``.
         """
         epoch = self.data.epoch
         drawn = self._draw_groups(self.config.prompts_per_step)
@@ -427,8 +427,9 @@ class RLTrainer:
 
         Returns:
             The batch, and ``reward`` (the mean score of every response drawn, first draw and
-            refills), ``reward_trained`` (the batch's mean score), ``groups_kept``, ``groups_dropped``
-            (flat groups left out), ``groups_refilled`` (groups drawn by refill rounds),
+            refills), ``reward_trained`` (the batch's mean score), ``groups_kept``,
+            ``groups_dropped`` (flat groups left out), ``groups_refilled`` (groups drawn by refill
+            rounds),
             ``resample_rounds`` and ``groups_surplus`` (groups with differing rewards beyond
             ``prompts_per_step``, left out).
         """
