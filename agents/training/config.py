@@ -21,6 +21,7 @@ BACKENDS = ("transformers", "vllm")
 REWARDS = ("solve_f1", "solve_p", "solve_r", "solve_pr")
 DTYPES = ("float32", "bfloat16", "float16")
 LEARNER_SHARDINGS = ("none", "fsdp")
+LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
 @dataclass
@@ -53,6 +54,13 @@ class TrainConfig:
     """JSONL task file for ``FTRL-Custom-v0`` (its tasks are the train tasks)."""
     reward: str = "solve_f1"
     """Env reward variant (SPEC 3)."""
+    error_call_charge: float = 0.0
+    """Taken off a turn's reward per tool call whose result is an error (the env option of
+    docs/envs.md; 0 keeps SPEC 3). Every env of training gets it (the trainer's, SFT's and the Ray
+    rollout workers'); evaluation's envs never do, and Solve-P/R/F1 ignore it anyway."""
+    duplicate_call_charge: float = 0.0
+    """Taken off a turn's reward per call identical (tool and arguments) to an earlier call of the
+    episode; like ``error_call_charge``, training envs only (0 keeps SPEC 3)."""
     train_tasks: int = 1000
     """Train tasks per env id (the first ``train_tasks`` indices of the train split)."""
     max_turns: int = 20
@@ -76,7 +84,15 @@ class TrainConfig:
     max_steps: int = 0
     """Stop after this many training steps (0: run all epochs)."""
     lr: float = 1e-6
-    """Adam learning rate of the RL phase."""
+    """Adam learning rate of the RL phase (its peak, with a warmup or schedule)."""
+    lr_warmup_steps: int = 0
+    """RL: training steps whose learning rate ramps linearly up to ``lr`` (step ``k`` of the warmup
+    takes ``lr * (k + 1) / lr_warmup_steps``); 0: none."""
+    lr_schedule: str = "constant"
+    """RL, after the warmup: ``constant``, or ``linear`` / ``cosine`` decay from ``lr`` to
+    ``lr * lr_min_ratio`` at the last step (``max_steps``)."""
+    lr_min_ratio: float = 0.1
+    """Where a ``linear`` or ``cosine`` schedule ends, as a fraction of ``lr``."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
     max_grad_norm: float = 1.0
@@ -118,6 +134,17 @@ class TrainConfig:
     responses all scored the same). Their policy-gradient term is zero, so on a sparse reward they
     take most of the update's compute for only their KL and entropy terms; the token mean then runs
     over the informative samples, as in DAPO's dynamic sampling."""
+    dynamic_sampling: bool = False
+    """DAPO's dynamic sampling, for the algorithms with a group baseline (``grpo``,
+    ``reinforce_pp_baseline``; ``reinforce_pp`` whitens over the batch, learns from every group and
+    ignores it): a group whose responses all earned the same reward (the same turn rewards, under
+    scheme ``episode``) is dropped, and the step draws fresh prompts' groups until
+    ``prompts_per_step`` groups with differing rewards are in hand or ``max_resample_rounds`` refill
+    rounds are spent. Refills never reach into the next epoch's data. Logged as ``groups_dropped``,
+    ``groups_refilled``, ``resample_rounds``, ``groups_kept`` and ``groups_surplus``."""
+    max_resample_rounds: int = 3
+    """Dynamic sampling: most refill rounds per step. A round draws the missing groups scaled up
+    by the step's share of flat groups so far (at most ``prompts_per_step``)."""
     max_new_tokens: int = 1024
     """Most tokens generated per assistant turn."""
     max_context_tokens: int = 4096
@@ -301,6 +328,17 @@ class TrainConfig:
                 "episode_reward=outcome scores whole episodes: set scheme=episode (scheme=turn "
                 "scores single responses to turn prefixes)"
             )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"lr_schedule={self.lr_schedule!r} is unknown: use one of {', '.join(LR_SCHEDULES)}"
+            )
+        if self.lr_schedule != "constant" and not self.max_steps:
+            raise ConfigError(
+                f"lr_schedule={self.lr_schedule} decays to its floor at the last step: set "
+                "max_steps (e.g. max_steps=24)"
+            )
+        if not 0.0 <= self.lr_min_ratio <= 1.0:
+            raise ConfigError(f"lr_min_ratio must lie in [0, 1], got {self.lr_min_ratio}")
         if self.rl_eval_model not in ("final", "best"):
             raise ConfigError(f"rl_eval_model={self.rl_eval_model!r} is unknown: use final or best")
         if self.rl_eval_model == "best" and not self.val_every:
@@ -343,6 +381,8 @@ class TrainConfig:
             "torch_threads",
             "val_every",
             "micro_batch_tokens",
+            "max_resample_rounds",
+            "lr_warmup_steps",
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
@@ -369,6 +409,8 @@ class TrainConfig:
             "clip_high",
             "weight_decay",
             "max_grad_norm",
+            "error_call_charge",
+            "duplicate_call_charge",
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
@@ -411,6 +453,13 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict."""
         return dataclasses.asdict(self)
+
+    def train_env_kwargs(self) -> dict[str, Any]:
+        """The ``gym.make`` keywords of every training env beyond ``max_turns`` and ``reward``."""
+        return {
+            "error_call_charge": self.error_call_charge,
+            "duplicate_call_charge": self.duplicate_call_charge,
+        }
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -464,14 +513,45 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 """Named starting points: ``paper`` is SPEC 7; ``cpu`` a small run on transformers generation; ``cpu_long``
 the README's result (about 80 min on 2 cores); ``demo`` the README's main command, ``cpu_long`` cut to
-2 GRPO steps of 8 prefixes and 4 test tasks per scenario (minutes)."""
+2 GRPO steps of 8 prefixes and 4 test tasks per scenario, with no KL term (so no frozen reference
+model) and a 1 GiB vLLM KV cache, to stay within 6 GB of RSS (minutes)."""
 PRESETS["demo"] = {
     **PRESETS["cpu_long"],
     "prompts_per_step": 8,
     "max_steps": 2,
     "eval_episodes": 4,
     "rl_algorithms": ["grpo"],
+    "kl_coef": 0.0,
+    "vllm_kv_cache_gib": 1.0,
 }
+
+PRESETS["cpu_seeds"] = {
+    **PRESETS["cpu_long"],
+    "rl_algorithms": ["grpo"],
+    "prompts_per_step": 8,
+    "max_steps": 8,
+    "lr": 1e-5,
+    "lr_warmup_steps": 2,
+    "lr_schedule": "cosine",
+    "lr_min_ratio": 0.1,
+    "dynamic_sampling": True,
+    "max_resample_rounds": 2,
+    "error_call_charge": 0.05,
+    "duplicate_call_charge": 0.05,
+    "sft_tasks": 16,
+    "eval_episodes": 50,
+    "val_every": 4,
+    "val_tasks": 25,
+    "rl_eval_model": "best",
+}
+"""The stable start for the three-seed result (docs/training.md, "The three-seed recipe"): twice
+``cpu_long``'s SFT data and updates (64 oracle trajectories, 16 updates); GRPO at half its learning
+rate (1e-5 peak, 2 warmup steps, cosine to 1e-6) for 8 steps of 8 turn prefixes x 8 responses, with
+dynamic sampling and 0.05 charges per failed or repeated call; the step picked by greedy validation
+on 100 held-out train tasks (steps 0, 4 and 8), scored on 200 test tasks. About 90 min per seed
+on the 2-core machine (estimated from measured step times; not yet run). Reinforce++ beside it:
+the same command again with ``--set rl_algorithms=[grpo,reinforce_pp]`` (finished stages are
+kept)."""
 
 
 def parse_value(text: str) -> Any:

@@ -42,7 +42,8 @@ FIELD_GROUPS: dict[str, tuple[str, ...]] = {
         "mini_batch_size", "micro_batch_size", "ppo_epochs", "epochs", "max_steps", "lr",
         "weight_decay", "max_grad_norm", "kl_coef", "entropy_coef", "clip_low", "clip_high", "gamma",
         "normalize_by_std", "skip_zero_advantage", "rl_algorithms", "micro_batch_tokens", "dual_clip",
-        "recompute_old_logprobs", "tis_cap",
+        "recompute_old_logprobs", "tis_cap", "lr_warmup_steps", "lr_schedule", "lr_min_ratio",
+        "dynamic_sampling", "max_resample_rounds", "error_call_charge", "duplicate_call_charge",
     ),
     "sampling": (
         "max_new_tokens", "max_context_tokens", "temperature", "top_p", "vllm_kv_cache_gib",

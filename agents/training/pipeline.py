@@ -7,6 +7,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,21 +138,27 @@ def paired_gain(base: dict[str, float], other: dict[str, float]) -> dict[str, An
 
 
 def gains_text(rows: dict[str, dict[str, Any]], base: str = "sft") -> str:
-    """One line per stage after ``base``: its paired Solve-F1 gain over ``base`` (points, x100)."""
+    """Paired Solve-F1 gains (points, x100): SFT over the start model, then each stage after
+    ``base`` over ``base``; one line each."""
     if base not in rows:
         return ""
     stages = list(rows)
-    lines = []
-    for stage in stages[stages.index(base) + 1 :]:
-        g = paired_gain(rows[base].get("per_task", {}), rows[stage].get("per_task", {}))
-        if not g["tasks"]:
-            continue
-        lines.append(
-            f"- {stage} - {base}: {100 * g['gain']:+.1f} Solve-F1 points, paired 95% CI "
-            f"[{100 * g['low']:+.1f}, {100 * g['high']:+.1f}] over {g['tasks']} tasks "
-            f"({g['better']} better, {g['worse']} worse)"
-        )
-    return "\n".join(lines)
+    pairs = [("start", base)] if "start" in rows and base == "sft" else []
+    pairs += [(base, stage) for stage in stages[stages.index(base) + 1 :]]
+    lines = [gain_line(rows, before, after) for before, after in pairs]
+    return "\n".join(line for line in lines if line)
+
+
+def gain_line(rows: dict[str, dict[str, Any]], before: str, after: str) -> str:
+    """``- after - before: +G Solve-F1 points, paired 95% CI [...]``, or "" with no shared task."""
+    g = paired_gain(rows[before].get("per_task", {}), rows[after].get("per_task", {}))
+    if not g["tasks"]:
+        return ""
+    return (
+        f"- {after} - {before}: {100 * g['gain']:+.1f} Solve-F1 points, paired 95% CI "
+        f"[{100 * g['low']:+.1f}, {100 * g['high']:+.1f}] over {g['tasks']} tasks "
+        f"({g['better']} better, {g['worse']} worse)"
+    )
 
 
 def results_table(rows: dict[str, dict[str, Any]]) -> str:
@@ -209,7 +216,7 @@ def run_pipeline(
     def record(
         stage: str, model: str, started: float, trained: bool, extra: dict[str, Any] | None = None
     ) -> None:
-        row = evaluate_model(model, config, out / "eval" / stage, progress)
+        row = in_fresh_process(evaluate_model, model, config, out / "eval" / stage, progress)
         worked = row.pop("new_episodes") > 0 or trained
         wall = stage_wall_s(earlier.get(stage), started, worked)
         rows[stage] = {**row, **(extra or {}), "wall_s": wall}
@@ -224,14 +231,14 @@ def run_pipeline(
     sft_model = out / "sft" / "model"
     trained = not (sft_model / "config.json").is_file()
     if trained:
-        run_sft(config, out / "sft", progress=progress)
+        in_fresh_process(run_sft, config, out / "sft", None, progress)
     record("sft", str(sft_model), started, trained)
     for algorithm in config.rl_algorithms:
         started = time.perf_counter()
         rl_config = dataclasses.replace(config, algorithm=algorithm, model=str(sft_model))
         trained = not (out / algorithm / "final" / "config.json").is_file()
         if trained:
-            _train_rl(rl_config, out / algorithm, progress)
+            in_fresh_process(_train_rl, rl_config, out / algorithm, progress)
         # A finished stage is never reopened: its resumable checkpoints (weights plus optimiser
         # state, 1.6 GB each for SmolLM2-135M) go, and final/ stays.
         shutil.rmtree(out / algorithm / "checkpoints", ignore_errors=True)
@@ -267,6 +274,20 @@ def rl_model(run_dir: Path, choice: str) -> tuple[str, dict[str, Any]]:
         "selected_step": int(best["step"]),
         "val_solve_f1": float(best["solve_f1"]),
     }
+
+
+def in_fresh_process(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` in a new (spawned) process; its result comes back, its error is raised.
+
+    Each pipeline stage (an evaluation, SFT, an RL run) runs this way, so the memory it held (an
+    optimiser's state, a vLLM engine and its KV cache, allocator pages Python never returns) goes
+    back to the OS when it ends: the pipeline's peak RSS is its largest stage's, not their sum.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
 
 
 def _train_rl(config: TrainConfig, out_dir: Path, progress: bool) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ftrl_gym.agents.chat import render_prompt
+from ftrl_gym.agents.training.config import TrainConfig
 from ftrl_gym.agents.training.generation import (
     Completion,
     Generator,
@@ -71,6 +72,13 @@ class TokenRenderer:
         if not after.startswith(self.eos_text):
             raise ValueError(f"the chat template does not close a turn with {self.eos_text!r}")
         return self.encode(after[len(self.eos_text) :])
+
+
+def train_env_pool(config: TrainConfig) -> EnvPool:
+    """The envs a training process steps: the run's train tasks, turns, reward and call charges."""
+    return EnvPool(
+        config.max_turns, config.reward, tasks=config.tasks, env_kwargs=config.train_env_kwargs()
+    )
 
 
 @dataclass

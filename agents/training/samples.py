@@ -251,6 +251,24 @@ def group_signal(samples: Sequence[Sample]) -> dict[str, float]:
     return {**counts, "penalty_only_share": share}
 
 
+def group_rewards_differ(members: Sequence[Sample]) -> bool:
+    """Whether a group's responses earned different rewards: scores, or (scheme ``episode``) turn
+    rewards. A group where they all agree has a zero advantage at every token under a group baseline
+    (GRPO, Reinforce++ with a baseline), so it teaches nothing."""
+    first = (members[0].score, tuple(members[0].turn_rewards))
+    return any((s.score, tuple(s.turn_rewards)) != first for s in members)
+
+
+def split_groups(samples: Sequence[Sample]) -> tuple[list[list[Sample]], list[list[Sample]]]:
+    """A batch's groups in order of first appearance: those whose rewards differ, and the flat."""
+    groups: dict[str, list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault(sample.group, []).append(sample)
+    differ = [g for g in groups.values() if group_rewards_differ(g)]
+    flat = [g for g in groups.values() if not group_rewards_differ(g)]
+    return differ, flat
+
+
 def _turn_end_rewards(samples: Sequence[Sample], width: int) -> torch.Tensor:
     """``(B, L)`` with each turn's env reward on the last token generated in that turn."""
     rewards = torch.zeros((len(samples), width), dtype=torch.float32)

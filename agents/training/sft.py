@@ -15,7 +15,7 @@ from ftrl_gym.agents.training.generation import Completion
 from ftrl_gym.agents.training.metrics import MetricsLog
 from ftrl_gym.agents.training.reporting import open_reporters
 from ftrl_gym.agents.training.policy import Policy, make_batch
-from ftrl_gym.agents.training.rollout import EnvPool, Episode, TokenRenderer, take_turn
+from ftrl_gym.agents.training.rollout import Episode, TokenRenderer, take_turn, train_env_pool
 
 
 def oracle_episode(env: object, task_index: int, renderer: TokenRenderer, seed: int = 0) -> Episode:
@@ -57,7 +57,7 @@ def nll_loss(policy: Policy, episodes: Sequence[Episode]) -> torch.Tensor:
 
 def collect_oracle_episodes(config: TrainConfig, renderer: TokenRenderer) -> list[Episode]:
     """Oracle trajectories of the first ``sft_tasks`` train tasks of every env id."""
-    pool = EnvPool(config.max_turns, config.reward, tasks=config.tasks)
+    pool = train_env_pool(config)
     try:
         episodes = []
         for env_id in config.env_ids:

@@ -32,13 +32,14 @@ from ftrl_gym.agents.training.metrics import MetricsLog
 from ftrl_gym.agents.training.reporting import open_reporters
 from ftrl_gym.agents.training.policy import Policy, make_batch, pad_rows
 from ftrl_gym.agents.training.rollout import (
-    EnvPool,
     Episode,
     EpisodeSpec,
     TokenRenderer,
     mean_metrics,
     run_episodes,
+    train_env_pool,
 )
+from ftrl_gym.agents.training.schedule import scheduled_lr
 from ftrl_gym.agents.training.samples import (
     Prefix,
     Sample,
@@ -46,6 +47,7 @@ from ftrl_gym.agents.training.samples import (
     episode_prefixes,
     episode_samples,
     group_signal,
+    split_groups,
     turn_samples,
 )
 from ftrl_gym.agents.training.validation import (
@@ -56,6 +58,9 @@ from ftrl_gym.agents.training.validation import (
 )
 
 LOGGER = logging.getLogger(__name__)
+
+GROUP_BASELINE_ALGORITHMS = ("grpo", "reinforce_pp_baseline")
+"""Algorithms whose advantage is relative to the prompt's group: a flat group gives them nothing."""
 
 
 @dataclass
@@ -100,7 +105,7 @@ class RLTrainer:
             torch.set_num_threads(config.torch_threads)
         torch.manual_seed(config.seed)
         self._build_learner(policy)
-        self.pool = EnvPool(config.max_turns, config.reward, tasks=config.tasks)
+        self.pool = train_env_pool(config)
         self.tasks = [
             (e, i)
             for e in config.env_ids
@@ -268,13 +273,15 @@ class RLTrainer:
     def train_step(self) -> dict[str, Any]:
         """Sample one batch from the envs, update the policy on it, log and return the step's metrics."""
         started = time.perf_counter()
-        samples = self._sample_batch()
+        samples, sampling = self._sample_batch()
         if not samples:
             raise RuntimeError(
                 "no episode of this batch fits max_context_tokens with room for max_new_tokens: "
                 "raise max_context_tokens or lower max_new_tokens"
             )
         sampled = time.perf_counter()
+        lr = self.learning_rate()
+        self._set_learning_rate(lr)
         assign_advantages(
             samples, self.config.algorithm, self.config.gamma, self.config.normalize_by_std
         )
@@ -290,7 +297,8 @@ class RLTrainer:
             "step": self.step,
             "epoch": self.data.epoch,
             "samples": len(samples),
-            "reward": sum(s.score for s in samples) / len(samples),
+            "lr": lr,
+            **sampling,
             **self.data.last_metrics,
             **update,
             **signal,
@@ -305,6 +313,23 @@ class RLTrainer:
         }
         self.log.append(metrics)
         return metrics
+
+    def learning_rate(self) -> float:
+        """This step's learning rate (``scheduled_lr`` of the config's warmup and schedule)."""
+        config = self.config
+        return scheduled_lr(
+            self.step,
+            config.lr,
+            config.lr_warmup_steps,
+            config.max_steps,
+            config.lr_schedule,
+            config.lr_min_ratio,
+        )
+
+    def _set_learning_rate(self, lr: float) -> None:
+        """Give the optimiser this step's learning rate (a hook: Ray's learners hold theirs)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def _sync_weights(self) -> None:
         """Make the generator sample from the updated policy (version ``self.step``)."""
@@ -374,30 +399,109 @@ class RLTrainer:
         settings = self._sampling_settings(self.config.rollouts_per_prompt)
         return turn_samples(batch, self.generator, self.renderer, self.pool, settings)
 
-    def _sample_batch(self) -> list[Sample]:
+    def _sample_batch(self) -> tuple[list[Sample], dict[str, float]]:
+        """This step's batch: the responses to ``prompts_per_step`` prompts, with dynamic sampling
+        refilled with groups whose rewards differ (``refill_with_signal``).
+
+        Returns:
+            The samples to train on, and the step's sampling metrics: ``reward`` (the mean score of
+            every response sampled this step) and, under dynamic sampling, ``reward_trained``
+            and the group counts of ``refill_with_signal``.
+        """
+        epoch = self.data.epoch
+        drawn = self._draw_groups(self.config.prompts_per_step)
+        if not self._dynamic_sampling():
+            return drawn, {"reward": sum(s.score for s in drawn) / max(len(drawn), 1)}
+        return self.refill_with_signal(drawn, epoch)
+
+    def _dynamic_sampling(self) -> bool:
+        """Dynamic sampling is on and the algorithm has a group baseline (a flat group teaches it
+        nothing); Reinforce++ whitens over the batch and learns from flat groups too."""
+        return self.config.dynamic_sampling and self.config.algorithm in GROUP_BASELINE_ALGORITHMS
+
+    def refill_with_signal(
+        self, drawn: list[Sample], epoch: int
+    ) -> tuple[list[Sample], dict[str, float]]:
+        """DAPO's dynamic sampling: drop flat groups, refill with fresh prompts' groups.
+
+        Groups whose responses all earned the same reward are dropped; refill rounds draw the next
+        prompts of the epoch (``refill_count`` of them) until ``prompts_per_step`` groups with
+        differing rewards are in hand, ``max_resample_rounds`` rounds are spent or the epoch's data
+        is used up. The first ``prompts_per_step`` such groups, in drawing order, are the batch;
+        if none was found the batch is the first draw (flat: only its KL and entropy terms train).
+
+        Args:
+            drawn: The step's first draw of groups.
+            epoch: The epoch the step began in (refills stay in it).
+
+        Returns:
+            The batch, and ``reward`` (the mean score of every response drawn, first draw and
+            refills), ``reward_trained`` (the batch's mean score), ``groups_kept``,
+            ``groups_dropped`` (flat groups left out), ``groups_refilled`` (groups drawn by refill
+            rounds),
+            ``resample_rounds`` and ``groups_surplus`` (groups with differing rewards beyond
+            ``prompts_per_step``, left out).
+        """
+        target = self.config.prompts_per_step
+        differ, flat = split_groups(drawn)
+        seen, dropped, refilled, rounds = len(differ) + len(flat), len(flat), 0, 0
+        scores = [s.score for s in drawn]
+        while (
+            len(differ) < target
+            and rounds < self.config.max_resample_rounds
+            and self.data.epoch == epoch
+        ):
+            fresh = self._draw_groups(refill_count(target - len(differ), seen, len(differ), target))
+            if not fresh:
+                break
+            more, more_flat = split_groups(fresh)
+            scores += [s.score for s in fresh]
+            differ += more
+            rounds += 1
+            refilled += len(more) + len(more_flat)
+            seen += len(more) + len(more_flat)
+            dropped += len(more_flat)
+        kept = differ[:target]
+        batch = [s for group in kept for s in group] or drawn
+        return batch, {
+            "reward": sum(scores) / max(len(scores), 1),
+            "reward_trained": sum(s.score for s in batch) / max(len(batch), 1),
+            "groups_kept": len(kept),
+            "groups_dropped": dropped,
+            "groups_refilled": refilled,
+            "resample_rounds": rounds,
+            "groups_surplus": len(differ) - len(kept),
+        }
+
+    def _draw_groups(self, count: int) -> list[Sample]:
+        """The responses to the epoch's next ``count`` prompts (tasks for scheme ``episode``, turn
+        prefixes for ``turn``), scored; fewer at the epoch's end, which moves to the next epoch."""
         if self.config.scheme == "episode":
-            tasks = self._next_tasks(self.config.prompts_per_step)
-            samples = episode_samples(
-                self._rollouts(self._episode_specs(tasks, self.config.rollouts_per_prompt)),
-                self.config.episode_reward,
+            tasks = self._next_tasks(count)
+            specs = self._episode_specs(tasks, self.config.rollouts_per_prompt)
+            samples = (
+                episode_samples(self._rollouts(specs), self.config.episode_reward) if tasks else []
             )
             if self.data.position >= len(self.tasks):
                 self._advance_epoch()
             return samples
-        while len(self.data.prefixes) < self.config.prompts_per_step and self.data.position < len(
-            self.tasks
-        ):
+        batch = self._take_prefixes(count)
+        return self._turn_samples(batch) if batch else []
+
+    def _take_prefixes(self, count: int) -> list[Prefix]:
+        """The next ``count`` turn prefixes, sampling trajectories of the next tasks as needed."""
+        while len(self.data.prefixes) < count and self.data.position < len(self.tasks):
             episodes = self._rollouts(
                 self._episode_specs(self._next_tasks(self.config.prompts_per_step), 1)
             )
             fresh = episode_prefixes(episodes)
             self.rng.shuffle(fresh)
             self.data.prefixes.extend(fresh)
-        batch = self.data.prefixes[: self.config.prompts_per_step]
-        self.data.prefixes = self.data.prefixes[self.config.prompts_per_step :]
+        batch = self.data.prefixes[:count]
+        self.data.prefixes = self.data.prefixes[count:]
         if not self.data.prefixes and self.data.position >= len(self.tasks):
             self._advance_epoch()
-        return self._turn_samples(batch)
+        return batch
 
     # --- update -----------------------------------------------------------------------------------
 
@@ -724,6 +828,26 @@ def restore_learner(
         policy.model.load_state_dict(loaded.state_dict())
     optimizer.load_state_dict(state["optimizer"])
     torch.random.set_rng_state(state["torch_rng"])
+
+
+def refill_count(missing: int, seen: int, with_signal: int, most: int) -> int:
+    """How many prompts a dynamic-sampling refill round draws.
+
+    The missing groups over the share of the step's groups so far whose rewards differed, so one
+    round is expected to suffice; ``most`` when none differed yet.
+
+    Args:
+        missing: Groups with differing rewards still wanted.
+        seen: Groups drawn so far this step.
+        with_signal: Of those, groups whose rewards differed.
+        most: The cap (``prompts_per_step``).
+
+    Returns:
+        ``min(most, ceil(missing * seen / with_signal))``, or ``most`` when ``with_signal`` is 0.
+    """
+    if with_signal == 0:
+        return most
+    return min(most, math.ceil(missing * seen / with_signal))
 
 
 def informative_samples(samples: list[Sample]) -> list[Sample]:

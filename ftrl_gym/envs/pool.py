@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -20,12 +21,19 @@ class EnvPool:
         reward: The env's reward variant; None keeps the env's default (Solve-F1).
         split: Dataset split of the built-in ids.
         tasks: JSONL task file for ``FTRL-Custom-v0``.
+        env_kwargs: More ``gym.make`` keywords for every env of the pool (e.g. training's
+            ``error_call_charge`` and ``duplicate_call_charge``); None adds none.
     """
 
     def __init__(
-        self, max_turns: int, reward: str | None = None, split: str = "train", tasks: str = ""
+        self,
+        max_turns: int,
+        reward: str | None = None,
+        split: str = "train",
+        tasks: str = "",
+        env_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
-        self.kwargs: dict[str, Any] = {"max_turns": max_turns}
+        self.kwargs: dict[str, Any] = {**(env_kwargs or {}), "max_turns": max_turns}
         if reward is not None:
             self.kwargs["reward"] = reward
         self.split = split

@@ -42,7 +42,20 @@ def test_every_preset_builds_and_demo_is_cpu_long_cut_short() -> None:
         "max_steps": (6, 2),
         "eval_episodes": (15, 4),
         "rl_algorithms": (["grpo", "reinforce_pp"], ["grpo"]),
+        "kl_coef": (0.001, 0.0),
+        "vllm_kv_cache_gib": (2.0, 1.0),
     }
+
+
+def test_cpu_seeds_is_a_steadier_longer_cpu_long() -> None:
+    long, seeds = build_config("cpu_long"), build_config("cpu_seeds")
+    assert seeds.sft_tasks * seeds.sft_epochs > long.sft_tasks * long.sft_epochs  # data, updates
+    assert (seeds.lr, seeds.lr_warmup_steps, seeds.lr_schedule) == (1e-5, 2, "cosine")
+    assert seeds.lr < long.lr and seeds.max_steps > long.max_steps
+    assert seeds.dynamic_sampling and seeds.error_call_charge == seeds.duplicate_call_charge == 0.05
+    # Selection on 25 held-out tasks x 4 scenarios = 100 validation episodes; 50 x 4 test tasks.
+    assert seeds.rl_eval_model == "best" and 4 * seeds.val_tasks == 100
+    assert 4 * seeds.eval_episodes == 200
 
 
 def test_file_then_overrides_win_over_the_preset(tmp_path: Path) -> None:

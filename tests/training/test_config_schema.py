@@ -32,7 +32,7 @@ def test_every_field_is_in_exactly_one_group_and_every_group_is_titled() -> None
 def test_every_field_is_documented_once_in_the_class_body() -> None:
     docs = field_docs(TrainConfig)
     assert sorted(docs) == sorted(FIELDS)
-    assert docs["lr"] == "Adam learning rate of the RL phase."
+    assert docs["lr"] == "Adam learning rate of the RL phase (its peak, with a warmup or schedule)."
     assert docs["normalize_by_std"] == "GRPO: divide group-centred scores by the group's std."
 
 
@@ -113,7 +113,10 @@ def test_help_lists_every_field_under_its_group_with_its_doc(capsys: pytest.Capt
         start = text.index(f"\n{group}: ")
         for name in names:
             assert text.index(f"\n  {name} (", start) > start
-    assert "  lr (a number, default 1e-06)\n      Adam learning rate of the RL phase.\n" in text
+    assert (
+        "  lr (a number, default 1e-06)\n"
+        "      Adam learning rate of the RL phase (its peak, with a warmup or schedule).\n"
+    ) in text
     assert "other:" not in text
 
 

@@ -61,8 +61,8 @@ def test_pipeline_writes_a_row_per_stage(tokenizer, tmp_path: Path) -> None:
     assert saved["grpo"]["solve_f1"] == rows["grpo"]["solve_f1"]
     table = (tmp_path / "run" / "results.md").read_text().splitlines()
     assert table[0].startswith("| stage | SingleHop |") and table[5] == ""
-    assert table[6].startswith("- grpo - sft: ")
-    assert " over 4 tasks (" in table[6]
+    assert table[6].startswith("- sft - start: ") and table[7].startswith("- grpo - sft: ")
+    assert " over 4 tasks (" in table[7]
     sft_log = (tmp_path / "run" / "sft" / "metrics.jsonl").read_text().splitlines()
     assert len(sft_log) == 2  # 4 oracle trajectories (one per scenario) in batches of 2
     stage = tmp_path / "run" / "grpo"
@@ -131,6 +131,12 @@ def test_paired_gain_pairs_tasks_by_key_with_a_student_t_interval() -> None:
         "(2 better, 0 worse)"
     )
     assert gains_text({"start": {"per_task": base}}) == ""
+    # With a start row, SFT's own gain over it comes first (the demo's effect on its own sample).
+    start = {"a": 0.0, "b": 0.0, "c": 0.0}
+    assert gains_text({"start": {"per_task": start}, **rows}).splitlines()[0] == (
+        "- sft - start: +50.0 Solve-F1 points, paired 95% CI [-74.2, +174.2] over 3 tasks "
+        "(2 better, 0 worse)"
+    )
 
 
 def _record(scenario: str, task: int, f1: float, calls: int, turns: int, errors: int) -> dict:

@@ -53,3 +53,42 @@ def tiny_model(
             model.get_input_embeddings().weight[:, 0] = focus_embedding
             model.lm_head.weight[ids, 0] = 3.0
     return model
+
+
+class ScriptedGenerator:
+    """A generation back end that answers every prompt from a script, turn by turn.
+
+    ``reply(prompt_text, turn)`` gives the text of a response; it is tokenised and ended with the
+    end-of-turn id, with logprob -1.0 per token. ``n`` responses to one prompt come from
+    ``reply(prompt_text, k)`` for ``k`` in ``0..n-1`` (scheme a), and an episode's turns from
+    ``reply(prompt_text, number of assistant turns so far)`` with ``n = 1`` (scheme b), so a test
+    knows every reward in advance.
+    """
+
+    def __init__(self, tokenizer, reply) -> None:
+        self.tokenizer = tokenizer
+        self.reply = reply
+        self.prompts = 0
+
+    def generate(self, prompts, settings, seeds=None):
+        from ftrl_gym.agents.training.generation import Completion
+
+        out = []
+        for prompt in prompts:
+            self.prompts += 1
+            text = self.tokenizer.decode(list(prompt))
+            turns = text.count("<|im_start|>assistant") - 1
+            keys = range(settings.n) if settings.n > 1 else [turns]
+            group = []
+            for key in keys:
+                ids = self.tokenizer.encode(self.reply(text, key), add_special_tokens=False)
+                ids.append(self.tokenizer.eos_token_id)
+                group.append(Completion(ids, [-1.0] * len(ids), True))
+            out.append(group)
+        return out
+
+    def sync_weights(self, model) -> None:
+        """Nothing to sync: the script does not change."""
+
+    def close(self) -> None:
+        """Nothing to close."""

@@ -129,6 +129,12 @@ class DistributedTrainer(RLTrainer):
         for sample, done in zip(samples, scored):
             sample.logprobs, sample.rollout_logprobs = done.logprobs, done.rollout_logprobs
 
+    def _set_learning_rate(self, lr: float) -> None:
+        """Every learner rank takes this step's learning rate."""
+        import ray
+
+        ray.get([learner.set_learning_rate.remote(lr) for learner in self.learners])
+
     def _optimizer_step(self, mini: list[Sample]) -> dict[str, float]:
         """Deal the mini-batch's micro-batches round-robin to the ranks; they all-reduce and step."""
         import ray

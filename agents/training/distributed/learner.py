@@ -148,6 +148,11 @@ class Learner:
         """Sharded ranks (all of them): gather the full weights onto rank 0 for the weight sync."""
         self.gathered = full_model_state(self.policy)
 
+    def set_learning_rate(self, lr: float) -> None:
+        """Use ``lr`` for the next optimiser steps (the driver's schedule)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
     def optimizer_step(
         self, micro: list[list[Sample]], total_tokens: int, ghosts: list[bool] | None = None
     ) -> dict[str, float]:

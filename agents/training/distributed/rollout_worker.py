@@ -24,7 +24,13 @@ from ftrl_gym.agents.training.generation import (
     VLLMGenerator,
 )
 from ftrl_gym.agents.training.policy import Policy
-from ftrl_gym.agents.training.rollout import EnvPool, Episode, EpisodeSpec, TokenRenderer, run_episodes
+from ftrl_gym.agents.training.rollout import (
+    Episode,
+    EpisodeSpec,
+    TokenRenderer,
+    run_episodes,
+    train_env_pool,
+)
 from ftrl_gym.agents.training.samples import Prefix, Sample, turn_samples
 
 
@@ -86,7 +92,7 @@ class RolloutWorker:
         self.path = resolve_model(self.config.model)
         tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.renderer = TokenRenderer(tokenizer)
-        self.pool = EnvPool(self.config.max_turns, self.config.reward, tasks=self.config.tasks)
+        self.pool = train_env_pool(self.config)
         self.generator = self._build_generator(tokenizer)
         self.version = UNLOADED
         self._lock = threading.Lock()
