@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[1]
-CLI_MODULES = {"cli.py", "eval_cli.py", "show_episodes.py"}
+CLI_MODULES = {"cli.py", "eval_cli.py", "show_episodes.py", "verl_cli.py"}
 """Modules that print a command's results (tables, transcripts, paths) to stdout."""
 
 LIBRARY_LINES = """

@@ -70,14 +70,19 @@ class Progress:
             )
         elif time.monotonic() - self._shown >= self.interval_s:
             self._shown = time.monotonic()
-            print(self.line(), file=self.stream, flush=True)
+            self._write_line()
 
     def close(self) -> None:
         """End the line: close the bar, or write the final plain line."""
         if self._bar is not None:
             self._bar.close()
         else:
-            print(self.line(), file=self.stream, flush=True)
+            self._write_line()
+
+    def _write_line(self) -> None:
+        """Write the plain progress line (off a terminal), as a bar would write itself."""
+        self.stream.write(self.line() + "\n")
+        self.stream.flush()
 
     def __enter__(self) -> Self:
         return self
