@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from training_helpers import EASY_ANSWER
+from training_helpers import EASY_ANSWER, ECHO_TOOL
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -26,9 +26,8 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def tokenizer():
     """SmolLM2-135M-Instruct's tokenizer (chat template included), from the offline model folder."""
-    from transformers import AutoTokenizer
-
     from ftrl_gym.agents.models import resolve_model
+    from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(resolve_model("smollm2"))
 
@@ -37,18 +36,7 @@ def tokenizer():
 def easy_tasks(tmp_path: Path) -> Path:
     """Four one-tool tasks whose answer is the letter ``w``: any reply containing it is rewarded."""
     code = "def echo(text):\n    return text\n"
-    tool = {
-        "type": "function",
-        "function": {
-            "name": "echo",
-            "description": "Echo.",
-            "parameters": {
-                "type": "object",
-                "properties": {"text": {"type": "string"}},
-                "required": ["text"],
-            },
-        },
-    }
+    tool = ECHO_TOOL
     path = tmp_path / "easy.jsonl"
     with open(path, "w") as handle:
         handle.writelines(

@@ -8,12 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
-from training_helpers import EASY_ANSWER, ScriptedGenerator, tiny_model
-
 from ftrl_gym.agents.training.config import build_config
 from ftrl_gym.agents.training.policy import Policy
 from ftrl_gym.agents.training.samples import Sample, group_rewards_differ, split_groups
 from ftrl_gym.agents.training.trainer import RLTrainer, refill_count
+from training_helpers import EASY_ANSWER, ECHO_TOOL, ScriptedGenerator, tiny_model
 
 PATTERN = [0, 1, 0, 0, 2, 2, 1, 0]
 """How many of its 4 responses say the answer (0.5 each; the others score 0) on the k-th task the
@@ -23,18 +22,7 @@ trainer draws, in drawing order: 0 makes a flat group."""
 @pytest.fixture
 def eight_tasks(tmp_path: Path) -> Path:
     """Eight train tasks ``Say it i.`` whose answer is ``w``: a reply holding it scores 0.5."""
-    tool = {
-        "type": "function",
-        "function": {
-            "name": "echo",
-            "description": "Echo.",
-            "parameters": {
-                "type": "object",
-                "properties": {"text": {"type": "string"}},
-                "required": ["text"],
-            },
-        },
-    }
+    tool = ECHO_TOOL
     path = tmp_path / "eight.jsonl"
     path.write_text(
         "".join(

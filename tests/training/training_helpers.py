@@ -5,6 +5,20 @@ from __future__ import annotations
 EASY_ANSWER = "w"
 """The easy task's answer: a reply containing the letter ``w`` scores 1 / (1 + 1) = 0.5 (SPEC 3.4)."""
 
+ECHO_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "echo",
+        "description": "Echo.",
+        "parameters": {
+            "type": "object",
+            "properties": {"text": {"type": "string"}},
+            "required": ["text"],
+        },
+    },
+}
+"""The one tool of the easy task files: returns its ``text``."""
+
 
 FOCUS_LETTERS = "abcdefghijklmnow"
 """Letters whose single-character tokens a focused tiny model samples almost exclusively."""
