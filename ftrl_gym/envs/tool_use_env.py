@@ -451,6 +451,8 @@ class ToolUseEnv(gym.Env[str, Any]):
         self, calls: Sequence[ParsedCall], results: Sequence[ToolResult], outcome: TurnReward
     ) -> TurnReward:
         """Take the configured error and duplicate charges off a tool-call turn (none by default)."""
+        if not (self.config.error_call_charge or self.config.duplicate_call_charge):
+            return outcome  # SPEC 3: no keys to encode on the step's hot path
         keys = [call_key(call.name, call.arguments) for call in calls]
         charge = call_charge(
             keys, [not result.ok for result in results], self._call_keys,
