@@ -51,7 +51,7 @@ def run_rank(rank: int, world: int, port: int, model: str, out: Any) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
     from ftrl_gym.agents.training.config import TrainConfig
-    from ftrl_gym.agents.training.distributed.learner import Learner
+    from ftrl_gym.agents.training.learner import Learner
     from ftrl_gym.agents.training.samples import Sample
 
     config = TrainConfig(model=model, learner_sharding="fsdp", kl_coef=0.001, lr=1e-5)

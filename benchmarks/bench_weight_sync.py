@@ -21,7 +21,7 @@ from typing import Any
 from ftrl_gym.agents.training.config import build_config
 from ftrl_gym.agents.training.distributed.cluster import end_actors, learner_placement
 from ftrl_gym.agents.training.distributed.fleet import RolloutFleet
-from ftrl_gym.agents.training.distributed.learner import Learner
+from ftrl_gym.agents.training.learner import Learner
 
 MODES = ("object_store", "collective")
 

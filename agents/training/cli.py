@@ -137,18 +137,18 @@ def _run(args: argparse.Namespace) -> int:
         print((out / "results.md").read_text().rstrip())
         print(f"results: {out / 'results.md'}")
         return 0
+    from ftrl_gym.agents.training.trainer import RLTrainer
+
     if distributed:
         from ftrl_gym.agents.training.distributed.cluster import ClusterError
-        from ftrl_gym.agents.training.distributed.driver import DistributedTrainer
+        from ftrl_gym.agents.training.distributed.ray_backend import RayBackend
 
         try:
-            trainer = DistributedTrainer(config, out, progress=progress)
+            trainer = RLTrainer(config, out, progress=progress, backend=RayBackend(config, out))
         except (ClusterError, ConfigError) as exc:
             print(f"ftrl-gym train: error: {exc}", file=sys.stderr)
             return 2
     else:
-        from ftrl_gym.agents.training.trainer import RLTrainer
-
         trainer = RLTrainer(config, out, progress=progress)
     try:
         metrics = trainer.train()

@@ -6,11 +6,15 @@ import gc
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 from ftrl_gym.agents.training.policy import compute_autocast
+
+if TYPE_CHECKING:
+    from ftrl_gym.agents.training.config import TrainConfig
+    from ftrl_gym.agents.training.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -370,3 +374,24 @@ class VLLMGenerator:
         shutdown_engine(self.llm)
         self.llm = None
         gc.collect()
+
+
+def vllm_generator(config: TrainConfig, model_path: str, eos_ids: set[int]) -> VLLMGenerator:
+    """A ``VLLMGenerator`` on the model folder with the run's seed, context, KV cache, dtype and
+    tensor parallelism."""
+    return VLLMGenerator(
+        str(model_path),
+        config.seed,
+        config.max_context_tokens,
+        config.vllm_kv_cache_gib,
+        config.dtype,
+        eos_ids,
+        config.vllm_tensor_parallel_size,
+    )
+
+
+def transformers_generator(config: TrainConfig, policy: Policy) -> TransformersGenerator:
+    """A ``TransformersGenerator`` sampling from ``policy``'s own module (no copy of the weights)."""
+    return TransformersGenerator(
+        policy.model, policy.eos_ids(), policy.pad_id, config.micro_batch_size, policy.compute_dtype
+    )

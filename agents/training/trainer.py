@@ -1,8 +1,11 @@
-"""GRPO and Reinforce++ on env rollouts: sampling, advantages, PPO-clipped updates, checkpoints, metrics."""
+"""GRPO and Reinforce++ on env rollouts: the schedule (data, advantages, updates, metrics, checkpoints).
+
+Where the work runs is a ``backend.TrainingBackend``: ``LocalBackend`` in this process or
+``RayBackend`` on a Ray cluster.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -14,29 +17,16 @@ from typing import Any
 
 import torch
 
-from ftrl_gym.agents.training.checkpoint import CheckpointStore
-from ftrl_gym.agents.training.config import ConfigError, TrainConfig
-from ftrl_gym.agents.training.generation import (
-    Generator,
-    SamplingSettings,
-    TransformersGenerator,
-    VLLMGenerator,
-)
-from ftrl_gym.agents.training.losses import (
-    kl_loss,
-    ppo_clipped_policy_loss,
-    truncated_importance_weights,
-)
-from ftrl_gym.agents.training.masked import masked_mean
+from ftrl_gym.agents.training.backend import TrainingBackend
+from ftrl_gym.agents.training.config import TrainConfig
+from ftrl_gym.agents.training.generation import SamplingSettings
 from ftrl_gym.agents.training.metrics import MetricsLog
+from ftrl_gym.agents.training.policy import Policy
 from ftrl_gym.agents.training.reporting import open_reporters
-from ftrl_gym.agents.training.policy import Policy, make_batch, pad_rows
 from ftrl_gym.agents.training.rollout import (
     Episode,
     EpisodeSpec,
-    TokenRenderer,
     mean_metrics,
-    run_episodes,
     train_env_pool,
 )
 from ftrl_gym.agents.training.schedule import scheduled_lr
@@ -48,8 +38,8 @@ from ftrl_gym.agents.training.samples import (
     episode_samples,
     group_signal,
     split_groups,
-    turn_samples,
 )
+from ftrl_gym.agents.training.update import LOSS_STATS
 from ftrl_gym.agents.training.validation import (
     best_row,
     validation_specs,
@@ -83,12 +73,23 @@ class DataState:
 class RLTrainer:
     """Policy-gradient training on ftrl-gym envs (GRPO, Reinforce++), resumable from ``out_dir``.
 
+    The trainer owns the schedule: task order, episode specs, turn prefixes, dynamic sampling,
+    advantages, mini-batch shuffling, the learning-rate schedule, metrics, validation and
+    checkpoint timing. Its ``backend`` does the work: generation, optimiser steps, weight sync,
+    save and load.
+
     Args:
         config: The settings.
         out_dir: Run folder: ``metrics.jsonl``, ``curves.png``, ``checkpoints/``, ``final/``; with
             ``val_every`` also ``validation.jsonl``, ``best/`` and ``best.json``.
-        policy: A ready learner (tests); built from ``config.model`` otherwise.
+        policy: A ready learner policy for the default ``LocalBackend`` (tests); built from
+            ``config.model`` otherwise.
         progress: Show a tqdm bar.
+        backend: Where the work runs (e.g. ``RayBackend``); ``LocalBackend`` in this process when
+            None. The trainer closes it.
+
+    Raises:
+        ValueError: Both ``policy`` and ``backend`` were given.
     """
 
     def __init__(
@@ -97,75 +98,44 @@ class RLTrainer:
         out_dir: str | Path,
         policy: Policy | None = None,
         progress: bool = True,
+        backend: TrainingBackend | None = None,
     ) -> None:
+        if policy is not None and backend is not None:
+            raise ValueError("policy= builds the LocalBackend: pass it to your backend instead")
         self.config = config
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if config.torch_threads:
             torch.set_num_threads(config.torch_threads)
-        torch.manual_seed(config.seed)
-        self._build_learner(policy)
         self.pool = train_env_pool(config)
-        self.tasks = [
-            (e, i)
-            for e in config.env_ids
-            for i in range(min(config.train_tasks, self.pool.num_tasks(e)))
-        ]
-        self.rng = random.Random(config.seed)
-        self.step = 0
-        self.data = DataState()
-        self.checkpoints = CheckpointStore(self.out_dir / "checkpoints")
-        self.reporters = open_reporters(config.report_to, self.out_dir, config.to_dict())
-        self.log = MetricsLog(self.out_dir / "metrics.jsonl", self.reporters, "train")
-        self.validation = MetricsLog(self.out_dir / "validation.jsonl", self.reporters, "validation")
-        self.progress = progress
-        self._resume()
-        self.generator = self._build_generator()
+        self.backend: TrainingBackend
+        try:
+            if backend is None:
+                from ftrl_gym.agents.training.local_backend import LocalBackend
 
-    def _build_learner(self, policy: Policy | None) -> None:
-        """The policy, its frozen reference, the optimiser and the renderer (a hook: the Ray driver
-        keeps these in learner actors instead)."""
-        config = self.config
-        if config.learner_sharding != "none":
-            raise ConfigError(
-                f"learner_sharding={config.learner_sharding} shards the Ray learner ranks: train "
-                "with --ray and num_learners >= 2, or set learner_sharding=none in one process"
+                backend = LocalBackend(config, self.out_dir, self.pool, policy)
+            self.backend = backend
+            self.tasks = [
+                (e, i)
+                for e in config.env_ids
+                for i in range(min(config.train_tasks, self.pool.num_tasks(e)))
+            ]
+            self.rng = random.Random(config.seed)
+            self.step = 0
+            self.data = DataState()
+            self.reporters = open_reporters(config.report_to, self.out_dir, config.to_dict())
+            self.log = MetricsLog(self.out_dir / "metrics.jsonl", self.reporters, "train")
+            self.validation = MetricsLog(
+                self.out_dir / "validation.jsonl", self.reporters, "validation"
             )
-        self.policy = policy or Policy(config.model, dtype=config.dtype, device=config.device)
-        self.policy.temperature = config.temperature  # score the distribution rollouts come from
-        self.reference = build_reference(self.policy, config)  # before the adapters: the start
-        if config.activation_checkpointing:
-            self.policy.checkpoint_activations()
-        if config.lora_rank:
-            self.policy.add_lora(config.lora_rank, config.lora_alpha, config.lora_targets)
-        self.optimizer = build_optimizer(self.policy, config)
-        self.renderer = TokenRenderer(self.policy.tokenizer)
-
-    def _build_generator(self) -> Generator:
-        eos = self.policy.eos_ids()
-        if self.config.backend == "vllm":
-            start = (
-                self.checkpoints.latest_model()
-                or self.policy.path
-                or self.policy.save(self.out_dir / "start_model")
-            )
-            generator: Generator = VLLMGenerator(
-                str(start),
-                self.config.seed,
-                self.config.max_context_tokens,
-                self.config.vllm_kv_cache_gib,
-                self.config.dtype,
-                eos,
-            )
-            generator.sync_weights(self.policy.model)
-            return generator
-        return TransformersGenerator(
-            self.policy.model,
-            eos,
-            self.policy.pad_id,
-            self.config.micro_batch_size,
-            self.policy.compute_dtype,
-        )
+            self.progress = progress
+            state = self.backend.load_checkpoint()
+            if state is not None:
+                self._restore_data_state(state)
+            self.backend.start_generation(self.step)
+        except BaseException:
+            self.close()
+            raise
 
     def total_steps(self) -> int | None:
         """Steps the run will take, when known in advance."""
@@ -225,11 +195,7 @@ class RLTrainer:
         self.log.plot(self.out_dir / "curves.png", self.validation.read())
 
     def _save_final(self) -> None:
-        self._save_model(self.out_dir / "final")
-
-    def _save_model(self, folder: Path) -> None:
-        """Write the current policy as a Hugging Face folder (a hook: Ray's learner rank 0 writes it)."""
-        self.policy.save(folder)
+        self.backend.save_model(self.out_dir / "final")
 
     # --- validation -------------------------------------------------------------------------------
 
@@ -256,12 +222,12 @@ class RLTrainer:
             config.env_ids, self.pool.num_tasks, config.train_tasks, config.val_tasks, config.seed
         )
         greedy = SamplingSettings(1, config.eval_max_new_tokens, 0.0, 1.0, config.seed)
-        self._generator_at_current_step()
-        row = validation_summary(self.step, self._play(specs, greedy))
+        self.backend.generator_at(self.step)
+        row = validation_summary(self.step, self.backend.play(specs, greedy, self.step))
         self.validation.append(row)
         best = best_row(self.validation.read())
         if best is not None and int(best["step"]) == self.step:
-            self._save_model(self.out_dir / "best")
+            self.backend.save_model(self.out_dir / "best")
             write_best(self.out_dir, row)
         return row
 
@@ -281,14 +247,14 @@ class RLTrainer:
             )
         sampled = time.perf_counter()
         lr = self.learning_rate()
-        self._set_learning_rate(lr)
+        self.backend.set_learning_rate(lr)
         assign_advantages(
             samples, self.config.algorithm, self.config.gamma, self.config.normalize_by_std
         )
         signal = group_signal(samples)
         update = self._update(samples)
         self.step += 1
-        self._sync_weights()
+        self.backend.sync_weights(self.step)
         done = time.perf_counter()
         generated = sum(sum(s.loss_mask) for s in samples)
         # tokens_per_s: the generated tokens the update trained on (samples left out by
@@ -309,7 +275,7 @@ class RLTrainer:
             "generated_tokens_per_s": generated / max(sampled - started, 1e-9),
             "sample_s": round(sampled - started, 3),
             "update_s": round(done - sampled, 3),
-            **self._extra_metrics(),
+            **self.backend.extra_metrics(),
         }
         self.log.append(metrics)
         return metrics
@@ -325,23 +291,6 @@ class RLTrainer:
             config.lr_schedule,
             config.lr_min_ratio,
         )
-
-    def _set_learning_rate(self, lr: float) -> None:
-        """Give the optimiser this step's learning rate (a hook: Ray's learners hold theirs)."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-
-    def _sync_weights(self) -> None:
-        """Make the generator sample from the updated policy (version ``self.step``)."""
-        self.generator.sync_weights(self.policy.model)
-
-    def _generator_at_current_step(self) -> None:
-        """Make sure the generator holds this step's weights (in one process it always does; a hook:
-        Ray's rollout workers may lag ``max_staleness`` steps, which validation must not)."""
-
-    def _extra_metrics(self) -> dict[str, Any]:
-        """More metrics of the step just taken (a hook for subclasses)."""
-        return {}
 
     def _sampling_settings(self, n: int) -> SamplingSettings:
         return SamplingSettings(
@@ -379,25 +328,14 @@ class RLTrainer:
         ]
 
     def _rollouts(self, specs: list[EpisodeSpec]) -> list[Episode]:
-        episodes = self._play(specs, self._sampling_settings(1))
+        episodes = self.backend.play(specs, self._sampling_settings(1), self.step)
         self.data.last_metrics = mean_metrics(episodes, ("solve_p", "solve_r", "solve_f1"))
         return episodes
 
-    def _play(self, specs: list[EpisodeSpec], settings: SamplingSettings) -> list[Episode]:
-        """Play the episodes with this process's generator and envs (a hook: Ray spreads them)."""
-        return run_episodes(
-            specs,
-            self.generator,
-            self.renderer,
-            self.pool,
-            settings,
-            self.config.max_context_tokens,
-        )
-
     def _turn_samples(self, batch: list[Prefix]) -> list[Sample]:
-        """Scheme (a)'s responses to ``batch``, scored in this process (a hook: Ray spreads them)."""
+        """Scheme (a)'s ``rollouts_per_prompt`` scored responses to each prefix of ``batch``."""
         settings = self._sampling_settings(self.config.rollouts_per_prompt)
-        return turn_samples(batch, self.generator, self.renderer, self.pool, settings)
+        return self.backend.respond(batch, settings, self.step)
 
     def _sample_batch(self) -> tuple[list[Sample], dict[str, float]]:
         """This step's batch: the responses to ``prompts_per_step`` prompts, with dynamic sampling
@@ -516,7 +454,7 @@ class RLTrainer:
         if self.config.skip_zero_advantage:
             samples = informative_samples(samples)
         if self.config.recompute_old_logprobs:
-            self._recompute_old_logprobs(samples)
+            self.backend.recompute_old_logprobs(samples)
         groups: dict[str, list[Sample]] = {}
         for sample in samples:
             groups.setdefault(sample.group, []).append(sample)
@@ -530,7 +468,7 @@ class RLTrainer:
                 mini = [
                     s for g in group_lists[start : start + self.config.mini_batch_size] for s in g
                 ]
-                stats = self._optimizer_step(mini)
+                stats = self.backend.optimizer_step(mini)
                 if stats["stepped"]:
                     norms.append(stats["grad_norm"])
                 else:
@@ -549,45 +487,13 @@ class RLTrainer:
             "skipped_updates": skipped,
         }
 
-    def _recompute_old_logprobs(self, samples: list[Sample]) -> None:
-        """Score the batch with the learner before the update (a hook: Ray's learners do it)."""
-        config = self.config
-        recompute_old_logprobs(
-            self.policy, samples, config.micro_batch_size, config.micro_batch_tokens
-        )
-
-    def _optimizer_step(self, mini: list[Sample]) -> dict[str, float]:
-        """One optimiser update over a mini-batch, accumulated over micro-batches by token share.
-
-        Returns:
-            The loss statistics, ``grad_norm`` and ``stepped`` (1.0, or 0.0 when the gradient was
-            not finite and the update was skipped).
-        """
-        self.optimizer.zero_grad(set_to_none=True)
-        stats = accumulate_gradients(
-            self.micro_batch_loss,
-            micro_batches(mini, self.config.micro_batch_size, self.config.micro_batch_tokens),
-            generated_tokens(mini),
-        )
-        norm, stepped = clip_and_step(self.policy, self.optimizer, self.config.max_grad_norm)
-        return {**stats, "grad_norm": norm, "stepped": float(stepped)}
-
-    def micro_batch_loss(self, micro: list[Sample]) -> dict[str, Any]:
-        """The loss of a micro-batch (``micro_batch_loss`` with this trainer's models and config)."""
-        return micro_batch_loss(self.policy, self.reference, self.config, micro)
-
     # --- checkpoints ------------------------------------------------------------------------------
 
     def save_checkpoint(self) -> Path:
-        """Write weights (HF format), optimiser, RNG states, step counter and data position."""
-        state = {
-            **self._data_state(),
-            "optimizer": self.optimizer.state_dict(),
-            "torch_rng": torch.random.get_rng_state(),
-        }
-        return self.checkpoints.save(self.step, self.policy, state)
+        """Have the backend write weights, optimiser and torch RNG with ``data_state``."""
+        return self.backend.save_checkpoint(self.step, self.data_state())
 
-    def _data_state(self) -> dict[str, Any]:
+    def data_state(self) -> dict[str, Any]:
         """The checkpointed state that is not the learner's: step, data position, Python RNG, config."""
         return {
             "step": self.step,
@@ -603,231 +509,17 @@ class RLTrainer:
         self.log.truncate(self.step)
         self.validation.truncate(self.step)
 
-    def _resume(self) -> None:
-        found = self.checkpoints.load_latest()
-        if found is None:
-            return
-        model_dir, state = found
-        restore_learner(self.policy, self.optimizer, model_dir, state)
-        self._restore_data_state(state)
-
     def close(self) -> None:
-        """Close the envs, the generation back end and the metric reporters."""
-        self.pool.close()
-        self.generator.close()
-        for reporter in self.reporters:
+        """Close the backend, the envs and the metric reporters (each once)."""
+        backend = getattr(self, "backend", None)
+        if backend is not None:
+            backend.close()
+        if getattr(self, "pool", None) is not None:
+            self.pool.close()
+            self.pool = None  # type: ignore[assignment]
+        for reporter in getattr(self, "reporters", []):
             reporter.close()
         self.reporters = []
-
-
-@dataclass(frozen=True)
-class ScoredBatch:
-    """A micro-batch scored by a policy, with its per-token values aligned to the predictions.
-
-    Attributes:
-        logprobs: ``(B, W)`` logprobs of the generated tokens (0 elsewhere).
-        entropy: ``(B, W)`` entropies, or None.
-        mask: ``(B, W)`` 1.0 where a generated token is predicted.
-        offset: Column ``j`` predicts token ``offset + j`` of each sample (the shared prompt's
-            length, or 1 for full sequences).
-    """
-
-    logprobs: torch.Tensor
-    entropy: torch.Tensor | None
-    mask: torch.Tensor
-    offset: int
-
-    def aligned(self, rows: list[list[float]]) -> torch.Tensor:
-        """``(B, W)`` per-token values (one list per sample, indexed like its ``token_ids``)."""
-        width = self.mask.shape[1]
-        return pad_rows([row[self.offset :] for row in rows], width).to(self.mask.device)
-
-
-def score_micro_batch(policy: Policy, micro: list[Sample], with_entropy: bool) -> ScoredBatch:
-    """Run ``policy`` over a micro-batch: logprobs (and entropies) of its generated tokens.
-
-    Responses to one turn prefix (scheme a) share their prompt, which then runs once
-    (``Policy.forward_shared_prompt``, same values and gradients as full sequences).
-    """
-    prompt_length = shared_prompt_length(micro)
-    if prompt_length:
-        prompt = micro[0].token_ids[:prompt_length]
-        responses = [s.token_ids[prompt_length:] for s in micro]
-        logprobs, entropy, mask = policy.forward_shared_prompt(prompt, responses, with_entropy)
-        return ScoredBatch(logprobs, entropy, mask, prompt_length)
-    batch = make_batch([s.token_ids for s in micro], [s.loss_mask for s in micro], policy.pad_id)
-    logprobs, entropy = policy.forward(batch, with_entropy=with_entropy)
-    return ScoredBatch(logprobs, entropy, batch.loss_mask.to(logprobs.device), 1)
-
-
-def micro_batch_loss(
-    policy: Policy, reference: Policy | None, config: TrainConfig, micro: list[Sample]
-) -> dict[str, Any]:
-    """A micro-batch's loss: PPO clipped policy loss + ``kl_coef`` KL - ``entropy_coef`` entropy.
-
-    The policy loss is dual-clipped (``config.dual_clip``); with ``config.tis_cap`` and recomputed
-    old logprobs each token's term is weighted by its truncated importance weight.
-    """
-    scored = score_micro_batch(policy, micro, True)
-    logprobs, mask = scored.logprobs, scored.mask
-    old = scored.aligned([s.logprobs for s in micro])
-    advantages = scored.aligned([s.advantages for s in micro])
-    weights = None
-    if config.tis_cap and all(s.rollout_logprobs for s in micro):
-        rollout = scored.aligned([s.rollout_logprobs for s in micro])
-        weights = truncated_importance_weights(old, rollout, config.tis_cap)
-    clipped = ppo_clipped_policy_loss(
-        logprobs,
-        old,
-        advantages,
-        mask,
-        config.clip_low,
-        config.clip_high,
-        config.dual_clip,
-        weights,
-    )
-    kl = torch.zeros((), device=logprobs.device)
-    if reference is not None:
-        with torch.no_grad():
-            ref_logprobs = score_micro_batch(reference, micro, False).logprobs
-        kl = kl_loss(logprobs, ref_logprobs, mask)
-    entropy = scored.entropy
-    mean_entropy = (
-        masked_mean(entropy, mask) if entropy is not None else torch.zeros((), device=mask.device)
-    )
-    loss = clipped.loss + config.kl_coef * kl - config.entropy_coef * mean_entropy
-    return {
-        "loss": loss,
-        "policy_loss": clipped.loss.detach(),
-        "kl": kl.detach(),
-        "entropy": mean_entropy.detach(),
-        "clip_fraction": clipped.clip_fraction,
-        "dual_clip_fraction": clipped.dual_clip_fraction,
-        "approx_kl": clipped.approx_kl,
-    }
-
-
-def recompute_old_logprobs(
-    policy: Policy, samples: list[Sample], micro_batch_size: int, max_tokens: int = 0
-) -> None:
-    """Replace each sample's old logprobs by the learner's own, keeping the generator's aside.
-
-    The PPO ratio then starts at exactly 1 whatever precision the generator sampled in; the
-    generator's logprobs move to ``rollout_logprobs`` for the truncated importance weight
-    (``config.tis_cap``).
-
-    Args:
-        policy: The learner before this batch's update.
-        samples: The batch (changed in place).
-        micro_batch_size: Samples per forward pass.
-        max_tokens: Token budget per forward pass (``micro_batches``; 0: by ``micro_batch_size``).
-    """
-    with torch.no_grad():
-        for micro in micro_batches(samples, micro_batch_size, max_tokens):
-            scored = score_micro_batch(policy, micro, False)
-            for row, sample in enumerate(micro):
-                values = scored.logprobs[row].tolist()
-                recomputed = list(sample.logprobs)
-                for position in range(scored.offset, len(sample.token_ids)):
-                    if sample.loss_mask[position]:
-                        recomputed[position] = values[position - scored.offset]
-                sample.rollout_logprobs = list(sample.logprobs)
-                sample.logprobs = recomputed
-
-
-def build_reference(policy: Policy, config: TrainConfig) -> Policy | None:
-    """The frozen copy of the starting policy that the KL term needs (None when ``kl_coef`` is 0)."""
-    return policy.frozen_copy() if config.kl_coef > 0 else None
-
-
-def build_optimizer(policy: Policy, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW over the policy's trainable parameters (all, or the LoRA adapters) with the configured
-    learning rate and weight decay."""
-    trainable = [p for p in policy.model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
-
-
-LOSS_STATS = (
-    "loss",
-    "policy_loss",
-    "kl",
-    "entropy",
-    "clip_fraction",
-    "dual_clip_fraction",
-    "approx_kl",
-)
-"""The loss terms ``accumulate_gradients`` reports, each a token-share-weighted mean."""
-
-
-def generated_tokens(samples: list[Sample]) -> int:
-    """Generated tokens (the loss-mask total) of ``samples``, at least 1."""
-    return sum(sum(s.loss_mask) for s in samples) or 1
-
-
-def accumulate_gradients(
-    loss_fn: Callable[[list[Sample]], dict[str, Any]],
-    micro: list[list[Sample]],
-    total_tokens: int,
-) -> dict[str, float]:
-    """Backward every micro-batch's loss weighted by its share of ``total_tokens``; sum the stats.
-
-    With ``total_tokens`` the whole mini-batch's count, data-parallel ranks that each take some of
-    the micro-batches sum (all-reduce) to exactly the single-process gradient and stats.
-    """
-    stats = dict.fromkeys(LOSS_STATS, 0.0)
-    for batch in micro:
-        share = generated_tokens(batch) / total_tokens
-        terms = loss_fn(batch)
-        (terms["loss"] * share).backward()
-        for key in stats:
-            stats[key] += float(torch.as_tensor(terms[key]).detach()) * share
-    return stats
-
-
-def clip_and_step(
-    policy: Policy, optimizer: torch.optim.Optimizer, max_grad_norm: float
-) -> tuple[float, bool]:
-    """Clip the gradient norm (0: no clipping) and take the optimiser step, unless it is not finite.
-
-    A NaN or infinite gradient (an overflow in low precision, a corrupt sample) would write NaN
-    into every weight and the AdamW moments for good: its gradients are dropped instead, the
-    optimiser does not step, and the skip is logged (the trainer counts ``skipped_updates``).
-
-    Returns:
-        The gradient norm before clipping, and whether the optimiser stepped.
-    """
-    norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), max_grad_norm or float("inf"))
-    if hasattr(norm, "full_tensor"):  # FSDP2: a DTensor norm over the ranks' shards
-        norm = norm.full_tensor()
-    if not torch.isfinite(norm):
-        optimizer.zero_grad(set_to_none=True)
-        LOGGER.warning("skipped an optimiser update: the gradient norm is %s", float(norm))
-        return float(norm), False
-    optimizer.step()
-    return float(norm), True
-
-
-def restore_learner(
-    policy: Policy,
-    optimizer: torch.optim.Optimizer,
-    model_dir: Path,
-    state: dict[str, Any],
-) -> None:
-    """Load a checkpoint's (float32 master) weights or LoRA adapters, optimiser state and torch RNG
-    into a learner."""
-    if (model_dir / "adapter_config.json").is_file():
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
-
-        adapters = load_file(model_dir / "adapter_model.safetensors", device=str(policy.device))
-        set_peft_model_state_dict(policy.model, adapters)
-    else:
-        from transformers import AutoModelForCausalLM
-
-        loaded = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-        policy.model.load_state_dict(loaded.state_dict())
-    optimizer.load_state_dict(state["optimizer"])
-    torch.random.set_rng_state(state["torch_rng"])
 
 
 def refill_count(missing: int, seen: int, with_signal: int, most: int) -> int:
@@ -853,66 +545,3 @@ def refill_count(missing: int, seen: int, with_signal: int, most: int) -> int:
 def informative_samples(samples: list[Sample]) -> list[Sample]:
     """The samples with a non-zero advantage at some token (the others add no policy gradient)."""
     return [s for s in samples if any(a != 0.0 for a in s.advantages)]
-
-
-def micro_batches(mini: list[Sample], size: int, max_tokens: int = 0) -> list[list[Sample]]:
-    """Split a mini-batch into micro-batches, never across groups.
-
-    Without ``max_tokens``, at most ``size`` samples each. With it (verl's
-    ``ppo_max_token_len_per_gpu``), each micro-batch takes the group's next samples while the
-    tokens its forward pass runs (``micro_batch_tokens``) stay within ``max_tokens``, whatever their
-    number; a sample over the budget alone goes alone. Gradients accumulate by token share, so the
-    update is the same for any split; only the activation memory and the speed change.
-
-    Args:
-        mini: The mini-batch.
-        size: Most samples per micro-batch (used when ``max_tokens`` is 0).
-        max_tokens: Token budget per micro-batch (0: split by ``size``).
-
-    Returns:
-        The micro-batches, group by group, in order.
-    """
-    groups: dict[str, list[Sample]] = {}
-    for sample in mini:
-        groups.setdefault(sample.group, []).append(sample)
-    if not max_tokens:
-        return [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
-    out: list[list[Sample]] = []
-    for group in groups.values():
-        current: list[Sample] = []
-        for sample in group:
-            if current and micro_batch_tokens([*current, sample]) > max_tokens:
-                out.append(current)
-                current = []
-            current.append(sample)
-        out.append(current)
-    return out
-
-
-def micro_batch_tokens(samples: list[Sample]) -> int:
-    """Token positions one forward pass over ``samples`` runs: a shared prompt once plus each
-    response (``score_micro_batch``'s shared-prompt path), else every row padded to the longest."""
-    prompt = shared_prompt_length(samples)
-    if prompt:
-        return prompt + sum(len(s.token_ids) - prompt for s in samples)
-    return len(samples) * max(len(s.token_ids) for s in samples)
-
-
-def shared_prompt_length(samples: list[Sample]) -> int:
-    """Length of the prompt all samples share when each is that prompt plus generated ids, else 0."""
-    first = samples[0]
-    length = first.loss_mask.index(1) if 1 in first.loss_mask else 0
-    if length < 2:
-        return 0
-    prompt = first.token_ids[:length]
-    for sample in samples:
-        if sample.token_ids[:length] != prompt or sample.loss_mask[:length].count(1):
-            return 0
-        if sample.loss_mask[length:].count(0) or len(sample.token_ids) == length:
-            return 0
-    return length
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON."""
-    path.write_text(json.dumps(data, indent=2, default=str))

@@ -17,7 +17,7 @@ import torch
 from training_helpers import tiny_model
 
 from ftrl_gym.agents.training.config import TrainConfig, build_config
-from ftrl_gym.agents.training.distributed.driver import DistributedTrainer
+from ftrl_gym.agents.training.distributed.ray_backend import RayBackend
 from ftrl_gym.agents.training.policy import Policy
 from ftrl_gym.agents.training.trainer import RLTrainer
 
@@ -112,8 +112,8 @@ def _single_process(config: TrainConfig, out: Path) -> list[dict]:
 
 def _distributed(
     config: TrainConfig, out: Path, during=None
-) -> tuple[list[dict], DistributedTrainer]:
-    trainer = DistributedTrainer(config, out, progress=False)
+) -> tuple[list[dict], RLTrainer]:
+    trainer = RLTrainer(config, out, progress=False, backend=RayBackend(config, out))
     try:
         if during is not None:
             during(trainer)
@@ -186,14 +186,14 @@ def test_learner_recomputed_logprobs_and_token_budgets_on_gloo_ranks_match_one_p
     _assert_same_run(metrics, single)
 
 
-def _kill_a_worker_mid_request(trainer: DistributedTrainer, killed: list[int]) -> None:
+def _kill_a_worker_mid_request(trainer: RLTrainer, killed: list[int]) -> None:
     """From a thread: once step 1 is done, SIGKILL a rollout worker while it runs a request."""
 
     def watch() -> None:
         deadline = time.monotonic() + 120
         while not killed and time.monotonic() < deadline:
-            if trainer.step >= 1 and trainer.fleet is not None:
-                for status in trainer.fleet.statuses():
+            if trainer.step >= 1 and trainer.backend.fleet is not None:
+                for status in trainer.backend.fleet.statuses():
                     if status["busy"]:
                         os.kill(status["pid"], signal.SIGKILL)
                         killed.append(status["pid"])
@@ -337,13 +337,13 @@ def test_two_fsdp_ranks_equal_one_process_and_their_checkpoint_loads_in_it(
     trainer = RLTrainer(build_config(overrides=settings), resumed_out, progress=False)
     try:
         assert trainer.step == STEPS
-        loaded = trainer.policy.model.state_dict()
+        loaded = trainer.backend.policy.model.state_dict()
         assert max((loaded[k] - mine[k]).abs().max().item() for k in mine) == 0.0
-        moments = trainer.optimizer.state_dict()["state"]
+        moments = trainer.backend.learner.optimizer.state_dict()["state"]
         state_file = single_out / "checkpoints" / f"step_{STEPS:06d}" / "trainer_state.pt"
         expected = torch.load(state_file, weights_only=False)["optimizer"]["state"]
         assert set(moments) == set(expected)
-        assert len(moments) == len(list(trainer.policy.model.parameters()))
+        assert len(moments) == len(list(trainer.backend.policy.model.parameters()))
         for index, moment in moments.items():
             assert float(moment["step"]) == float(expected[index]["step"])
             for key in ("exp_avg", "exp_avg_sq"):

@@ -73,7 +73,7 @@ def _scripted_step(tokenizer, tasks: Path, tmp_path: Path, **overrides):
         task = re.search(r"Say it (\d+)\.", text).group(1)
         return EASY_ANSWER if key < PATTERN[order.setdefault(task, len(order))] else "no"
 
-    trainer.generator = ScriptedGenerator(tokenizer, reply)
+    scripted = trainer.backend.generator = ScriptedGenerator(tokenizer, reply)
     trained: list[list[Sample]] = []
     update = trainer._update
     trainer._update = lambda samples: trained.append(samples) or update(samples)
@@ -81,7 +81,7 @@ def _scripted_step(tokenizer, tasks: Path, tmp_path: Path, **overrides):
         metrics = trainer.train_step()
     finally:
         trainer.close()
-    return metrics, trained[0], trainer.generator.prompts
+    return metrics, trained[0], scripted.prompts
 
 
 def test_flat_groups_are_dropped_and_refilled_until_the_batch_has_signal(

@@ -47,12 +47,12 @@ def test_lora_trains_only_the_adapters_and_checkpoints_them_alone(
     start = {k: v.clone() for k, v in tiny_model(tokenizer).state_dict().items()}
     trainer = _trainer(tokenizer, easy_tasks, tmp_path, max_steps=2)
     try:
-        trainable = [p for p in trainer.policy.model.parameters() if p.requires_grad]
+        trainable = [p for p in trainer.backend.policy.model.parameters() if p.requires_grad]
         # all-linear on 2 layers of hidden 64 (4 heads of 16, 2 KV heads: k, v width 32), MLP 128:
         # r (in + out) per layer: q 4*128, k 4*96, v 4*96, o 4*128, gate/up/down 3 * 4*192 = 4096
         assert sum(p.numel() for p in trainable) == 2 * 4096
         trainer.train()
-        state = trainer.policy.model.state_dict()
+        state = trainer.backend.policy.model.state_dict()
         base = {
             k.replace("base_model.model.", "").replace(".base_layer", ""): v
             for k, v in state.items()
@@ -62,13 +62,13 @@ def test_lora_trains_only_the_adapters_and_checkpoints_them_alone(
         assert all(torch.equal(start[k], base[k]) for k in frozen)
         lora_b = [v for k, v in state.items() if "lora_B" in k]
         assert lora_b and all(float(v.abs().max()) > 0 for v in lora_b)  # zero at the start
-        checkpoint = trainer.checkpoints.latest_model()
+        checkpoint = trainer.backend.learner.checkpoints.latest_model()
         assert (checkpoint / "adapter_config.json").is_file()
         assert not (checkpoint / "model.safetensors").exists()
         assert (checkpoint / "adapter_model.safetensors").stat().st_size < 100_000
         ids = torch.tensor([[11, 12, 13, 14, 15]])
         with torch.no_grad():
-            trained_logits = trainer.policy.model(input_ids=ids).logits
+            trained_logits = trainer.backend.policy.model(input_ids=ids).logits
         adapters = {k: v.clone() for k, v in state.items() if "lora_" in k}
     finally:
         trainer.close()
@@ -82,7 +82,7 @@ def test_lora_trains_only_the_adapters_and_checkpoints_them_alone(
     resumed = _trainer(tokenizer, easy_tasks, tmp_path, max_steps=3)
     try:
         assert resumed.step == 2
-        state = resumed.policy.model.state_dict()
+        state = resumed.backend.policy.model.state_dict()
         assert all(torch.equal(adapters[k], state[k]) for k in adapters)
     finally:
         resumed.close()

@@ -162,7 +162,7 @@ def test_token_weights_scale_each_tokens_policy_loss():
 def test_clip_and_step_skips_a_non_finite_gradient():
     from types import SimpleNamespace
 
-    from ftrl_gym.agents.training.trainer import clip_and_step
+    from ftrl_gym.agents.training.update import clip_and_step
 
     model = torch.nn.Linear(2, 1)
     before = [p.detach().clone() for p in model.parameters()]

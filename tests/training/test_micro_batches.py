@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from ftrl_gym.agents.training.config import build_config
 from ftrl_gym.agents.training.policy import Policy
 from ftrl_gym.agents.training.samples import Sample
-from ftrl_gym.agents.training.trainer import (
+from ftrl_gym.agents.training.update import (
     accumulate_gradients,
     generated_tokens,
     micro_batch_loss,

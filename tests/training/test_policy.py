@@ -40,7 +40,7 @@ def test_shared_prompt_forward_matches_full_sequences(tokenizer) -> None:
 
 def test_only_responses_to_one_prompt_share_it() -> None:
     from ftrl_gym.agents.training.samples import Sample
-    from ftrl_gym.agents.training.trainer import shared_prompt_length
+    from ftrl_gym.agents.training.update import shared_prompt_length
 
     def turn(ids: list[int], mask: list[int]) -> Sample:
         return Sample(ids, mask, [0.0] * len(ids), "g", 0.0)

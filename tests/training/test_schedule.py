@@ -64,10 +64,10 @@ def test_the_trainer_steps_with_the_scheduled_rate(tokenizer, easy_tasks, tmp_pa
     trainer = RLTrainer(
         config, tmp_path, policy=Policy(tiny_model(tokenizer), tokenizer), progress=False
     )
-    trainer.generator = ScriptedGenerator(tokenizer, lambda text, k: "w" if k else "no")
+    trainer.backend.generator = ScriptedGenerator(tokenizer, lambda text, k: "w" if k else "no")
     try:
         metrics = trainer.train()
-        applied = trainer.optimizer.param_groups[0]["lr"]
+        applied = trainer.backend.learner.optimizer.param_groups[0]["lr"]
     finally:
         trainer.close()
     # Warmup 5e-4, 1e-3; then linear over steps 2..3 from 1e-3 to 0.5 x 1e-3.

@@ -78,7 +78,7 @@ def test_the_trainer_scores_episodes_with_the_run_charges(
     )
     # Each episode: the bad call, the bad call again, then a reply with no call (0: no answer).
     script = [BAD_CALL, BAD_CALL, "I cannot tell."]
-    trainer.generator = ScriptedGenerator(tokenizer, lambda text, turn: script[turn])
+    trainer.backend.generator = ScriptedGenerator(tokenizer, lambda text, turn: script[turn])
     try:
         metrics = trainer.train_step()
     finally:

@@ -221,3 +221,63 @@ def test_skip_zero_advantage_trains_only_on_groups_whose_scores_differ(
     full = _train(tokenizer, _config(easy_tasks, **settings), tmp_path / "full", focused=True)
     assert [m["trained_samples"] for m in full] == [16, 16, 16]
     assert [m["optimizer_updates"] for m in full] == [2, 2, 2]
+
+
+class _RecordingBackend:
+    """A ``TrainingBackend`` that keeps the learner in this process (``LocalBackend``) and records
+    which of its calls the trainer made, in order."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str):
+        method = getattr(self.inner, name)
+
+        def recorded(*args, **kwargs):
+            self.calls.append(name)
+            return method(*args, **kwargs)
+
+        return recorded
+
+
+def test_the_trainer_hands_its_work_to_any_backend_in_the_documented_order(
+    tokenizer, easy_tasks: Path, tmp_path: Path
+) -> None:
+    from ftrl_gym.agents.training.local_backend import LocalBackend
+    from ftrl_gym.agents.training.rollout import train_env_pool
+
+    config = _config(easy_tasks, epochs=1, max_steps=1, save_every=1)
+    pool = train_env_pool(config)
+    inner = LocalBackend(config, tmp_path, pool, Policy(tiny_model(tokenizer), tokenizer))
+    backend = _RecordingBackend(inner)
+    trainer = RLTrainer(config, tmp_path, progress=False, backend=backend)
+    try:
+        metrics = trainer.train()
+    finally:
+        trainer.close()
+        pool.close()
+    assert len(metrics) == 1
+    # scheme (a): trajectories of the step's tasks, then 8 responses to each of 4 turn prefixes
+    # (one mini-batch of 4 groups: one optimiser update), a checkpoint and the final model
+    assert backend.calls == [
+        "load_checkpoint",
+        "start_generation",
+        "play",
+        "respond",
+        "set_learning_rate",
+        "optimizer_step",
+        "sync_weights",
+        "extra_metrics",
+        "save_checkpoint",
+        "save_model",
+        "close",
+    ]
+    assert (tmp_path / "final" / "config.json").is_file()
+    assert inner.generator is None  # closed through the trainer
+
+
+def test_a_policy_and_a_backend_together_are_refused(tokenizer, easy_tasks: Path, tmp_path) -> None:
+    policy = Policy(tiny_model(tokenizer), tokenizer)
+    with pytest.raises(ValueError, match="policy= builds the LocalBackend"):
+        RLTrainer(_config(easy_tasks), tmp_path, policy=policy, backend=object())

@@ -13,7 +13,8 @@ torch = pytest.importorskip("torch")
 from ftrl_gym.agents.training.config import build_config
 from ftrl_gym.agents.training.policy import Policy, make_batch
 from ftrl_gym.agents.training.samples import Sample
-from ftrl_gym.agents.training.trainer import RLTrainer, recompute_old_logprobs
+from ftrl_gym.agents.training.trainer import RLTrainer
+from ftrl_gym.agents.training.update import recompute_old_logprobs
 
 
 def _samples(advantage: float = 1.0, generated: tuple[float, float] = (-1.0, -2.0)) -> list[Sample]:
@@ -70,14 +71,14 @@ def test_a_non_finite_update_is_skipped_and_counted(
 ) -> None:
     trainer = _trainer(tokenizer, easy_tasks, tmp_path)
     try:
-        before = {k: v.clone() for k, v in trainer.policy.model.state_dict().items()}
+        before = {k: v.clone() for k, v in trainer.backend.policy.model.state_dict().items()}
         samples = _samples(advantage=float("nan"))[:1] + _samples(advantage=1.0)[1:]
         stats = trainer._update(samples)
         # two mini-batches of one group each: the NaN one is skipped, the finite one steps
         assert stats["optimizer_updates"] == 2
         assert stats["skipped_updates"] == 1
         assert math.isfinite(stats["grad_norm"])
-        after = trainer.policy.model.state_dict()
+        after = trainer.backend.policy.model.state_dict()
         assert any(not torch.equal(before[k], after[k]) for k in before)
         assert all(torch.isfinite(v).all() for v in after.values())
     finally:

@@ -29,8 +29,13 @@ class Placement:
     num_gpus: float
 
     def options(self) -> dict[str, Any]:
-        """Keyword arguments for ``ActorClass.options``."""
-        return {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+        """Keyword arguments for ``ActorClass.options``: the resources, and ``ACTOR_ENV`` set in the
+        actor's process before it imports anything."""
+        return {
+            "num_cpus": self.num_cpus,
+            "num_gpus": self.num_gpus,
+            "runtime_env": {"env_vars": dict(ACTOR_ENV)},
+        }
 
 
 def rollout_placement(config: TrainConfig) -> Placement:

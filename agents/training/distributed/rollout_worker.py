@@ -13,7 +13,6 @@ from transformers import AutoTokenizer
 
 from ftrl_gym.agents.models import resolve_model
 from ftrl_gym.agents.training.config import TrainConfig
-from ftrl_gym.agents.training.distributed.cluster import ACTOR_ENV
 from ftrl_gym.agents.training.distributed.versions import UNLOADED, Tagged
 from ftrl_gym.agents.training.distributed.weight_group import Layout, WeightGroup, empty_buffers, unpack
 from ftrl_gym.agents.training.generation import (
@@ -22,6 +21,8 @@ from ftrl_gym.agents.training.generation import (
     SamplingSettings,
     TransformersGenerator,
     VLLMGenerator,
+    transformers_generator,
+    vllm_generator,
 )
 from ftrl_gym.agents.training.policy import Policy
 from ftrl_gym.agents.training.rollout import (
@@ -84,7 +85,6 @@ class RolloutWorker:
     """
 
     def __init__(self, config: dict[str, Any], index: int) -> None:
-        os.environ.update(ACTOR_ENV)
         self.config = TrainConfig(**config)
         self.index = index
         if self.config.torch_threads:
@@ -105,23 +105,9 @@ class RolloutWorker:
         """vLLM: an engine on the model folder (no second copy of the weights in the worker);
         transformers: the model itself."""
         if self.config.backend == "vllm":
-            return VLLMGenerator(
-                self.path,
-                self.config.seed,
-                self.config.max_context_tokens,
-                self.config.vllm_kv_cache_gib,
-                self.config.dtype,
-                turn_end_ids(self.path, tokenizer),
-                self.config.vllm_tensor_parallel_size,
-            )
+            return vllm_generator(self.config, self.path, turn_end_ids(self.path, tokenizer))
         policy = Policy(self.path, tokenizer, dtype=self.config.dtype, device=self.config.device)
-        return TransformersGenerator(
-            policy.model,
-            policy.eos_ids(),
-            policy.pad_id,
-            self.config.micro_batch_size,
-            policy.compute_dtype,
-        )
+        return transformers_generator(self.config, policy)
 
     def status(self) -> dict[str, Any]:
         """The worker's process id, weight version and number of requests it is running."""

@@ -19,7 +19,7 @@ from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
 from ftrl_gym.agents.training.policy import Policy
 from ftrl_gym.agents.training.samples import Sample
-from ftrl_gym.agents.training.trainer import shared_prompt_length
+from ftrl_gym.agents.training.update import shared_prompt_length
 
 GATHERED = StateDictOptions(full_state_dict=True, cpu_offload=True)
 """Full (unsharded) tensors on the CPU of rank 0; the other ranks get empty dicts."""

@@ -1,8 +1,7 @@
-"""The learner actor: one data-parallel rank of the policy update (``torch.distributed``, gloo or NCCL)."""
+"""The learner: the policy, its frozen reference and AdamW, alone in one process or as one rank of many."""
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ import torch.distributed as dist
 from ftrl_gym.agents.atomic import write_folder_atomically
 from ftrl_gym.agents.training.checkpoint import CheckpointStore
 from ftrl_gym.agents.training.config import TrainConfig
-from ftrl_gym.agents.training.distributed.cluster import ACTOR_ENV
 from ftrl_gym.agents.training.distributed.sharding import (
     GatheredWeights,
     full_model_state,
@@ -26,7 +24,7 @@ from ftrl_gym.agents.training.distributed.sharding import (
 from ftrl_gym.agents.training.distributed.weight_group import Layout, WeightGroup, layout_of, pack
 from ftrl_gym.agents.training.policy import Policy
 from ftrl_gym.agents.training.samples import Sample
-from ftrl_gym.agents.training.trainer import (
+from ftrl_gym.agents.training.update import (
     LOSS_STATS,
     accumulate_gradients,
     build_optimizer,
@@ -47,41 +45,52 @@ def free_port() -> int:
 
 
 class Learner:
-    """One rank of the learner: the policy, its frozen reference and AdamW (a Ray actor class).
+    """The learner: the policy, its frozen reference and AdamW; one process's, or one rank's of many.
 
-    Every rank holds the whole model and optimiser (data parallelism), or with
-    ``learner_sharding=fsdp`` 1/N of them (FSDP2, sharded when the rank joins its group). The
-    driver hands each rank some micro-batches of a mini-batch together with the mini-batch's token
-    total; each rank backpropagates its share, the gradients are summed over ranks (all-reduce, or
-    FSDP2's reduce-scatter into each rank's shard) with the loss statistics, and every rank takes
-    the same clipped AdamW step (on its shard), so the ranks equal a single process that ran all
-    the micro-batches. Sharded ranks gather the full weights on rank 0 for checkpoints, model
-    folders and the weight sync; every rank must take part in those calls.
+    ``RLTrainer``'s backends hold one: ``LocalBackend`` a single one in its own process
+    (``world_size`` 1: no process group), ``RayBackend`` one per Ray actor. Every rank holds the
+    whole model and optimiser (data parallelism), or with ``learner_sharding=fsdp`` 1/N of them
+    (FSDP2, sharded when the rank joins its group). The backend hands each rank some micro-batches
+    of a mini-batch together with the mini-batch's token total; each rank backpropagates its share,
+    the gradients are summed over ranks (all-reduce, or FSDP2's reduce-scatter into each rank's
+    shard) with the loss statistics, and every rank takes the same clipped AdamW step (on its
+    shard), so the ranks equal a single process that ran all the micro-batches. Sharded ranks
+    gather the full weights on rank 0 for checkpoints, model folders and the weight sync; every
+    rank must take part in those calls.
 
     Args:
-        config: The run's settings as a dict (``TrainConfig.to_dict()``).
+        config: The run's settings (as a dict, ``TrainConfig.to_dict()``, when sent to a Ray actor).
         rank: This rank.
         world_size: Number of ranks.
         out_dir: Run folder (checkpoints are written by rank 0 under ``out_dir/checkpoints``).
+        policy: A ready policy (tests); built from ``config.model`` otherwise.
     """
 
-    def __init__(self, config: dict[str, Any], rank: int, world_size: int, out_dir: str) -> None:
-        os.environ.update(ACTOR_ENV)
-        self.config = TrainConfig(**config)
+    def __init__(
+        self,
+        config: TrainConfig | dict[str, Any],
+        rank: int,
+        world_size: int,
+        out_dir: str | Path,
+        policy: Policy | None = None,
+    ) -> None:
+        self.config = config if isinstance(config, TrainConfig) else TrainConfig(**config)
         self.rank = rank
         self.world_size = world_size
         if self.config.torch_threads:
             torch.set_num_threads(self.config.torch_threads)
         torch.manual_seed(self.config.seed)
-        self.policy = Policy(
-            self.config.model,
-            dtype=self.config.dtype,
-            device=self.config.device,
-            temperature=self.config.temperature,
+        self.policy = policy or Policy(
+            self.config.model, dtype=self.config.dtype, device=self.config.device
         )
-        self.reference = build_reference(self.policy, self.config)
+        self.policy.temperature = self.config.temperature  # score the distribution rollouts come from
+        self.reference = build_reference(self.policy, self.config)  # before the adapters: the start
         if self.config.activation_checkpointing:
             self.policy.checkpoint_activations()
+        if self.config.lora_rank:
+            self.policy.add_lora(
+                self.config.lora_rank, self.config.lora_alpha, self.config.lora_targets
+            )
         self.sharded = self.config.learner_sharding == "fsdp"
         # FSDP2 replaces the parameters when the rank joins its group: the optimiser comes after.
         self.optimizer: torch.optim.Optimizer | None = (
@@ -225,8 +234,8 @@ class Learner:
     def save_checkpoint(self, step: int, data_state: dict[str, Any]) -> str:
         """Rank 0: write checkpoint ``step`` (weights, optimiser, torch RNG and the driver's state).
 
-        The state has the keys of ``RLTrainer.save_checkpoint``, so single-process and distributed
-        runs resume from each other's checkpoints. Sharded ranks all call it: the full weights and
+        ``data_state`` is the trainer's (``RLTrainer.data_state``), so single-process and
+        distributed runs resume from each other's checkpoints. Sharded ranks all call it: the full weights and
         AdamW state are gathered onto rank 0, which writes them (the others return ``""``).
         """
         assert self.optimizer is not None, "join_group first"
