@@ -44,15 +44,21 @@ class ModelShape:
         """Width of the key (or value) projection: ``kv_heads x head_dim``."""
         return self.kv_heads * self.head_dim
 
-    def parameters(self) -> int:
-        """Parameters: embeddings, per layer attention + SwiGLU MLP + two RMSNorms, final norm."""
+    def layer_parameters(self) -> int:
+        """One decoder layer's parameters: attention, the SwiGLU MLP and two RMSNorms."""
         h, i, kv = self.hidden, self.intermediate, self.kv_dim
         attention = 2 * h * self.heads * self.head_dim + 2 * h * kv
         if self.qkv_bias:
             attention += self.heads * self.head_dim + 2 * kv
-        layer = attention + 3 * h * i + 2 * h
-        embeddings = self.vocab * h * (1 if self.tied else 2)
-        return embeddings + self.layers * layer + h
+        return attention + 3 * h * i + 2 * h
+
+    def root_parameters(self) -> int:
+        """The parameters outside the layers: embeddings (and an untied head) and the final norm."""
+        return self.vocab * self.hidden * (1 if self.tied else 2) + self.hidden
+
+    def parameters(self) -> int:
+        """Parameters: the root's and every layer's."""
+        return self.root_parameters() + self.layers * self.layer_parameters()
 
 
 KNOWN_SHAPES = {
@@ -98,17 +104,53 @@ def load_shape(name_or_path: str) -> ModelShape:
     return shape_from_config(json.loads(path.read_text()))
 
 
-def activation_bytes_per_token(shape: ModelShape, dtype_bytes: int) -> int:
-    """Bytes one token's forward pass keeps for the backward pass, all layers, no checkpointing.
+def layer_activation_bytes(shape: ModelShape, dtype_bytes: int) -> int:
+    """Bytes one token's forward pass through one layer keeps for the backward pass.
 
-    Per layer: the float32 residual stream before attention and before the MLP (``2 x 4h``); in
-    the compute dtype the two RMSNorm outputs, the query, the attention output and the o-projection
-    output (``5h``), key and value (``2 kv``), and the MLP's gate, up, activation and product
-    (``4i``). Attention scores are not kept (scaled-dot-product attention recomputes them).
+    The float32 residual stream before attention and before the MLP (``2 x 4h``); in the compute
+    dtype the two RMSNorm outputs, the query, the attention output and the o-projection output
+    (``5h``), key and value (``2 kv``), and the MLP's gate, up, activation and product (``4i``).
+    Attention scores are not kept (scaled-dot-product attention recomputes them).
     """
     h, i, kv = shape.hidden, shape.intermediate, shape.kv_dim
-    per_layer = 8 * h + dtype_bytes * (5 * h + 2 * kv + 4 * i)
+    return 8 * h + dtype_bytes * (5 * h + 2 * kv + 4 * i)
+
+
+def activation_bytes_per_token(
+    shape: ModelShape, dtype_bytes: int, checkpointing: bool = False
+) -> int:
+    """Bytes one token's forward pass keeps for the backward pass, all layers.
+
+    Without checkpointing every layer keeps ``layer_activation_bytes``. With activation
+    checkpointing (``Policy.checkpoint_activations``, per decoder layer) each layer keeps only its
+    float32 input (``4h``) and the backward recomputes one layer at a time, which then holds one
+    layer's activations: ``layers x 4h + layer_activation_bytes``.
+    """
+    per_layer = layer_activation_bytes(shape, dtype_bytes)
+    if checkpointing:
+        return shape.layers * 4 * shape.hidden + per_layer
     return shape.layers * per_layer
+
+
+def gathered_bytes(config: TrainConfig, shape: ModelShape, shards: int) -> int:
+    """Bytes a sharded (FSDP2) rank holds beyond its shards while a micro-batch runs; 0 unsharded.
+
+    The policy's parameters gathered in the compute dtype: every layer's for a shared-prompt
+    micro-batch (scheme ``turn``: ``sharding.hold_gathered`` keeps them to the end of the
+    backward), else the root's and two layers' (the running one and the next, prefetched). The
+    reference's root and two layers (when ``kl_coef > 0``; its forward frees each layer after
+    it). The float32 unsharded gradients of the root and of one layer before their
+    reduce-scatter.
+    """
+    if shards <= 1:
+        return 0
+    dtype_bytes = DTYPE_BYTES[config.dtype]
+    root, layer = shape.root_parameters(), shape.layer_parameters()
+    policy_layers = shape.layers if config.scheme == "turn" else 2
+    gathered = dtype_bytes * (root + policy_layers * layer)
+    if config.kl_coef > 0:
+        gathered += dtype_bytes * (root + 2 * layer)
+    return gathered + 4 * (root + layer)
 
 
 @dataclass(frozen=True)
@@ -124,8 +166,11 @@ class MemoryPlan:
     reference: int
     """The frozen KL reference in the compute dtype (0 when ``kl_coef`` is 0)."""
     activations: int
-    """One micro-batch's saved activations plus its float32 logits, log-softmax and their gradient
-    at generated positions."""
+    """One micro-batch's saved activations (fewer with ``activation_checkpointing``) plus its
+    float32 logits, log-softmax and their gradient at generated positions."""
+    gathered: int
+    """FSDP2: the full parameters and gradients a rank gathers while a micro-batch runs
+    (``gathered_bytes``); 0 unsharded."""
     generator: int
     """vLLM: its weights in the compute dtype plus ``vllm_kv_cache_gib``; transformers: the KV
     cache of ``micro_batch_size`` sequences of ``max_context_tokens``."""
@@ -138,6 +183,7 @@ class MemoryPlan:
             + self.optimizer
             + self.reference
             + self.activations
+            + self.gathered
             + self.generator
         )
 
@@ -181,7 +227,10 @@ def memory_plan(config: TrainConfig, shape: ModelShape, shards: int = 1) -> Memo
         gradients=4 * n // shards,
         optimizer=8 * n // shards,
         reference=(dtype_bytes * n // shards) if config.kl_coef > 0 else 0,
-        activations=tokens * activation_bytes_per_token(shape, dtype_bytes) + logits,
+        activations=tokens
+        * activation_bytes_per_token(shape, dtype_bytes, config.activation_checkpointing)
+        + logits,
+        gathered=gathered_bytes(config, shape, shards),
         generator=generator,
     )
 
@@ -194,6 +243,7 @@ def format_plan(plan: MemoryPlan, shape: ModelShape, shards: int, gpu_gib: float
         ("optimizer (AdamW m, v fp32)", plan.optimizer),
         ("reference (frozen)", plan.reference),
         ("activations (one micro-batch)", plan.activations),
+        ("gathered weights, gradients (FSDP2)", plan.gathered),
         ("generator", plan.generator),
     ]
     lines = [

@@ -39,6 +39,7 @@ def test_memory_plan_of_a_toy_config() -> None:
     assert plan.activations == 32 * 2 * 144 + 3 * 8 * 10 * 4 == 10176
     # transformers generation: K and V, 2 layers x kv width 2 x 2 B x 32 positions
     assert plan.generator == 2 * 2 * 2 * 2 * 32 == 512
+    assert plan.gathered == 0  # one replica: nothing gathered
     assert plan.total() == 1392 + 1392 + 2784 + 696 + 10176 + 512
 
     sharded = memory_plan(config, TOY, shards=2)
@@ -50,6 +51,38 @@ def test_memory_plan_of_a_toy_config() -> None:
     assert planned.reference == 0
     assert planned.activations == 10 * 2 * 144 + 3 * 8 * 10 * 4
     assert planned.generator == 2 * 348 + 2**30  # bf16 weights + vllm_kv_cache_gib = 1
+
+
+def test_activation_checkpointing_keeps_each_layers_input_and_one_layer() -> None:
+    config = build_config(
+        overrides={
+            "dtype": "bfloat16",
+            "micro_batch_size": 2,
+            "max_context_tokens": 16,
+            "max_new_tokens": 4,
+            "activation_checkpointing": True,
+        }
+    )
+    # per token: each of 2 layers keeps its float32 input, 4 x 4 B = 16; one layer recomputed in
+    # the backward holds 144 (test above): 2 x 16 + 144 = 176 over 32 positions, logits as before
+    assert memory_plan(config, TOY).activations == 32 * (2 * 16 + 144) + 3 * 8 * 10 * 4 == 6592
+
+
+def test_sharded_ranks_count_the_weights_and_gradients_they_gather() -> None:
+    four = ModelShape(
+        layers=4, hidden=4, intermediate=8, heads=2, kv_heads=1, head_dim=2, vocab=10, tied=True
+    )
+    assert (four.root_parameters(), four.layer_parameters()) == (44, 152)  # 10*4 + 4; as TOY's
+    base = {"dtype": "bfloat16", "micro_batch_size": 2, "max_context_tokens": 16, "max_new_tokens": 4}
+    turn = build_config(overrides={**base, "scheme": "turn", "kl_coef": 0.01})
+    # scheme turn holds every policy layer gathered: bf16 (44 + 4 x 152) = 1304; the reference
+    # gathers its root and two layers: 2 (44 + 2 x 152) = 696; float32 gradients of the root and
+    # one layer before their reduce-scatter: 4 (44 + 152) = 784
+    assert memory_plan(turn, four, shards=2).gathered == 1304 + 696 + 784 == 2784
+    episode = build_config(overrides={**base, "scheme": "episode", "kl_coef": 0.0})
+    # full sequences: the root and two layers (running, prefetched); no reference
+    assert memory_plan(episode, four, shards=2).gathered == 696 + 784 == 1480
+    assert memory_plan(episode, four, shards=1).gathered == 0
 
 
 def test_known_smollm2_shape_counts_the_real_models_parameters() -> None:
