@@ -20,17 +20,12 @@ def test_parameter_count_of_a_toy_decoder() -> None:
     assert TOY.parameters() == 40 + 2 * 152 + 4 == 348
 
 
+SMALL = {"dtype": "bfloat16", "micro_batch_size": 2, "max_context_tokens": 16, "max_new_tokens": 4}
+"""bf16, micro-batches of 2 sequences of 16 positions, 4 of them generated at most."""
+
+
 def test_memory_plan_of_a_toy_config() -> None:
-    config = build_config(
-        overrides={
-            "dtype": "bfloat16",
-            "micro_batch_size": 2,
-            "max_context_tokens": 16,
-            "max_new_tokens": 4,
-            "prompts_per_step": 2,
-            "mini_batch_size": 2,
-        }
-    )
+    config = build_config(overrides={**SMALL, "prompts_per_step": 2, "mini_batch_size": 2})
     plan = memory_plan(config, TOY)
     assert (plan.parameters, plan.gradients, plan.optimizer) == (4 * 348, 4 * 348, 8 * 348)
     assert plan.reference == 2 * 348  # bf16, kl_coef 0.001 > 0
@@ -54,15 +49,7 @@ def test_memory_plan_of_a_toy_config() -> None:
 
 
 def test_activation_checkpointing_keeps_each_layers_input_and_one_layer() -> None:
-    config = build_config(
-        overrides={
-            "dtype": "bfloat16",
-            "micro_batch_size": 2,
-            "max_context_tokens": 16,
-            "max_new_tokens": 4,
-            "activation_checkpointing": True,
-        }
-    )
+    config = build_config(overrides={**SMALL, "activation_checkpointing": True})
     # per token: each of 2 layers keeps its float32 input, 4 x 4 B = 16; one layer recomputed in
     # the backward holds 144 (test above): 2 x 16 + 144 = 176 over 32 positions, logits as before
     assert memory_plan(config, TOY).activations == 32 * (2 * 16 + 144) + 3 * 8 * 10 * 4 == 6592
@@ -73,13 +60,12 @@ def test_sharded_ranks_count_the_weights_and_gradients_they_gather() -> None:
         layers=4, hidden=4, intermediate=8, heads=2, kv_heads=1, head_dim=2, vocab=10, tied=True
     )
     assert (four.root_parameters(), four.layer_parameters()) == (44, 152)  # 10*4 + 4; as TOY's
-    base = {"dtype": "bfloat16", "micro_batch_size": 2, "max_context_tokens": 16, "max_new_tokens": 4}
-    turn = build_config(overrides={**base, "scheme": "turn", "kl_coef": 0.01})
+    turn = build_config(overrides={**SMALL, "scheme": "turn", "kl_coef": 0.01})
     # scheme turn holds every policy layer gathered: bf16 (44 + 4 x 152) = 1304; the reference
     # gathers its root and two layers: 2 (44 + 2 x 152) = 696; float32 gradients of the root and
     # one layer before their reduce-scatter: 4 (44 + 152) = 784
     assert memory_plan(turn, four, shards=2).gathered == 1304 + 696 + 784 == 2784
-    episode = build_config(overrides={**base, "scheme": "episode", "kl_coef": 0.0})
+    episode = build_config(overrides={**SMALL, "scheme": "episode", "kl_coef": 0.0})
     # full sequences: the root and two layers (running, prefetched); no reference
     assert memory_plan(episode, four, shards=2).gathered == 696 + 784 == 1480
     assert memory_plan(episode, four, shards=1).gathered == 0
