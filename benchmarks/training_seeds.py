@@ -75,9 +75,10 @@ def stage_gain(run: Run, stage: str, base: str = "sft") -> dict[str, Any] | None
 
 
 def seeds_table(runs: list[Run], base: str = "sft") -> str:
-    """Markdown: one row per run with the base score and each stage's score, gain and CI (x100)."""
+    """Markdown: one row per run with the base score, each stage's score, gain and CI (x100), the
+    run's wall time (its stages' sum) and peak memory (its largest stage's, where recorded)."""
     stages = rl_stages(runs, base)
-    header = ["run", "seed", base, *stages]
+    header = ["run", "seed", base, *stages, "wall min", "peak GB"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for run in runs:
         cells = [run.label, str(run.seed), _points(run.rows.get(base, {}).get("solve_f1"))]
@@ -90,8 +91,18 @@ def seeds_table(runs: list[Run], base: str = "sft") -> str:
                 f"{100 * run.rows[stage]['solve_f1']:.1f} ({100 * gain['gain']:+.1f}, "
                 f"[{100 * gain['low']:+.1f}, {100 * gain['high']:+.1f}])"
             )
+        wall, peak = run_cost(run)
+        cells += [f"{wall / 60:.0f}", f"{peak:.2f}" if peak is not None else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def run_cost(run: Run) -> tuple[float, float | None]:
+    """The run's wall seconds (its stages' ``wall_s`` summed) and peak memory in GB (the largest
+    stage ``peak_memory_gb``; None when no stage recorded one)."""
+    wall = sum(float(row.get("wall_s", 0.0)) for row in run.rows.values())
+    peaks = [float(row["peak_memory_gb"]) for row in run.rows.values() if row.get("peak_memory_gb")]
+    return wall, max(peaks) if peaks else None
 
 
 def across_runs(runs: list[Run], target: float, base: str = "sft") -> dict[str, dict[str, Any]]:

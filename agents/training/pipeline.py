@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ftrl_gym.agents.training.config import SCENARIO_ENV_IDS, TrainConfig
+from ftrl_gym.agents.training.memory_watch import PeakMemory
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ def gain_line(rows: dict[str, dict[str, Any]], before: str, after: str) -> str:
 
 def results_table(rows: dict[str, dict[str, Any]]) -> str:
     """A markdown table: one row per stage, Solve-F1 per scenario (x100), overall P/R/F1, behaviour
-    (tool calls and turns per episode, malformed calls in all), episodes and wall time."""
+    (tool calls and turns per episode, malformed calls in all), episodes, wall time and peak memory."""
     header = [
         "stage",
         *SCENARIO_COLUMNS.values(),
@@ -175,6 +176,7 @@ def results_table(rows: dict[str, dict[str, Any]]) -> str:
         "format errors",
         "episodes",
         "stage wall s",
+        "peak GB",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for stage, row in rows.items():
@@ -183,6 +185,8 @@ def results_table(rows: dict[str, dict[str, Any]]) -> str:
         cells += [f"{100 * row[k]:.1f}" for k in ("solve_p", "solve_r", "solve_f1")]
         cells += [f"{row[k]:.1f}" for k in ("calls_per_episode", "turns_per_episode")]
         cells += [str(row["format_errors"]), str(row["episodes"]), f"{row.get('wall_s', 0):.0f}"]
+        peak = row.get("peak_memory_gb")
+        cells.append(f"{peak:.2f}" if peak is not None else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -214,36 +218,45 @@ def run_pipeline(
     rows: dict[str, dict[str, Any]] = {}
 
     def record(
-        stage: str, model: str, started: float, trained: bool, extra: dict[str, Any] | None = None
+        stage: str,
+        model: str,
+        started: float,
+        trained: bool,
+        watch: PeakMemory,
+        extra: dict[str, Any] | None = None,
     ) -> None:
-        row = in_fresh_process(evaluate_model, model, config, out / "eval" / stage, progress)
+        with watch:
+            row = in_fresh_process(evaluate_model, model, config, out / "eval" / stage, progress)
         worked = row.pop("new_episodes") > 0 or trained
         wall = stage_wall_s(earlier.get(stage), started, worked)
-        rows[stage] = {**row, **(extra or {}), "wall_s": wall}
+        peak = stage_peak_gb(earlier.get(stage), watch.peak_gb, worked)
+        rows[stage] = {**row, **(extra or {}), "wall_s": wall, "peak_memory_gb": peak}
         _write_results(out, rows)
         logger.info(
             "stage %s: Solve-F1 %.3f over %d test episodes (%s)", stage, row["solve_f1"],
             row["episodes"], model,
         )
 
-    record("start", config.model, time.perf_counter(), trained=False)
-    started = time.perf_counter()
+    record("start", config.model, time.perf_counter(), False, PeakMemory())
+    started, watch = time.perf_counter(), PeakMemory()
     sft_model = out / "sft" / "model"
     trained = not (sft_model / "config.json").is_file()
     if trained:
-        in_fresh_process(run_sft, config, out / "sft", None, progress)
-    record("sft", str(sft_model), started, trained)
+        with watch:
+            in_fresh_process(run_sft, config, out / "sft", None, progress)
+    record("sft", str(sft_model), started, trained, watch)
     for algorithm in config.rl_algorithms:
-        started = time.perf_counter()
+        started, watch = time.perf_counter(), PeakMemory()
         rl_config = dataclasses.replace(config, algorithm=algorithm, model=str(sft_model))
         trained = not (out / algorithm / "final" / "config.json").is_file()
         if trained:
-            in_fresh_process(_train_rl, rl_config, out / algorithm, progress)
+            with watch:
+                in_fresh_process(_train_rl, rl_config, out / algorithm, progress)
         # A finished stage is never reopened: its resumable checkpoints (weights plus optimiser
         # state, 1.6 GB each for SmolLM2-135M) go, and final/ stays.
         shutil.rmtree(out / algorithm / "checkpoints", ignore_errors=True)
         model, notes = rl_model(out / algorithm, config.rl_eval_model)
-        record(algorithm, model, started, trained, notes)
+        record(algorithm, model, started, trained, watch, notes)
     return rows
 
 
@@ -320,6 +333,28 @@ def stage_wall_s(earlier: dict[str, Any] | None, started: float, worked: bool) -
     if earlier is None or "wall_s" not in earlier:
         return spent
     return float(earlier["wall_s"]) + (spent if worked else 0.0)
+
+
+def stage_peak_gb(
+    earlier: dict[str, Any] | None, measured: float | None, worked: bool
+) -> float | None:
+    """A stage's peak memory across invocations of the pipeline (like ``stage_wall_s``).
+
+    Args:
+        earlier: The stage's row in the previous ``results.json``, or None.
+        measured: This invocation's peak (``PeakMemory.peak_gb``) over the stage's processes.
+        worked: Whether this invocation trained or evaluated anything for the stage.
+
+    Returns:
+        The larger of the stored and the measured peak when this invocation worked, else the
+        stored one (the measured one when none is stored); None when neither is known.
+    """
+    before = earlier.get("peak_memory_gb") if earlier else None
+    if before is None:
+        return measured
+    if not worked or measured is None:
+        return float(before)
+    return max(float(before), measured)
 
 
 def _read_results(out: Path) -> dict[str, dict[str, Any]]:

@@ -13,6 +13,7 @@ from benchmarks.training_seeds import (
     across_runs,
     behaviour_table,
     load_run,
+    run_cost,
     seeds_table,
     stage_behaviour,
     validation_table,
@@ -46,6 +47,17 @@ def test_each_run_shows_its_paired_gain_and_runs_combine_by_their_gains(tmp_path
     assert summary["mean"] == pytest.approx(5.0)
     assert summary["high"] - summary["mean"] == pytest.approx(12.706 * 15.0, rel=1e-3)
     assert (summary["runs"], summary["reached"]) == (2, 1)
+
+
+def test_each_run_shows_its_wall_time_and_peak_memory(tmp_path: Path) -> None:
+    run = load_run(_write_run(tmp_path / "a", 0, [0.0, 0.2], [0.2, 0.4]))
+    run.rows["sft"].update(wall_s=600.0, peak_memory_gb=5.0)
+    run.rows["grpo"].update(wall_s=1200.0, peak_memory_gb=6.2)
+    assert run_cost(run) == (1800.0, 6.2)
+    assert seeds_table([run]).splitlines()[2].endswith("| 30 | 6.20 |")
+    run.rows["grpo"].pop("peak_memory_gb")
+    run.rows["sft"].pop("peak_memory_gb")
+    assert seeds_table([run]).splitlines()[2].endswith("| 30 | - |")  # runs from before peaks
 
 
 def test_a_folder_without_results_names_itself(tmp_path: Path) -> None:

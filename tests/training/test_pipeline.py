@@ -17,6 +17,7 @@ from ftrl_gym.agents.training.pipeline import (
     paired_gain,
     results_table,
     run_pipeline,
+    stage_peak_gb,
     stage_wall_s,
     summarize,
 )
@@ -59,6 +60,8 @@ def test_pipeline_writes_a_row_per_stage(tokenizer, tmp_path: Path) -> None:
     assert all(row["episodes"] == 4 for row in rows.values())  # one test task per scenario
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["grpo"]["solve_f1"] == rows["grpo"]["solve_f1"]
+    # each stage's process tree loaded torch and a model: hundreds of MB at least, under 24 GB
+    assert all(0.1 < row["peak_memory_gb"] < 24 for row in rows.values())
     table = (tmp_path / "run" / "results.md").read_text().splitlines()
     assert table[0].startswith("| stage | SingleHop |") and table[5] == ""
     assert table[6].startswith("- sft - start: ") and table[7].startswith("- grpo - sft: ")
@@ -171,11 +174,22 @@ def test_summary_and_table_show_how_the_agent_behaved() -> None:
         "FTRL-single_hop/1/0": 0.0,
         "FTRL-multi_hop/0/0": 0.5,
     }
-    table = results_table({"grpo": {**row, "wall_s": 61.4}}).splitlines()
+    table = results_table(
+        {"grpo": {**row, "wall_s": 61.4, "peak_memory_gb": 5.413}, "sft": {**row, "wall_s": 1.0}}
+    ).splitlines()
     assert table[0].endswith(
-        "| Solve-F1 | calls/ep | turns/ep | format errors | episodes | stage wall s |"
+        "| Solve-F1 | calls/ep | turns/ep | format errors | episodes | stage wall s | peak GB |"
     )
-    assert table[2].endswith("| 50.0 | 3.0 | 3.7 | 3 | 3 | 61 |")
+    assert table[2].endswith("| 50.0 | 3.0 | 3.7 | 3 | 3 | 61 | 5.41 |")
+    assert table[3].endswith("| 3 | 3 | 1 | - |")  # a row from before peaks were recorded
+
+
+def test_a_rerun_keeps_a_finished_stage_peak_and_raises_it_with_new_work() -> None:
+    assert stage_peak_gb({"peak_memory_gb": 5.8}, 0.4, worked=False) == 5.8
+    assert stage_peak_gb({"peak_memory_gb": 5.8}, 6.1, worked=True) == 6.1
+    assert stage_peak_gb({"peak_memory_gb": 5.8}, 2.0, worked=True) == 5.8
+    assert stage_peak_gb({"solve_f1": 0.1}, 2.0, worked=False) == 2.0
+    assert stage_peak_gb(None, None, worked=True) is None
 
 
 def test_a_rerun_keeps_a_finished_stage_wall_time_and_adds_new_work() -> None:
