@@ -553,9 +553,17 @@ class ToolUseEnv(gym.Env[str, Any]):
         return "max_turns" if self._turn >= self.config.max_turns else None
 
     def _solve_rate(self) -> float:
-        """Fraction of sub-problems solved: the record's ``solve_rate`` plus this episode's share."""
+        """Fraction of sub-problems solved: the record's ``solve_rate`` plus this episode's share.
+
+        On a task judged by a call scorer the sub-problems are its expected calls, solved as the
+        scorer matches them (it has no answer set, which would read as all solved).
+        """
         assert self.task is not None
-        total, left = self._total_answers, count_answers(self._unsolved)
+        total = self._total_answers
+        if self.task.call_scorer is not None:
+            left = total - self._solved
+        else:
+            left = count_answers(self._unsolved)
         if total == 0:
             return self.task.solve_rate
         if left == 0:

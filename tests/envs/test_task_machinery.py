@@ -168,6 +168,19 @@ def test_correct_abstention_earns_the_abstention_reward(action, reward, branch, 
         env.close()
 
 
+def test_a_text_reply_where_a_call_is_expected_earns_nothing():
+    """No call on a task that expects one is SPEC 3's no-answer branch (0), not its all-solved one
+    (0.5): the scorer's expected calls are the task's sub-problems, none of them solved."""
+    env = _scored_env([AREA])
+    try:
+        env.reset(seed=0)
+        _, reward, terminated, _, info = env.step("The area is 25 square units.")
+        assert (reward, info["reward_breakdown"]["branch"]) == (0.0, "no_answer")
+        assert terminated and info["metrics"]["solve_f1"] == 0.0
+    finally:
+        env.close()
+
+
 def test_the_abstention_reward_is_configurable_and_a_call_earns_nothing():
     env = _scored_env([], abstention_reward=0.25)
     try:
