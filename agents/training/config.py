@@ -549,7 +549,8 @@ PRESETS["cpu_seeds"] = {
 rate (1e-5 peak, 2 warmup steps, cosine to 1e-6) for 8 steps of 8 turn prefixes x 8 responses, with
 dynamic sampling and 0.05 charges per failed or repeated call; the step picked by greedy validation
 on 100 held-out train tasks (steps 0, 4 and 8), scored on 200 test tasks. About 90 min per seed
-on the 2-core machine (estimated from measured step times; not yet run). Reinforce++ beside it:
+on the 2-core machine (seed 0 took 94 min and peaked at 18.3 GB; its GRPO gained +1.5 [-2.2, +5.2]
+over SFT: the charges taught it to stop calling). Reinforce++ beside it:
 the same command again with ``--set rl_algorithms=[grpo,reinforce_pp]`` (finished stages are
 kept)."""
 
