@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
-from training_helpers import EASY_ANSWER, ECHO_TOOL
+from training_helpers import write_easy_tasks
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -35,23 +34,4 @@ def tokenizer():
 @pytest.fixture
 def easy_tasks(tmp_path: Path) -> Path:
     """Four one-tool tasks whose answer is the letter ``w``: any reply containing it is rewarded."""
-    code = "def echo(text):\n    return text\n"
-    tool = ECHO_TOOL
-    path = tmp_path / "easy.jsonl"
-    with open(path, "w") as handle:
-        handle.writelines(
-            json.dumps(
-                {
-                    "messages": [{"role": "user", "content": f"Say it {i}."}],
-                    "tools": [tool],
-                    "codes": {"echo": code},
-                    "unsolved_set": {"echo": [EASY_ANSWER]},
-                    "answer": EASY_ANSWER,
-                    "split": "train",
-                    "scenario": "single_hop",
-                }
-            )
-            + "\n"
-            for i in range(4)
-        )
-    return path
+    return write_easy_tasks(tmp_path / "easy.jsonl", 4)

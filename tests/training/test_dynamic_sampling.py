@@ -3,7 +3,6 @@ rewards differ, counted in the step's metrics (hand-checked with a scripted gene
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from ftrl_gym.agents.training.config import build_config
 from ftrl_gym.agents.training.policy import Policy
 from ftrl_gym.agents.training.samples import Sample, group_rewards_differ, split_groups
 from ftrl_gym.agents.training.trainer import RLTrainer, refill_count
-from training_helpers import EASY_ANSWER, ECHO_TOOL, ScriptedGenerator, tiny_model
+from training_helpers import EASY_ANSWER, ScriptedGenerator, tiny_model, write_easy_tasks
 
 PATTERN = [0, 1, 0, 0, 2, 2, 1, 0]
 """How many of its 4 responses say the answer (0.5 each; the others score 0) on the k-th task the
@@ -22,26 +21,7 @@ trainer draws, in drawing order: 0 makes a flat group."""
 @pytest.fixture
 def eight_tasks(tmp_path: Path) -> Path:
     """Eight train tasks ``Say it i.`` whose answer is ``w``: a reply holding it scores 0.5."""
-    tool = ECHO_TOOL
-    path = tmp_path / "eight.jsonl"
-    path.write_text(
-        "".join(
-            json.dumps(
-                {
-                    "messages": [{"role": "user", "content": f"Say it {i}."}],
-                    "tools": [tool],
-                    "codes": {"echo": "def echo(text):\n    return text\n"},
-                    "unsolved_set": {"echo": [EASY_ANSWER]},
-                    "answer": EASY_ANSWER,
-                    "split": "train",
-                    "scenario": "single_hop",
-                }
-            )
-            + "\n"
-            for i in range(8)
-        )
-    )
-    return path
+    return write_easy_tasks(tmp_path / "eight.jsonl", 8)
 
 
 def _scripted_step(tokenizer, tasks: Path, tmp_path: Path, **overrides):

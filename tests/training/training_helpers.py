@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 EASY_ANSWER = "w"
 """The easy task's answer: a reply containing the letter ``w`` scores 1 / (1 + 1) = 0.5 (SPEC 3.4)."""
 
@@ -18,6 +21,26 @@ ECHO_TOOL = {
     },
 }
 """The one tool of the easy task files: returns its ``text``."""
+
+
+def write_easy_tasks(path: Path, count: int) -> Path:
+    """Write ``count`` train tasks ``Say it i.`` (one ``echo`` tool, answer ``EASY_ANSWER``) to
+    ``path``, one JSON record a line; returns ``path``."""
+    record = {
+        "tools": [ECHO_TOOL],
+        "codes": {"echo": "def echo(text):\n    return text\n"},
+        "unsolved_set": {"echo": [EASY_ANSWER]},
+        "answer": EASY_ANSWER,
+        "split": "train",
+        "scenario": "single_hop",
+    }
+    path.write_text(
+        "".join(
+            json.dumps({"messages": [{"role": "user", "content": f"Say it {i}."}], **record}) + "\n"
+            for i in range(count)
+        )
+    )
+    return path
 
 
 FOCUS_LETTERS = "abcdefghijklmnow"
