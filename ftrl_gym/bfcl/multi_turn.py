@@ -18,21 +18,10 @@ from ftrl_gym.sandbox import Sandbox, SandboxSession, ToolCall
 from ftrl_gym.scoring import CallVerdict, ScorerSpecError
 
 
-def loadable(entry: Mapping[str, Any]) -> bool:
-    """Whether every class a task involves runs in the sandbox (``toolsets.SANDBOX_REFUSES``)."""
-    return not set(entry["involved_classes"]) & set(toolsets.SANDBOX_REFUSES)
-
-
 @cache
 def entries(category: str) -> dict[str, dict[str, Any]]:
     """Task id → BFCL's entry (questions, initial config, classes, function docs, missed functions)."""
     return {entry["id"]: entry for entry in source.prompts(category, with_hints=True)}
-
-
-@cache
-def skipped(category: str) -> tuple[str, ...]:
-    """Ids of the tasks left out because a class they involve does not run in the sandbox."""
-    return tuple(task_id for task_id, entry in entries(category).items() if not loadable(entry))
 
 
 @cache
@@ -73,13 +62,13 @@ def parse_gold_call(text: str, classes: Sequence[str]) -> dict[str, Any]:
 
 @cache
 def gold_turns(category: str) -> dict[str, tuple[tuple[dict[str, Any], ...], ...]]:
-    """Task id → BFCL's ground-truth calls per user turn, parsed (loadable tasks only)."""
+    """Task id → BFCL's ground-truth calls per user turn, parsed."""
     from bfcl_eval.utils import load_ground_truth_entry
 
     out = {}
     for truth in load_ground_truth_entry(category):
         entry = entries(category).get(truth["id"])
-        if entry is None or not loadable(entry):
+        if entry is None:
             continue
         classes = entry["involved_classes"]
         out[truth["id"]] = tuple(
@@ -95,7 +84,7 @@ def _holdout_prompt() -> str:
 
 
 def multi_turn_records(category: str) -> list[dict[str, Any]]:
-    """A multi-turn category's loadable tasks as task records.
+    """A multi-turn category's tasks as task records.
 
     The opening messages are BFCL's first turn and ``user_turns`` its later ones (a miss_func turn
     that adds tools, empty in BFCL's data, says what BFCL's inference says then); ``tools`` are all the
@@ -169,8 +158,7 @@ class BfclMultiTurnScorer:
         """Build from a ``bfcl_multi_turn`` spec, checking that bfcl-eval has the task and it loads.
 
         Raises:
-            ScorerSpecError: Unknown category or id, a task whose classes the sandbox refuses, or
-                bfcl-eval is not installed.
+            ScorerSpecError: Unknown category or id, or bfcl-eval is not installed.
         """
         source.require_bfcl()
         category, task_id = spec.get("category"), spec.get("id")
@@ -181,13 +169,6 @@ class BfclMultiTurnScorer:
         if task_id not in entries(category):
             raise ScorerSpecError(
                 f"scorer.id {task_id!r} is not a task of BFCL's {category} category"
-            )
-        if task_id not in gold_turns(category):
-            refused = sorted(
-                set(entries(category)[task_id]["involved_classes"]) & set(toolsets.SANDBOX_REFUSES)
-            )
-            raise ScorerSpecError(
-                f"scorer.id {task_id!r} involves {', '.join(refused)}, which the sandbox refuses"
             )
         return cls(category, task_id)
 

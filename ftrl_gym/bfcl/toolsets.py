@@ -13,14 +13,9 @@ MULTI_TURN_CLASSES: tuple[str, ...] = (
     "GorillaFileSystem", "MathAPI", "MessageAPI", "TwitterAPI", "TicketAPI", "TradingBot", "TravelAPI",
     "VehicleControlAPI",
 )
-"""The eight stateful API classes of BFCL's multi-turn categories."""
-
-SANDBOX_REFUSES: dict[str, str] = {
-    "GorillaFileSystem": "its module imports subprocess (never used by the class), a module the sandbox "
-                         "does not allow: no tool may start processes",
-    "MathAPI": "its logarithm method uses mpmath, a third-party module outside the sandbox's allow-list",
-}
-"""Classes whose source does not load in the sandbox unchanged, and why."""
+"""The eight stateful API classes of BFCL's multi-turn categories. All eight run in the sandbox unchanged:
+``GorillaFileSystem``'s module imports ``subprocess`` without using it (:func:`drop_unused_imports` drops
+the line), and ``MathAPI.logarithm``'s ``mpmath`` is the sandbox's own (``ftrl_gym.sandbox.mpmath_proxy``)."""
 
 METHOD_PREFIX = "api_"
 """Prefix of the module-level names that run the instance's methods (tool ``cd`` runs ``api_cd``)."""
@@ -54,6 +49,29 @@ state check compares them): a tuple, a set, a dict with non-string keys and any 
 the JSON round trip never makes two different values equal; key order is irrelevant, as for ``==``."""
 
 
+RESULT_TEXT_SOURCE = """
+import json as _ftrl_json
+
+def _ftrl_bfcl_text(value):
+    if type(value) == str:
+        return value
+    if type(value) == dict:
+        try:
+            return _ftrl_json.dumps(value)
+        except Exception:
+            return str(value)
+    return str(value)
+
+def _ftrl_as_bfcl(method):
+    def call(*args, **kwargs):
+        return _ftrl_bfcl_text(method(*args, **kwargs))
+    return call
+"""
+"""Turns a method's return value into the text BFCL's multi-turn executor records: a ``str`` as it is, a
+``dict`` as ``json.dumps`` or, where that fails (``MathAPI.logarithm``'s mpmath number), ``str()``, and
+anything else (a list, ``None``) as ``str()``."""
+
+
 def load_function(class_name: str) -> str:
     """The toolset function that loads an episode's scenario into the class's instance."""
     return f"{METHOD_PREFIX}load_{class_name}"
@@ -81,9 +99,35 @@ def state_attributes(class_name: str) -> list[str]:
     return sorted(names)
 
 
+def drop_unused_imports(text: str) -> str:
+    """``text`` without its top-level ``import`` statements whose names the module never reads.
+
+    A module that imports what the sandbox refuses (``subprocess``) but never uses it then loads; one
+    that uses it still fails at the import, with the sandbox's own message. Lines are removed whole,
+    so every other line keeps its text (and tracebacks their meaning).
+
+    Args:
+        text: A module's source.
+
+    Returns:
+        The source without the unused imports.
+    """
+    tree = ast.parse(text)
+    read = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    unused = [
+        node for node in tree.body
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and getattr(node, "module", None) != "__future__"
+        and not any((alias.asname or alias.name.split(".")[0]) in read for alias in node.names)
+    ]
+    drop = {line for node in unused for line in range(node.lineno, (node.end_lineno or node.lineno) + 1)}
+    lines = text.splitlines(keepends=True)
+    return "".join(line for number, line in enumerate(lines, 1) if number not in drop)
+
+
 def class_source(class_name: str) -> str:
     """The source of the module defining a BFCL class, with its import of BFCL's ``long_context``
-    module replaced by that module's own source (the sandbox imports no package modules)."""
+    module replaced by that module's own source (the sandbox imports no package modules) and its unused
+    imports dropped (:func:`drop_unused_imports`)."""
     from bfcl_eval.constants.executable_backend_config import CLASS_FILE_PATH_MAPPING
 
     text = inspect.getsource(importlib.import_module(CLASS_FILE_PATH_MAPPING[class_name]))
@@ -91,7 +135,7 @@ def class_source(class_name: str) -> str:
         package = CLASS_FILE_PATH_MAPPING[class_name].rsplit(".", 1)[0]
         long_context = inspect.getsource(importlib.import_module(f"{package}.long_context"))
         text = long_context + "\n" + _LONG_CONTEXT_IMPORT.sub("", text)
-    return text
+    return drop_unused_imports(text)
 
 
 def public_methods(class_name: str) -> list[str]:
@@ -107,7 +151,8 @@ def toolset_source(class_name: str) -> str:
     (once per episode: the sandbox runs a source once per session and its tools share it),
     ``api_load_<class>(config, long_context)`` to load the episode's initial configuration,
     ``api_state_<class>()`` to snapshot its public attributes (:data:`STATE_SNAPSHOT_SOURCE`), and
-    ``api_<method> = instance.<method>`` for each public method.
+    ``api_<method>`` for each public method: the instance's method, its result turned into BFCL's text
+    (:data:`RESULT_TEXT_SOURCE`).
 
     Args:
         class_name: One of :data:`MULTI_TURN_CLASSES`.
@@ -128,5 +173,6 @@ def toolset_source(class_name: str) -> str:
         f"    return {{name: _ftrl_snapshot(getattr(_instance, name)) for name in {state_attributes(class_name)!r}",
         "            if hasattr(_instance, name)}\n",
     ]
-    lines += [f"{METHOD_PREFIX}{method} = _instance.{method}" for method in public_methods(class_name)]
+    lines.append(RESULT_TEXT_SOURCE)
+    lines += [f"{METHOD_PREFIX}{method} = _ftrl_as_bfcl(_instance.{method})" for method in public_methods(class_name)]
     return "\n".join(lines) + "\n"

@@ -5,8 +5,8 @@ a program into new Linux namespaces. The zygote runs inside it with:
 
 - new PID, mount, IPC, network, UTS and (where possible) cgroup namespaces: host processes, ``/proc``,
   files and the network are out of sight;
-- a file system of read-only binds only: the system libraries, the Python installation, RestrictedPython
-  and the sandbox's own modules, plus ``/dev``'s basic devices and an empty, size-capped ``/tmp``;
+- a file system of read-only binds only: the system libraries, the Python installation, RestrictedPython,
+  mpmath (when installed; tool code sees it only through ``mpmath_proxy``) and the sandbox's own modules, plus ``/dev``'s basic devices and an empty, size-capped ``/tmp``;
 - an unprivileged uid: bubblewrap maps the caller to uid 65534 in a user namespace, or, when the host
   runs as root (where user namespaces would map 65534 back to root), the zygote drops to the real uid
   65534 itself right after start;
@@ -88,6 +88,17 @@ def _readable_parents(path: str) -> list[str]:
     return args
 
 
+def mpmath_folder() -> str | None:
+    """mpmath's package folder when it is installed (bound read-only for the sandbox's ``mpmath``, see
+    ``mpmath_proxy``), else None. Found without importing it."""
+    import importlib.util  # noqa: PLC0415 - only here
+
+    spec = importlib.util.find_spec("mpmath")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return str(Path(next(iter(spec.submodule_search_locations))).resolve())
+
+
 def bwrap_command(bwrap: str, python_args: list[str]) -> list[str]:
     """The full command that starts the zygote inside bubblewrap.
 
@@ -97,6 +108,10 @@ def bwrap_command(bwrap: str, python_args: list[str]) -> list[str]:
     """
     executable, roots = python_paths()
     restricted = str(Path(RestrictedPython.__file__).resolve().parent)
+    libraries = ["--ro-bind", restricted, f"{INSIDE_ROOT}/RestrictedPython"]
+    mpmath = mpmath_folder()
+    if mpmath is not None:
+        libraries += ["--ro-bind", mpmath, f"{INSIDE_ROOT}/mpmath"]
     args = [bwrap, "--new-session", "--as-pid-1", "--unshare-ipc", "--unshare-pid", "--unshare-net",
             "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
     if os.geteuid() != 0:
@@ -111,7 +126,7 @@ def bwrap_command(bwrap: str, python_args: list[str]) -> list[str]:
     if not executable.startswith(tuple(roots) + ("/usr/",)):
         args += _readable_parents(executable) + ["--ro-bind", executable, executable]
     args += ["--ro-bind", str(SANDBOX_DIR), f"{INSIDE_ROOT}/ftrl_gym/sandbox",
-             "--ro-bind", restricted, f"{INSIDE_ROOT}/RestrictedPython",
+             *libraries,
              "--dev", "/dev", "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
              "--chdir", "/tmp", "--clearenv", "--setenv", "PYTHONHASHSEED", "0", "--setenv", "LC_ALL",
              "C.UTF-8", "--"]

@@ -20,6 +20,8 @@ from RestrictedPython.Guards import (
 )
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
+from ftrl_gym.sandbox.mpmath_proxy import MpContext
+
 TOOL_FILENAME_PREFIX = "<tool "
 """Code compiled from tool sources carries a file name starting with this (see ``policy``)."""
 
@@ -49,9 +51,10 @@ PRINT_LIMIT = 65536
 """Characters of ``print`` output a call keeps (readable through RestrictedPython's ``printed``)."""
 
 _SANDBOX_CLASSES: weakref.WeakSet[type] = weakref.WeakSet()
-_WRITABLE_TYPES = (dict, list, set, bytearray, collections.deque, decimal.Context)
+_WRITABLE_TYPES = (dict, list, set, bytearray, collections.deque, decimal.Context, MpContext)
 """Besides objects of tool-made classes, what ``_write_`` lets tool code modify. None of these is shared
-between sessions: module proxies expose no such instances, and each session has its own decimal context."""
+between sessions: module proxies expose no such instances, and each session has its own decimal context and
+mpmath context (whose one writable attribute is ``dps``)."""
 _FORMATTER = string.Formatter()
 
 

@@ -31,6 +31,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ftrl_gym.sandbox import mpmath_proxy
 from ftrl_gym.sandbox.guards import is_sandbox_class, is_sandbox_function
 
 ALLOWED_MODULES = ("collections", "copy", "datetime", "decimal", "fractions", "functools", "itertools",
@@ -389,13 +390,15 @@ def random_proxy(rng: random.Random) -> ModuleProxy:
 
 
 class SessionImporter:
-    """The ``__import__`` of one session: whitelisted proxies only, ``random`` bound to the session."""
+    """The ``__import__`` of one session: whitelisted proxies only, ``random`` bound to the session, and
+    ``mpmath`` (when installed) around the session's own context (:mod:`ftrl_gym.sandbox.mpmath_proxy`)."""
 
-    __slots__ = ("_random", "_rng_factory")
+    __slots__ = ("_mpmath", "_random", "_rng_factory")
 
     def __init__(self, rng_factory: Callable[[], random.Random]) -> None:
         self._rng_factory = rng_factory
         self._random: ModuleProxy | None = None
+        self._mpmath: ModuleProxy | None = None
 
     def __call__(self, name: str, globals: Any = None, locals: Any = None,
                  fromlist: Any = (), level: int = 0) -> ModuleProxy | None:
@@ -409,8 +412,13 @@ class SessionImporter:
             if self._random is None:
                 self._random = random_proxy(self._rng_factory())
             return self._random
+        if name == "mpmath" and mpmath_proxy.preload():
+            if self._mpmath is None:
+                self._mpmath = ModuleProxy("mpmath", mpmath_proxy.session_module())
+            return self._mpmath
         proxy = SHARED_PROXIES.get(name)
         if proxy is None:
-            allowed = ", ".join(ALLOWED_MODULES)
+            extra = ("mpmath (mp.dps, log, mpf)",) if mpmath_proxy.preload() else ()
+            allowed = ", ".join(ALLOWED_MODULES + extra)
             raise ImportError(f"module {name!r} is not available in the sandbox; allowed: {allowed}")
         return proxy

@@ -34,7 +34,7 @@ import time
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
-from ftrl_gym.sandbox import limits, seccomp
+from ftrl_gym.sandbox import limits, mpmath_proxy, seccomp
 from ftrl_gym.sandbox.boundary import UNPRIVILEGED_ID
 from ftrl_gym.sandbox.protocol import HEADER, FrameReader, loads_exact, write_frame
 from ftrl_gym.sandbox.runtime import ToolSession
@@ -326,6 +326,7 @@ def main(control_fd: int, settings: dict[str, Any]) -> None:
         settings: ``timeout_s``, ``memory_mb``, ``output_limit``, ``language_barrier``, ``in_boundary``.
     """
     control = socket.socket(fileno=control_fd)
+    mpmath_proxy.preload()
     zygote = Zygote(control, settings)
     in_boundary = bool(settings["in_boundary"])
     if not in_boundary:

@@ -132,8 +132,8 @@ def test_gold_trajectories_reach_bfcls_expected_state_after_every_user_turn(base
             turns_checked += 1
         assert terminated and info["episode_accepted"] and info["metrics"]["solve_f1"] == 1.0
         classes_seen.update(entries[task_id]["involved_classes"])
-    assert classes_seen == set(toolsets.MULTI_TURN_CLASSES) - set(toolsets.SANDBOX_REFUSES)
-    assert (len(ids), turns_checked) == (137, 532)  # every loadable task, every user turn
+    assert classes_seen == set(toolsets.MULTI_TURN_CLASSES)
+    assert (len(ids), turns_checked) == (200, 734)  # every task, every user turn
 
 
 def _perturb(
@@ -295,37 +295,28 @@ def test_miss_func_holds_tools_back_until_their_turn_and_says_so(sandbox):
         env.close()
 
 
-def test_tasks_whose_classes_the_sandbox_refuses_are_left_out_and_listed():
+def test_every_task_of_every_multi_turn_category_loads():
     for category in multi_turn.MULTI_TURN_CATEGORIES:
-        skipped = multi_turn.skipped(category)
-        assert len(skipped) == 63 and len(multi_turn.gold_turns(category)) == 137
-        assert all(
-            {"GorillaFileSystem", "MathAPI"}
-            & set(multi_turn.entries(category)[i]["involved_classes"])
-            for i in skipped
-        )
-    from ftrl_gym.errors import TaskFormatError
+        assert len(multi_turn.entries(category)) == len(multi_turn.gold_turns(category)) == 200
+        assert len(multi_turn.multi_turn_records(category)) == 200
     from ftrl_gym.tasks import load_tasks
 
-    with pytest.raises(
-        TaskFormatError,
-        match="scorer.id 'multi_turn_base_0' involves GorillaFileSystem, which the sandbox refuses",
-    ):
-        load_tasks(
+    for task_id in ("multi_turn_base_0", "multi_turn_base_57"):  # GorillaFileSystem, MathAPI (once refused)
+        classes = multi_turn.entries("multi_turn_base")[task_id]["involved_classes"]
+        assert "MathAPI" in classes or "GorillaFileSystem" in classes
+        [task] = load_tasks(
             [
                 {
                     "messages": [{"role": "user", "content": "q"}],
                     "tools": [],
                     "codes": {},
                     "unsolved_set": {},
-                    "scorer": {
-                        "kind": "bfcl_multi_turn",
-                        "category": "multi_turn_base",
-                        "id": "multi_turn_base_0",
-                    },
+                    "scorer": {"kind": "bfcl_multi_turn", "category": "multi_turn_base", "id": task_id},
                 }
             ]
         )
+        assert (task.call_scorer.category, task.call_scorer.task_id, task.call_scorer.classes) == (
+            "multi_turn_base", task_id, classes)
 
 
 def test_a_multi_turn_env_passes_check_env_and_a_pickled_one_restarts_from_the_initial_state(

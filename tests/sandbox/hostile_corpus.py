@@ -267,6 +267,56 @@ CASES = [
         def t():
             return "x"
     """, error_with("could not be compiled")),
+    Case("import", "mpmath_number_context", """
+        import mpmath
+        def t():
+            return mpmath.log(2).context
+    """, error_with("'MpNumber' object has no attribute 'context'")),
+    Case("import", "mpmath_number_private_value", """
+        import mpmath
+        def t():
+            return getattr(mpmath.mpf(2), "_val" + "ue")
+    """, error_with("attribute '_value' of 'MpNumber' object is not accessible")),
+    Case("import", "mpmath_context_private", """
+        import mpmath
+        def t():
+            return getattr(mpmath.mp, "_con" + "text")
+    """, error_with("attribute '_context' of 'MpContext' object is not accessible")),
+    Case("import", "mpmath_context_swap", """
+        import mpmath
+        def t():
+            setattr(mpmath.mp, "_con" + "text", 1)
+    """, error_with("attribute '_context' of 'MpContext' object cannot be set")),
+    Case("import", "mpmath_build_number_from_type", """
+        import mpmath
+        class Fake:
+            pass
+        def t():
+            return type(mpmath.mpf(1))(None, Fake(), None)
+    """, error_with("mpmath number objects cannot be created in the sandbox")),
+    Case("import", "mpmath_bound_method_owner", """
+        import mpmath
+        def t():
+            return getattr(mpmath.log, "__se" + "lf__")
+    """, error_with("'__self__' is not accessible")),
+    Case("import", "mpmath_submodule", """
+        from mpmath import libmp
+        def t():
+            return libmp
+    """, error_with("could not be loaded", "cannot import name 'libmp'")),
+    Case("import", "mpmath_dps_from_tool_object", """
+        import mpmath
+        class Digits(int):
+            pass
+        def t():
+            mpmath.mp.dps = Digits(10 ** 9)
+    """, error_with("mpmath.mp.dps must be a number, not 'Digits'")),
+    Case("resources", "mpmath_billion_digits", """
+        import mpmath
+        def t():
+            mpmath.mp.dps = 10 ** 9
+            return str(mpmath.log(3))
+    """, is_memory_or_timeout),
     # --- files, processes, network ---------------------------------------------------------------
     Case("io", "open_write", f"""
         def t():

@@ -88,7 +88,8 @@ def test_host_files_are_out_of_sight_and_nothing_outside_tmp_is_writable(unrestr
     secret.write_text("host data")
     assert run(unrestricted, outcome(f"open({str(secret)!r}).read()")).startswith("FileNotFoundError")
     assert run(unrestricted, outcome("open('/etc/passwd').read()")).startswith("FileNotFoundError")
-    for path in ("/usr/evil", "/opt/ftrl-sandbox/ftrl_gym/sandbox/evil.py", "/evil"):
+    for path in ("/usr/evil", "/opt/ftrl-sandbox/ftrl_gym/sandbox/evil.py", "/opt/ftrl-sandbox/mpmath/evil.py",
+                 "/evil"):
         assert run(unrestricted, outcome(f"open({path!r}, 'w')")).startswith(("OSError", "PermissionError")), path
     assert run(unrestricted, outcome("os.unlink('/usr/bin/env')")).startswith(("OSError", "PermissionError"))
     written = run(unrestricted, outcome("os.write(os.open('/tmp/x', os.O_WRONLY | os.O_CREAT), b'a' * 10)"))
@@ -150,8 +151,9 @@ def test_nothing_a_tool_starts_outlives_close(unrestricted: Sandbox) -> None:
     assert not os.path.exists(f"/proc/{pid}")
 
 
-POLLUTE = """import random, decimal, gc, collections.abc, sys, json, copyreg
+POLLUTE = """import random, decimal, gc, collections.abc, sys, json, copyreg, mpmath
 random.seed(666)
+mpmath.mp.dps = 3
 decimal.DefaultContext.prec = 3
 decimal.getcontext().prec = 3
 collections.abc.Mapping.register(list)
@@ -172,9 +174,10 @@ def attack(**kw):
     return 'polluted'
 """
 
-FINGERPRINT = """import random, decimal, collections.abc, json, math, sys
+FINGERPRINT = """import random, decimal, collections.abc, json, math, sys, mpmath
 def attack(**kw):
     return json.dumps({"seeded_666": random.getstate() == random.Random(666).getstate(), "prec": decimal.getcontext().prec,
+                       "mpmath_dps": mpmath.mp.dps,
                        "default_prec": decimal.DefaultContext.prec,
                        "list_is_mapping": isinstance([], collections.abc.Mapping),
                        "math": math.sqrt(2), "modules": len(sys.modules), "loads": json.loads('[1]')})
@@ -193,7 +196,8 @@ def test_an_episode_cannot_reach_the_next_one_even_unrestricted(unrestricted: Sa
     with unrestricted.open_session({"attack": POLLUTE}) as polluter:
         assert polluter.call([ToolCall("attack", {})])[0].text == "polluted"
     assert _fingerprint(unrestricted) == clean
-    assert json.loads(clean) == {"seeded_666": False, "prec": 28, "default_prec": 28, "list_is_mapping": False,
+    assert json.loads(clean) == {"seeded_666": False, "prec": 28, "mpmath_dps": 15, "default_prec": 28,
+                                 "list_is_mapping": False,
                                  "math": 2 ** 0.5, "modules": json.loads(clean)["modules"], "loads": [1]}
 
 
