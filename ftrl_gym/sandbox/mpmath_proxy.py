@@ -9,7 +9,8 @@ and tool code sees it only through two opaque classes: :class:`MpContext` (``dps
 ``int``, ``str`` and ``repr``, computed by mpmath itself at the session's precision). Neither has a public
 attribute that returns a real mpmath object, and neither can be built by tool code (``type(x)(...)``).
 
-mpmath is optional: without it, ``import mpmath`` fails in tool code as any other unlisted module does.
+mpmath is a dependency of ftrl-gym (small, pure Python); should it be missing, ``import mpmath`` fails in
+tool code as any other unlisted module does.
 The zygote imports mpmath (:func:`preload`) before it forks, so episode processes never read its files.
 """
 
