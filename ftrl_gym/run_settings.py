@@ -48,6 +48,7 @@ def claim_run_folder(
     *,
     overwrite: bool = False,
     clear: Iterable[str] = (),
+    may_change: Iterable[str] = (),
 ) -> None:
     """Make ``out`` a run folder of ``settings``: resume when it already is one, refuse when not.
 
@@ -60,6 +61,8 @@ def claim_run_folder(
         overwrite: When the stored settings differ, delete ``clear`` and start afresh instead of
             refusing.
         clear: Names inside ``out`` (files or folders) that hold results of the old settings.
+        may_change: Settings a rerun may change without touching the results already there (a
+            pipeline's list of RL stages: each stage has its own folder); the new value is stored.
 
     Raises:
         RunSettingsError: ``out`` holds results of other settings and ``overwrite`` is False; the
@@ -70,7 +73,11 @@ def claim_run_folder(
     wanted = json.loads(json.dumps(dict(settings), sort_keys=True))
     if path.is_file():
         stored = json.loads(path.read_text())
-        differences = differing_settings(stored, wanted)
+        kept = set(may_change)
+        differences = differing_settings(
+            {k: v for k, v in stored.items() if k not in kept},
+            {k: v for k, v in wanted.items() if k not in kept},
+        )
         if differences and not overwrite:
             raise RunSettingsError(
                 f"{folder} holds results made with other settings ({'; '.join(differences)}): "

@@ -131,6 +131,22 @@ def test_train_rerun_with_other_settings_refuses_and_names_them(
     assert 'algorithm: "grpo" -> "reinforce_pp"; mode: "grpo" -> "reinforce_pp"' in capsys.readouterr().err
 
 
+def test_a_pipeline_rerun_may_add_an_rl_stage_but_not_change_the_others(tmp_path: Path) -> None:
+    from ftrl_gym.agents.training.cli import PIPELINE_MAY_CHANGE, run_settings
+    from ftrl_gym.agents.training.config import build_config
+
+    def settings(**changes: object) -> dict[str, object]:
+        return run_settings("pipeline", build_config("cpu_seeds", None, dict(changes)))
+
+    claim_run_folder(tmp_path, settings(rl_algorithms=["grpo"]))
+    (tmp_path / "grpo").mkdir()
+    claim_run_folder(tmp_path, settings(rl_algorithms=["grpo", "reinforce_pp"]), may_change=PIPELINE_MAY_CHANGE)
+    assert (tmp_path / "grpo").is_dir()
+    assert json.loads((tmp_path / SETTINGS_FILE).read_text())["rl_algorithms"] == ["grpo", "reinforce_pp"]
+    with pytest.raises(RunSettingsError, match=r"\(seed: 0 -> 1\)"):
+        claim_run_folder(tmp_path, settings(rl_algorithms=["grpo"], seed=1), may_change=PIPELINE_MAY_CHANGE)
+
+
 def test_overwrite_clears_only_the_named_results(tmp_path: Path) -> None:
     claim_run_folder(tmp_path, {"seed": 0})
     (tmp_path / "results.jsonl").write_text("old\n")

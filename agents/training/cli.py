@@ -21,6 +21,10 @@ USER_ERRORS = (ConfigError, RunSettingsError, AgentError, EnvConfigError, TaskFo
 RESUME_SAFE = ("max_steps", "save_every", "torch_threads")
 """Settings a resumed run may change: how far it goes, how often it saves, how many threads it uses."""
 
+PIPELINE_MAY_CHANGE = ("rl_algorithms",)
+"""Settings a rerun of ``pipeline`` may change in a folder with results: each RL stage has its own
+folder and evaluation, so adding one (Reinforce++ beside a finished GRPO) keeps the stages done."""
+
 
 def run_settings(mode: str, config: TrainConfig) -> dict[str, object]:
     """What a run folder stores to recognise a rerun: the mode and every setting but ``RESUME_SAFE``."""
@@ -124,7 +128,10 @@ def _run(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     out = Path(args.out)
     old = [p.name for p in out.iterdir()] if out.is_dir() else []
-    claim_run_folder(out, run_settings(args.mode, config), overwrite=args.overwrite, clear=old)
+    may_change = PIPELINE_MAY_CHANGE if args.mode == "pipeline" else ()
+    claim_run_folder(
+        out, run_settings(args.mode, config), overwrite=args.overwrite, clear=old, may_change=may_change
+    )
     if args.mode == "sft":
         from ftrl_gym.agents.training.sft import run_sft
 

@@ -91,7 +91,7 @@ def _readable_parents(path: str) -> list[str]:
 def mpmath_folder() -> str | None:
     """mpmath's package folder when it is installed (bound read-only for the sandbox's ``mpmath``, see
     ``mpmath_proxy``), else None. Found without importing it."""
-    import importlib.util  # noqa: PLC0415 - only here
+    import importlib.util
 
     spec = importlib.util.find_spec("mpmath")
     if spec is None or not spec.submodule_search_locations:

@@ -43,7 +43,7 @@ def preload() -> bool:
     Tool code may import the sandbox's ``mpmath`` exactly when this is True."""
     if not _library:
         try:
-            import mpmath  # noqa: PLC0415 - optional, and only where tool code runs
+            import mpmath
         except ImportError:
             mpmath = None
         _library.append(mpmath)

@@ -90,7 +90,11 @@ def test_all_eight_classes_replay_gold_trajectories_identically():
     from bfcl_eval.utils import load_dataset_entry, load_ground_truth_entry
 
     from ftrl_gym.bfcl.toolsets import (
-        METHOD_PREFIX, MULTI_TURN_CLASSES, load_function, public_methods, toolset_source,
+        METHOD_PREFIX,
+        MULTI_TURN_CLASSES,
+        load_function,
+        public_methods,
+        toolset_source,
     )
 
     loadable = sorted(MULTI_TURN_CLASSES)
