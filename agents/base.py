@@ -27,11 +27,15 @@ class AgentOutput:
         response: The assistant's response, passed unchanged to ``env.step``.
         prompt_tokens: Tokens of the rendered prompt (0 when the agent does not know).
         completion_tokens: Tokens the model generated (0 when the agent does not know).
+        stop_reason: None, or why the agent cannot go on: ``"context_limit"`` when the conversation no
+            longer fits the model's context window. The harness then ends the episode as truncated
+            with that reason, without stepping the env.
     """
 
     response: Response
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    stop_reason: str | None = None
 
 
 @runtime_checkable

@@ -70,23 +70,34 @@ class VLLMAgent(BaseAgent):
         except Exception as exc:  # vLLM raises many types; all mean "no engine"
             raise AgentError(f"vLLM cannot start an engine for {path!r}: {exc}") from exc
         self.tokenizer = self.llm.get_tokenizer()
+        self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
         self.sampling = SamplingParams(
             max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed
         )
         self.name = f"vllm:{os.path.basename(path.rstrip('/'))}"
 
     def generate(self, requests: Sequence[Request]) -> list[AgentOutput]:
-        """Generate one turn per request in a single engine call."""
+        """Generate one turn per request in a single engine call.
+
+        A conversation whose prompt leaves no room in the context window (a long multi-turn episode,
+        BFCL's long function docs) is not sent: its output says ``stop_reason="context_limit"``, and the
+        other requests are generated as usual (vLLM would refuse the whole batch).
+        """
         prompts = [render_prompt(self.tokenizer, messages, tools) for messages, tools in requests]
-        results = self.llm.generate(prompts, self.sampling, use_tqdm=False)
-        return [
-            AgentOutput(
-                result.outputs[0].text,
-                len(result.prompt_token_ids or []),
-                len(result.outputs[0].token_ids),
-            )
-            for result in results
-        ]
+        lengths = [len(self.tokenizer.encode(prompt)) for prompt in prompts]
+        fits = [length < self.max_model_len for length in lengths]
+        sent = [prompt for prompt, ok in zip(prompts, fits) if ok]
+        results = iter(self.llm.generate(sent, self.sampling, use_tqdm=False) if sent else [])
+        outputs = []
+        for ok, length in zip(fits, lengths):
+            if not ok:
+                outputs.append(AgentOutput("", length, 0, stop_reason="context_limit"))
+                continue
+            result = next(results)
+            outputs.append(AgentOutput(
+                result.outputs[0].text, len(result.prompt_token_ids or []), len(result.outputs[0].token_ids)
+            ))
+        return outputs
 
     def close(self) -> None:
         """Shut the engine down and free its memory."""

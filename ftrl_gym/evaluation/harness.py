@@ -201,7 +201,15 @@ def _start(agent: object, pool: EnvPool, config: EvalConfig, spec: EpisodeSpec) 
 
 
 def _step(episode: _Episode, output: Any) -> bool:
-    """Step one episode with the agent's output; returns True when the episode is over."""
+    """Step one episode with the agent's output; returns True when the episode is over.
+
+    An output with a ``stop_reason`` (the model's context is full) ends the episode as truncated with
+    that reason, without a step: the metrics are those of the turns played."""
+    stop = getattr(output, "stop_reason", None)
+    if stop:
+        episode.info = {**episode.info, "truncation_reason": stop}
+        episode.prompt_tokens += output.prompt_tokens
+        return True
     _, reward, terminated, truncated, info = episode.env.step(output.response)
     episode.info = info
     episode.turns += 1

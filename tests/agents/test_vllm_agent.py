@@ -44,3 +44,21 @@ def test_vllm_agent_runs_real_episodes(tmp_path: Path) -> None:
         assert torch.get_num_threads() == target
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_prompt_that_does_not_fit_the_context_is_not_sent_and_says_so() -> None:
+    require("torch", "transformers", "vllm")
+    from ftrl_gym.agents.vllm_agent import VLLMAgent
+
+    agent = VLLMAgent(max_tokens=8, max_model_len=256)
+    try:
+        short = ([{"role": "user", "content": "Name a colour."}], [])
+        long = ([{"role": "user", "content": "word " * 400}], [])
+        fits, too_long, fits_again = agent.generate([short, long, short])
+        assert (too_long.response, too_long.completion_tokens, too_long.stop_reason) == ("", 0, "context_limit")
+        assert too_long.prompt_tokens > 256
+        assert fits.stop_reason is None and fits.completion_tokens > 0 and fits == fits_again
+        [alone] = agent.generate([long])
+        assert alone.stop_reason == "context_limit"
+    finally:
+        agent.close()

@@ -151,3 +151,36 @@ def test_custom_task_file_runs_through_ftrl_custom(tmp_path: Path) -> None:
     assert [r["task_index"] for r in records] == [0, 1, 2]
     assert all(r["tasks"] == str(tasks) and r["split"] is None for r in records)
     assert all(r["scenario"] == "parallel_multi_hop" and r["solve_f1"] == 1.0 for r in records)
+
+
+class _ContextAfterOneTurn:
+    """An agent whose model plays the oracle's first turn, then has no room left in its context."""
+
+    name = "context-limited"
+
+    def __init__(self) -> None:
+        self.oracle = OracleAgent()
+        self.turns = 0
+
+    def reset(self, task) -> None:
+        self.oracle.reset(task)
+        self.turns = 0
+
+    def generate(self, requests):
+        from ftrl_gym.agents.base import AgentOutput
+
+        self.turns += 1
+        if self.turns > 1:
+            return [AgentOutput("", 5000, 0, stop_reason="context_limit") for _ in requests]
+        return [AgentOutput(self.oracle.act(messages, tools), 100, 20) for messages, tools in requests]
+
+
+def test_an_agent_out_of_context_ends_its_episode_truncated_with_the_turns_played(tmp_path: Path) -> None:
+    [record] = run_evaluation(
+        _ContextAfterOneTurn(), EvalConfig(["FTRL-MultiHop-v0"], episodes=1, concurrency=1),
+        ResultStore(tmp_path / "r.jsonl"),
+    )
+    assert record["truncation_reason"] == "context_limit"
+    assert (record["turns"], record["tool_calls"], record["solved"], record["total_answers"]) == (1, 1, 1, 4)
+    assert record["solve_f1"] == 2 * 1 / (1 + 4)  # 2S / (C + T) over the turn played
+    assert record["prompt_tokens"] == 5100 and record["completion_tokens"] == 20
