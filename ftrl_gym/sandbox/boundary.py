@@ -6,7 +6,8 @@ a program into new Linux namespaces. The zygote runs inside it with:
 - new PID, mount, IPC, network, UTS and (where possible) cgroup namespaces: host processes, ``/proc``,
   files and the network are out of sight;
 - a file system of read-only binds only: the system libraries, the Python installation, RestrictedPython,
-  mpmath (when installed; tool code sees it only through ``mpmath_proxy``) and the sandbox's own modules, plus ``/dev``'s basic devices and an empty, size-capped ``/tmp``;
+  mpmath (tool code sees it only through ``mpmath_proxy``) and the sandbox's own modules, plus
+  ``/dev``'s basic devices and an empty, size-capped ``/tmp``;
 - an unprivileged uid: bubblewrap maps the caller to uid 65534 in a user namespace, or, when the host
   runs as root (where user namespaces would map 65534 back to root), the zygote drops to the real uid
   65534 itself right after start;

@@ -34,8 +34,12 @@ MPMATH_NAMES: dict[str, str] = {
 _TOKEN = object()
 """Passed by this module's own code when it builds the opaque classes; tool code never holds it."""
 
-_PLAIN = (int, float, str, bool)
-"""Exact types of the plain values mpmath converts itself (never a subclass: its methods are tool code)."""
+_NUMBERS = (int, float, bool)
+"""Exact types of the plain numbers mpmath takes as operands and precisions (never a subclass: its
+methods, ``__int__`` included, are tool code)."""
+
+_PLAIN = (*_NUMBERS, str)
+"""Exact types of the plain values mpmath converts itself, and that its results may be handed back as."""
 
 
 def preload() -> bool:
@@ -68,7 +72,7 @@ def _wrap(value: Any, context: Any) -> Any:
     """An mpmath result as tool code sees it: numbers opaque, plain values (bool, int) as they are."""
     if isinstance(value, (context.mpf, context.mpc)):
         return MpNumber(_TOKEN, value, context)
-    if type(value) in (bool, int, float, str):
+    if type(value) in _PLAIN:
         return value
     raise TypeError(f"mpmath returned a {type(value).__name__!r}, which the sandbox does not hand to tool code")
 
@@ -89,7 +93,7 @@ class MpContext:
 
     @dps.setter
     def dps(self, value: Any) -> None:
-        if type(value) not in (int, float, bool):  # exact types: a subclass's __int__ is tool code
+        if type(value) not in _NUMBERS:
             raise TypeError(f"mpmath.mp.dps must be a number, not {type(value).__name__!r}")
         self._context.dps = value
 
@@ -119,7 +123,7 @@ def _binary(op: Callable[[Any, Any], Any], reflected: bool = False) -> Callable[
     def method(self: MpNumber, other: Any) -> Any:
         if type(other) is MpNumber:
             other_value = other._value
-        elif type(other) in (int, float, bool):
+        elif type(other) in _NUMBERS:
             other_value = other
         else:
             return NotImplemented
