@@ -6,6 +6,7 @@ import mpmath
 import pytest
 
 from ftrl_gym.sandbox import Sandbox, ToolCall
+from ftrl_gym.sandbox.mpmath_proxy import MPMATH_NAMES, session_module
 
 SOURCE = """import mpmath
 def log_ratio(value, base, precision):
@@ -80,3 +81,7 @@ def test_the_import_error_lists_mpmath_among_the_allowed_modules(sandbox: Sandbo
         [result] = session.call([ToolCall("t", {})])
     assert "module 'numpy' is not available in the sandbox" in (result.error or "")
     assert "mpmath (mp.dps, log, mpf)" in (result.error or "")
+
+
+def test_a_session_holds_exactly_the_documented_names() -> None:
+    assert set(session_module()) == set(MPMATH_NAMES) == {"mp", "log", "mpf"}
