@@ -122,13 +122,15 @@ def activation_bytes_per_token(
     """Bytes one token's forward pass keeps for the backward pass, all layers.
 
     Without checkpointing every layer keeps ``layer_activation_bytes``. With activation
-    checkpointing (``Policy.checkpoint_activations``, per decoder layer) each layer keeps only its
-    float32 input (``4h``) and the backward recomputes one layer at a time, which then holds one
-    layer's activations: ``layers x 4h + layer_activation_bytes``.
+    checkpointing (``Policy.checkpoint_activations``, which recomputes each layer's MLP) a layer
+    drops the MLP's gate, up, activation and product outputs (``4i`` in the compute dtype) and
+    keeps the rest; the backward recomputes one MLP at a time, which then holds those ``4i``:
+    ``layers x (layer_activation_bytes - 4i) + 4i``.
     """
     per_layer = layer_activation_bytes(shape, dtype_bytes)
     if checkpointing:
-        return shape.layers * 4 * shape.hidden + per_layer
+        mlp = dtype_bytes * 4 * shape.intermediate
+        return shape.layers * (per_layer - mlp) + mlp
     return shape.layers * per_layer
 
 

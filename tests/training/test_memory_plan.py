@@ -8,7 +8,13 @@ import pytest
 
 from ftrl_gym.agents.training.cli import add_arguments, run
 from ftrl_gym.agents.training.config import build_config
-from ftrl_gym.agents.training.memory_plan import KNOWN_SHAPES, ModelShape, load_shape, memory_plan
+from ftrl_gym.agents.training.memory_plan import (
+    KNOWN_SHAPES,
+    ModelShape,
+    activation_bytes_per_token,
+    load_shape,
+    memory_plan,
+)
 
 TOY = ModelShape(
     layers=2, hidden=4, intermediate=8, heads=2, kv_heads=1, head_dim=2, vocab=10, tied=True
@@ -48,11 +54,12 @@ def test_memory_plan_of_a_toy_config() -> None:
     assert planned.generator == 2 * 348 + 2**30  # bf16 weights + vllm_kv_cache_gib = 1
 
 
-def test_activation_checkpointing_keeps_each_layers_input_and_one_layer() -> None:
+def test_activation_checkpointing_drops_each_layers_mlp_outputs_but_one() -> None:
     config = build_config(overrides={**SMALL, "activation_checkpointing": True})
-    # per token: each of 2 layers keeps its float32 input, 4 x 4 B = 16; one layer recomputed in
-    # the backward holds 144 (test above): 2 x 16 + 144 = 176 over 32 positions, logits as before
-    assert memory_plan(config, TOY).activations == 32 * (2 * 16 + 144) + 3 * 8 * 10 * 4 == 6592
+    # per token: each of 2 layers keeps 144 (test above) less its MLP's gate, up, activation and
+    # product, 2 B x 4 x 8 = 64; one MLP recomputed in the backward holds 64 again:
+    # 2 x (144 - 64) + 64 = 224 over 32 positions, logits as before
+    assert memory_plan(config, TOY).activations == 32 * (2 * 80 + 64) + 3 * 8 * 10 * 4 == 8128
 
 
 def test_sharded_ranks_count_the_weights_and_gradients_they_gather() -> None:
@@ -104,3 +111,44 @@ def test_train_plan_prints_the_paper_7b_table(capsys: pytest.CaptureFixture[str]
 def test_train_plan_names_an_unknown_shape(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(_cli(["plan", "--shape", "no-such-model"])) == 2
     assert "no model shape 'no-such-model'" in capsys.readouterr().err
+
+
+def _saved_activation_bytes(tokenizer, checkpointing: bool, tokens: int) -> int:
+    """Bytes of the distinct tensors a tiny Llama's forward pass saves for backward, weights excluded."""
+    torch = pytest.importorskip("torch")
+    from transformers.models.llama import LlamaConfig, LlamaForCausalLM
+
+    from ftrl_gym.agents.training.policy import Policy
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        hidden_size=64, intermediate_size=160, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=16, num_hidden_layers=3, vocab_size=50, tie_word_embeddings=True,
+    )
+    policy = Policy(LlamaForCausalLM(config), tokenizer)
+    if checkpointing:
+        policy.checkpoint_activations()
+    weights = {p.untyped_storage().data_ptr() for p in policy.model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in weights:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    ids = torch.randint(0, 50, (1, tokens))
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        policy.model.model(input_ids=ids)
+    return sum(saved.values())
+
+
+def test_checkpointing_drops_what_the_plan_says_from_a_real_forward_pass(tokenizer) -> None:
+    # the plan's difference per token: 3 layers x 4 x 160 float32 MLP outputs, less the one
+    # recomputed MLP (a transient of the backward, not saved by the forward pass)
+    tokens = 40
+    dropped = _saved_activation_bytes(tokenizer, False, tokens)
+    dropped -= _saved_activation_bytes(tokenizer, True, tokens)
+    shape = ModelShape(3, 64, 160, 4, 2, 16, 50, tied=True)
+    planned = activation_bytes_per_token(shape, 4) - activation_bytes_per_token(shape, 4, True)
+    assert dropped == tokens * (planned + 4 * 4 * 160) == tokens * 3 * 4 * 4 * 160
