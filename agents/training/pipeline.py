@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import logging
+import os
 import shutil
+import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +20,8 @@ from ftrl_gym.agents.training.memory_watch import PeakMemory
 
 logger = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1
+"""``prctl`` option: the signal this process gets when its parent dies."""
 EVAL_VLLM_CONCURRENCY = 64
 """Episodes evaluated at once on the vLLM back end (one engine call per round of pending turns)."""
 
@@ -294,13 +300,28 @@ def in_fresh_process(function: Callable[..., Any], *args: Any) -> Any:
 
     Each pipeline stage (an evaluation, SFT, an RL run) runs this way, so the memory it held (an
     optimiser's state, a vLLM engine and its KV cache, allocator pages Python never returns) goes
-    back to the OS when it ends: the pipeline's peak RSS is its largest stage's, not their sum.
+    back to the OS when it ends: the pipeline's peak RSS is its largest stage's, not their sum. On
+    Linux the stage process is killed when this process dies (``die_with_parent``): a pipeline
+    killed by its pid does not leave a stage running on with the memory and cores.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        1, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         return pool.submit(function, *args).result()
+
+
+def die_with_parent(parent: int) -> None:
+    """In a stage process: have the kernel send SIGKILL when ``parent`` dies (Linux's
+    ``PR_SET_PDEATHSIG``); exit at once if it is already gone. Elsewhere, do nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the prctl
+        os._exit(1)
 
 
 def _train_rl(config: TrainConfig, out_dir: Path, progress: bool) -> None:

@@ -198,3 +198,32 @@ def test_a_rerun_keeps_a_finished_stage_wall_time_and_adds_new_work() -> None:
     assert stage_wall_s({"wall_s": 1630.0}, started, worked=True) == pytest.approx(1635.0, abs=1.0)
     assert stage_wall_s(None, started, worked=False) == pytest.approx(5.0, abs=1.0)
     assert stage_wall_s({"solve_f1": 0.1}, started, worked=True) == pytest.approx(5.0, abs=1.0)
+
+
+def test_a_stage_process_dies_with_a_killed_pipeline() -> None:
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    pipeline = subprocess.Popen([
+        sys.executable, "-c",
+        "import time\nfrom ftrl_gym.agents.training.pipeline import in_fresh_process\n"
+        "in_fresh_process(time.sleep, 120)",
+    ])
+    try:
+        deadline = time.monotonic() + 60
+        while not (stages := psutil.Process(pipeline.pid).children()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # the spawn start method also runs a resource tracker; the stage is the process pool worker
+        stage = next(p for p in stages if "resource_tracker" not in " ".join(p.cmdline()))
+        while "spawn_main" not in " ".join(stage.cmdline()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)  # the worker's initializer (the prctl) runs before it takes the task
+        pipeline.send_signal(signal.SIGKILL)
+        pipeline.wait()
+        stage.wait(timeout=30)  # psutil.TimeoutExpired if the stage sleeps on
+        assert not stage.is_running()
+    finally:
+        pipeline.kill()
