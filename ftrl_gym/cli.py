@@ -40,6 +40,23 @@ USER_ERROR_STATUS = 2
 """Exit status of every user error: bad arguments, settings, files or a missing extra."""
 
 
+def user_error(command: str, message: object) -> int:
+    """Report a user error the way every subcommand does, and return its exit status.
+
+    Prints ``ftrl-gym COMMAND: error: MESSAGE`` on stderr, the message's whitespace (line breaks
+    included) collapsed, so the error is one line, as ``OneLineParser``'s are.
+
+    Args:
+        command: The subcommand as typed (``eval``, ``train plan``).
+        message: The error (an exception or a text).
+
+    Returns:
+        ``USER_ERROR_STATUS``.
+    """
+    print(f"ftrl-gym {command}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return USER_ERROR_STATUS
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line on stderr (no usage block) and exit status 2."""
 

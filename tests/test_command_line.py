@@ -40,7 +40,7 @@ def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture) -> 
         (["train", "grpo", "--config", "/no/such.yaml"], "No such file or directory: '/no/such.yaml'"),
         (["train", "pipeline", "--ray"], "ftrl-gym train: error: --ray runs the RL modes only, not pipeline"),
         (["train", "sft", "--set", "model=/no/such/model"], "model path '/no/such/model' does not exist"),
-        (["episodes", "/no/such.jsonl"], "ftrl-gym episodes: cannot read /no/such.jsonl"),
+        (["episodes", "/no/such.jsonl"], "ftrl-gym episodes: error: cannot read /no/such.jsonl"),
         (["episodes", "x.jsonl", "--limit", "a"], "ftrl-gym episodes: error: argument --limit: invalid int"),
     ],
 )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import gymnasium as gym
 
 from ftrl_gym.agents.training.config import PRESETS, ConfigError, TrainConfig, build_config, parse_overrides
 from ftrl_gym.agents.training.config_schema import grouped_help
+from ftrl_gym.cli import user_error
 from ftrl_gym.errors import AgentError, EnvConfigError, TaskFormatError
 from ftrl_gym.run_settings import RunSettingsError, claim_run_folder
 
@@ -105,8 +105,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except USER_ERRORS as exc:
-        print(f"ftrl-gym train: error: {exc}", file=sys.stderr)
-        return 2
+        return user_error("train", exc)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -121,8 +120,7 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--ray runs the RL modes only, not {args.mode}")
         config = build_config(args.preset, args.config, overrides)
     except (ConfigError, OSError) as exc:
-        print(f"ftrl-gym train: error: {exc}", file=sys.stderr)
-        return 2
+        return user_error("train", exc)
     if args.mode == "plan":
         return print_plan(config, args)
     progress = not args.no_progress
@@ -153,8 +151,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             trainer = RLTrainer(config, out, progress=progress, backend=RayBackend(config, out))
         except (ClusterError, ConfigError) as exc:
-            print(f"ftrl-gym train: error: {exc}", file=sys.stderr)
-            return 2
+            return user_error("train", exc)
     else:
         trainer = RLTrainer(config, out, progress=progress)
     try:
@@ -182,7 +179,6 @@ def print_plan(config: TrainConfig, args: argparse.Namespace) -> int:
             shape = load_shape(resolve_model(config.model))
         plan = memory_plan(config, shape, args.shards)
     except (ValueError, OSError) as exc:
-        print(f"ftrl-gym train plan: error: {exc}", file=sys.stderr)
-        return 2
+        return user_error("train plan", exc)
     print(format_plan(plan, shape, args.shards, args.gpu_gib))
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ftrl_gym.agents.factory import AgentSettings, make_agent
-from ftrl_gym.cli import missing_extra_message
+from ftrl_gym.cli import missing_extra_message, user_error
 from ftrl_gym.envs.registration import SCENARIO_IDS
 from ftrl_gym.errors import FTRLError
 from ftrl_gym.run_settings import claim_run_folder
@@ -135,15 +135,14 @@ def run(args: argparse.Namespace) -> int:
         for spec in args.agent:
             records.extend(_evaluate(spec, args, config, store))
     except (FTRLError, ValueError) as exc:
-        print(f"ftrl-gym eval: error: {exc}", file=sys.stderr)
-        return 2
+        return user_error("eval", exc)
     except ModuleNotFoundError as exc:
-        print(f"ftrl-gym eval: error: {missing_extra_message(exc)}", file=sys.stderr)
-        return 2
+        return user_error("eval", missing_extra_message(exc))
     except ImportError as exc:
-        print(f"ftrl-gym eval: error: {exc}; the model agents need their extras, e.g. "
-              "pip install 'ftrl-gym[hf,openai]' (see docs/agents.md)", file=sys.stderr)
-        return 2
+        return user_error(
+            "eval", f"{exc}; the model agents need their extras, e.g. pip install "
+            "'ftrl-gym[hf,openai]' (see docs/agents.md)"
+        )
     _, table = write_report(records, args.out)
     print(table)
     chart = Path(args.out) / "solve_f1.png"

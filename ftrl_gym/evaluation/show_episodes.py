@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
+
+from ftrl_gym.cli import user_error
 
 
 def load_episodes(path: str | Path) -> list[dict[str, Any]]:
@@ -103,8 +104,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         records = load_episodes(args.results)
     except (OSError, ValueError) as exc:
-        print(f"ftrl-gym episodes: cannot read {args.results}: {exc}", file=sys.stderr)
-        return 2
+        return user_error("episodes", f"cannot read {args.results}: {exc}")
     chosen = select(records, args.task, args.failed, args.limit)
     print("\n\n".join(format_episode(r) for r in chosen) or "no episode matches")
     return 0

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from ftrl_gym.atomic import write_text_atomically
+from ftrl_gym.cli import user_error
 from ftrl_gym.errors import FTRLError
 from ftrl_gym.generation.datasets import RELEASE_SEED, RELEASE_SIZES, build_release
 from ftrl_gym.generation.funnel import Funnel
@@ -156,8 +156,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except FTRLError as exc:
-        print(f"ftrl-gym generate: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+        return user_error("generate", exc)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import gymnasium as gym
 import pyarrow.parquet as pq
 
 import ftrl_gym  # noqa: F401  (registers the FTRL ids)
+from ftrl_gym.cli import user_error
 from ftrl_gym.integrations.verl import (
     AGENT_NAME,
     CONFIG_DIR,
@@ -42,8 +43,7 @@ def run(args: argparse.Namespace) -> int:
         0, or 2 when ``--num-tasks`` is not positive.
     """
     if args.num_tasks is not None and args.num_tasks < 1:
-        print(f"ftrl-gym verl-data: --num-tasks must be at least 1, got {args.num_tasks}")
-        return 2
+        return user_error("verl-data", f"--num-tasks must be at least 1, got {args.num_tasks}")
     env = gym.make(args.env, split=args.split)
     tasks = env.unwrapped.tasks[: args.num_tasks]
     env.close()

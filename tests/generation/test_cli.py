@@ -81,7 +81,7 @@ def test_generate_writes_one_file_per_scenario_and_prints_the_summary(tmp_path, 
 def test_a_bad_command_line_is_one_line_on_stderr_with_status_2(tmp_path, capsys, options, message):
     assert main(["generate", *options, "--out", str(tmp_path / "out")]) == 2
     captured = capsys.readouterr()
-    assert captured.err == f"ftrl-gym generate: {message}\n" and captured.out == ""
+    assert captured.err == f"ftrl-gym generate: error: {message}\n" and captured.out == ""
     assert not (tmp_path / "out").exists()
 
 

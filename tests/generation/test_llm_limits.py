@@ -96,13 +96,13 @@ def test_an_answer_cut_off_at_max_tokens_is_rejected_as_truncated(serve, tmp_pat
 def test_a_request_past_its_timeout_rejects_its_candidate_and_is_not_retried(
     serve, tmp_path, sandbox
 ):
-    server = serve(good, delay_s=1.0)
+    server = serve(good, delay_s=10.0)  # two answers waited out would take 20 s
     funnel = Funnel()
     llm = _config(server, tmp_path, timeout_s=0.3, max_candidates=2)
     started = time.monotonic()
     with pytest.raises(Exception, match=r"scene 2→0 \(timeout 2\)"):
         _generate(llm, sandbox, funnel)
-    assert time.monotonic() - started < 2.5 and server.requests == 2
+    assert time.monotonic() - started < 10 and server.requests == 2
     assert funnel.to_dict()["total"]["scene"]["rejected"] == {
         "timeout": {"count": 2, "examples": ["no answer in 0.3 s"]}
     }
@@ -113,7 +113,7 @@ def test_a_wrong_model_is_one_line_naming_the_served_models(serve, tmp_path, cap
     assert main(_cli(server.url, tmp_path)) == 2
     captured = capsys.readouterr()
     assert captured.err.splitlines()[-1] == (
-        f"ftrl-gym generate: model 'scripted' is not served at {server.url}; it serves: qwen, smollm2"
+        f"ftrl-gym generate: error: model 'scripted' is not served at {server.url}; it serves: qwen, smollm2"
     )
     assert "stage           in  passed  rejected" in captured.out
     report = json.loads((tmp_path / "report.json").read_text())
@@ -129,7 +129,7 @@ def test_an_unreachable_server_is_one_line_after_the_retries(tmp_path, capsys):
     assert main(_cli(url, tmp_path, "--retries", "1")) == 2
     assert time.monotonic() - started < 10
     err = capsys.readouterr().err.splitlines()
-    assert err[-1] == f"ftrl-gym generate: {url} failed 2 times; last error: Connection error."
+    assert err[-1] == f"ftrl-gym generate: error: {url} failed 2 times; last error: Connection error."
     assert not any("Traceback" in line for line in err), "\n".join(err)
 
 
@@ -145,7 +145,7 @@ def test_a_server_that_vanishes_mid_run_stops_the_run_in_seconds(serve, tmp_path
     assert time.monotonic() - started < 15
     err = capsys.readouterr().err.splitlines()
     assert (
-        err[-1] == f"ftrl-gym generate: {server.url} failed 3 times; last error: Connection error."
+        err[-1] == f"ftrl-gym generate: error: {server.url} failed 3 times; last error: Connection error."
     )
     report = json.loads((tmp_path / "report.json").read_text())
     # 3 answered, at most 2 more answered while the server shuts down, then 2 chains x 3 attempts
@@ -157,7 +157,7 @@ def test_nothing_accepted_prints_the_funnel_and_fails_in_one_line(serve, tmp_pat
     assert main(_cli(server.url, tmp_path, "--max-candidates", "2")) == 2
     captured = capsys.readouterr()
     assert captured.err.splitlines()[-1] == (
-        "ftrl-gym generate: only 0 of 1 single_hop tasks passed in 2 candidates (scene 2→0 (not_json 2))"
+        "ftrl-gym generate: error: only 0 of 1 single_hop tasks passed in 2 candidates (scene 2→0 (not_json 2))"
     )
     assert "scene            2       0  not_json: 2" in captured.out
     assert "  scene not_json: Expecting value at char 0: 'Sure! Here it is.'" in captured.out

@@ -245,4 +245,4 @@ def test_verl_data_command_writes_turn_and_episode_rows(tmp_path, capsys):
     frame = pd.read_parquet(episodes)
     assert list(frame["agent_name"]) == ["ftrl_agent"] * 2 and "agent_name" in frame.columns
     assert main(["verl-data", "--num-tasks", "0", "--out", str(turns)]) == 2
-    assert "--num-tasks must be at least 1, got 0" in capsys.readouterr().out
+    assert "--num-tasks must be at least 1, got 0" in capsys.readouterr().err

@@ -61,7 +61,7 @@ def test_a_write_to_a_process_that_stops_reading_has_a_deadline() -> None:
     try:
         start = time.monotonic()
         assert write_until(host.fileno(), b"x" * (16 << 20), time.monotonic() + 0.3) is False
-        assert 0.25 < time.monotonic() - start < 2.0
+        assert 0.25 < time.monotonic() - start < 10  # a blocking write would never return
     finally:
         host.close()
         stuck.close()
