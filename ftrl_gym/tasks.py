@@ -48,7 +48,7 @@ _KNOWN_FIELDS = frozenset(
     {
         "messages", "tools", "codes", "unsolved_set", "solve_rate", "answer", "data_source",
         "split", "scenario", "state", "solution", "entry_points", "scorer",
-        "user_turns", "tools_added",
+        "user_turns", "tools_added", "hidden_tools_run",
     }
 )
 
@@ -97,6 +97,9 @@ class TaskRecord:
     arrive and the episode goes on; it ends on a call-free turn after the last one."""
     tools_added: dict[int, list[str]] = field(default_factory=dict)
     """User turn k (1 = ``user_turns[0]``) → tools hidden from the agent until that turn arrives."""
+    hidden_tools_run: bool = False
+    """Whether a tool ``tools_added`` still hides runs when called (it is only not offered), as BFCL's
+    executor runs any method of a task's classes; by default such a call is an unknown tool."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Fields this format does not know, kept so that saving writes them back unchanged."""
 
@@ -184,6 +187,7 @@ class TaskRecord:
             "entry_points": self.entry_points or None,
             "user_turns": self.user_turns or None,
             "tools_added": {str(k): v for k, v in self.tools_added.items()} or None,
+            "hidden_tools_run": self.hidden_tools_run or None,
             "scorer": self.scorer,
             "answer": self.answer,
             "data_source": self.data_source,
@@ -276,6 +280,7 @@ class _Validator:
             scorer=scorer_spec,
             user_turns=user_turns,
             tools_added=self.tools_added(names, len(user_turns)),
+            hidden_tools_run=self.flag("hidden_tools_run"),
             extra=extra,
         )
         self.check_size()
@@ -398,6 +403,15 @@ class _Validator:
                     isinstance(m, dict) and isinstance(m.get("role"), str) for m in turn):
                 raise self.fail(f"user_turns[{t}] must be a list of objects with a string 'role'")
         return turns
+
+    def flag(self, name: str) -> bool:
+        """An optional true/false field (absent: false)."""
+        value = self.decoded(name, required=False)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise self.fail(f"{name} must be true or false, got {_kind(value)}")
+        return value
 
     def tools_added(self, names: Sequence[str], turns: int) -> dict[int, list[str]]:
         """User turn (1..turns, a JSON key) → tool names first offered then."""

@@ -91,6 +91,12 @@ MULTI_TURN_MAX_TURNS = 100
 takes two per user turn, its calls and the text that ends it, and the tasks have at most 7 user turns)."""
 
 
+MULTI_TURN_MAX_CALLS_PER_TURN = 64
+"""Default ``max_calls_per_turn`` of the multi-turn envs. BFCL caps steps, not calls; its longest gold
+turn makes 34 calls (``multi_turn_long_context_46``: 32 ``rm``, then ``cd`` and ``rmdir``), over the
+generated envs' 16."""
+
+
 def make_bfcl_env(category: str | None = None, *, max_turns: int | None = None, split: str = "test",
                   **kwargs: Any) -> ToolUseEnv:
     """Build the env of one BFCL category (the entry point of ``FTRL-BFCL-v0``).
@@ -98,7 +104,8 @@ def make_bfcl_env(category: str | None = None, *, max_turns: int | None = None, 
     Args:
         category: One of :data:`~ftrl_gym.bfcl.source.CATEGORIES`.
         max_turns: Assistant turns per episode; by default 1 for the single-turn categories (BFCL
-            scores one response) and :data:`MULTI_TURN_MAX_TURNS` for the multi-turn ones.
+            scores one response) and :data:`MULTI_TURN_MAX_TURNS` for the multi-turn ones, whose
+            ``max_calls_per_turn`` defaults to :data:`MULTI_TURN_MAX_CALLS_PER_TURN`.
         split: ``"test"``, BFCL's only split (accepted so that code passing ``split=`` works).
         **kwargs: Any other keyword argument of :class:`~ftrl_gym.envs.tool_use_env.ToolUseEnv`.
 
@@ -116,6 +123,7 @@ def make_bfcl_env(category: str | None = None, *, max_turns: int | None = None, 
         from ftrl_gym.bfcl.multi_turn import multi_turn_records
 
         records = multi_turn_records(category)
+        kwargs.setdefault("max_calls_per_turn", MULTI_TURN_MAX_CALLS_PER_TURN)
         return ToolUseEnv(load_tasks(records), max_turns=MULTI_TURN_MAX_TURNS if max_turns is None else max_turns,
                           **kwargs)
     source.load_checker()  # imported now (seconds), not in the first step

@@ -89,7 +89,8 @@ def multi_turn_records(category: str) -> list[dict[str, Any]]:
     The opening messages are BFCL's first turn and ``user_turns`` its later ones (a miss_func turn
     that adds tools, empty in BFCL's data, says what BFCL's inference says then); ``tools`` are all the
     task's function docs as BFCL sends them, those of ``missed_function`` held back by ``tools_added``
-    until their turn; the code lives in the ``bfcl_multi_turn`` scorer's toolset, not in the record;
+    until their turn (not offered, but run when called, as BFCL's executor runs any method of the
+    classes: ``multi_turn_miss_func_49``'s gold calls ``tail`` two turns before it is offered); the code lives in the ``bfcl_multi_turn`` scorer's toolset, not in the record;
     ``solution`` is each user turn's gold calls in one assistant turn, then a text turn ending it.
 
     Args:
@@ -126,6 +127,7 @@ def multi_turn_records(category: str) -> list[dict[str, Any]]:
                     str(k): [source.sent_name(d["name"]) for d in docs]
                     for k, docs in missed.items()
                 },
+                "hidden_tools_run": True,
                 "codes": {},
                 "unsolved_set": {},
                 "scorer": {"kind": "bfcl_multi_turn", "category": category, "id": task_id},

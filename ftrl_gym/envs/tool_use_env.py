@@ -298,6 +298,9 @@ class ToolUseEnv(gym.Env[str, Any]):
         assert self.task is not None
         self._tools = self.task.tools_at(self._user_turn)
         self._tool_names = frozenset(tool["function"]["name"] for tool in self._tools)
+        self._callable_names = (
+            frozenset(self.task.tool_names) if self.task.hidden_tools_run else self._tool_names
+        )
 
     def get_state(self) -> Any:
         """A copy of the episode's world state (stateful tasks), else None.
@@ -516,9 +519,11 @@ class ToolUseEnv(gym.Env[str, Any]):
     def _answer_here(self, call: ParsedCall) -> ToolResult | None:
         """The result of a call that needs no sandbox, or None for a call of a tool with code."""
         assert self.task is not None
-        if call.name in self._tool_names and (call.name in self.task.codes or call.name in self._runners):
+        if call.name in self._callable_names and (
+            call.name in self.task.codes or call.name in self._runners
+        ):
             return None
-        if call.name not in self._tool_names:
+        if call.name not in self._callable_names:
             return not_run(messages.unknown_tool(call.name, sorted(self._tool_names)))
         return ToolResult(ok=True, text=NOT_EXECUTED, value=NOT_EXECUTED, error=None, elapsed_s=0.0)
 

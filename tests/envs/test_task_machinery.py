@@ -268,6 +268,29 @@ def test_scripted_user_turns_arrive_when_the_agent_stops_calling_and_add_tools()
         env.close()
 
 
+def test_hidden_tools_run_when_called_if_the_task_says_so_and_are_still_not_offered():
+    tools = [_schema("deposit", "amount"), _schema("balance")]
+    record = {"messages": [{"role": "user", "content": "Deposit 5."}], "tools": tools,
+              "codes": {"deposit": ACCOUNT, "balance": ACCOUNT}, "unsolved_set": {"balance": ["5.0"]},
+              "user_turns": [[{"role": "user", "content": "What is my balance now?"}]],
+              "tools_added": {"1": ["balance"]}, "hidden_tools_run": True}
+    [task] = load_tasks([record])
+    assert task.hidden_tools_run and task.to_dict()["hidden_tools_run"] is True
+    env = gym.make("FTRL-Custom-v0", tasks=[record])
+    try:
+        _, info = env.reset(seed=0)
+        obs, *_, info = env.step(_call("deposit", amount=5))
+        obs, *_, info = env.step(_call("balance"))
+        assert obs == '<tool_response>\n{"balance": 5.0, "deposits": 1}\n</tool_response>'
+        assert [t["function"]["name"] for t in info["tools"]] == ["deposit"]
+        obs, *_, info = env.step(_call("withdraw"))
+        assert info["tool_results"][0]["text"] == "error: unknown tool 'withdraw'; available: deposit"
+    finally:
+        env.close()
+    with pytest.raises(TaskFormatError, match="hidden_tools_run must be true or false, got a number"):
+        load_tasks([{**record, "hidden_tools_run": 1}])
+
+
 def test_tools_added_must_name_a_listed_tool_and_an_existing_user_turn():
     base = {"messages": [{"role": "user", "content": "q"}], "tools": [_schema("balance")],
             "codes": {"balance": ACCOUNT}, "unsolved_set": {}, "user_turns": [[]]}
