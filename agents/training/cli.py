@@ -136,9 +136,13 @@ def _run(args: argparse.Namespace) -> int:
         print(f"SFT model: {run_sft(config, out, progress=progress)}")
         return 0
     if args.mode == "pipeline":
-        from ftrl_gym.agents.training.pipeline import run_pipeline
+        from ftrl_gym.agents.training.pipeline import StageProcessError, run_pipeline
 
-        run_pipeline(config, out, progress=progress)
+        try:
+            run_pipeline(config, out, progress=progress)
+        except StageProcessError as exc:
+            user_error("train", exc)
+            return 1
         print((out / "results.md").read_text().rstrip())
         print(f"results: {out / 'results.md'}")
         return 0

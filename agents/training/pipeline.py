@@ -18,6 +18,8 @@ from typing import Any
 from ftrl_gym.agents.training.config import SCENARIO_ENV_IDS, TrainConfig
 from ftrl_gym.agents.training.memory_watch import PeakMemory
 
+from ftrl_gym.errors import FTRLError
+
 logger = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
@@ -295,6 +297,11 @@ def rl_model(run_dir: Path, choice: str) -> tuple[str, dict[str, Any]]:
     }
 
 
+class StageProcessError(FTRLError, RuntimeError):
+    """A pipeline stage's process ended without a result: it was killed (the kernel's out-of-memory
+    killer, or a signal) or crashed in native code."""
+
+
 def in_fresh_process(function: Callable[..., Any], *args: Any) -> Any:
     """``function(*args)`` in a new (spawned) process; its result comes back, its error is raised.
 
@@ -303,15 +310,26 @@ def in_fresh_process(function: Callable[..., Any], *args: Any) -> Any:
     back to the OS when it ends: the pipeline's peak RSS is its largest stage's, not their sum. On
     Linux the stage process is killed when this process dies (``die_with_parent``): a pipeline
     killed by its pid does not leave a stage running on with the memory and cores.
+
+    Raises:
+        StageProcessError: The stage's process ended without a result (killed, or a native crash).
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         1, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
     ) as pool:
-        return pool.submit(function, *args).result()
+        try:
+            return pool.submit(function, *args).result()
+        except BrokenProcessPool as exc:
+            raise StageProcessError(
+                f"the process running {getattr(function, '__name__', function)} ended without a "
+                "result: it was killed (out of memory? `dmesg | grep -i killed` says) or crashed; "
+                "what the run finished is kept, and the same command resumes it"
+            ) from exc
 
 
 def die_with_parent(parent: int) -> None:

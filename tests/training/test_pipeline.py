@@ -227,3 +227,18 @@ def test_a_stage_process_dies_with_a_killed_pipeline() -> None:
         assert not stage.is_running()
     finally:
         pipeline.kill()
+
+
+def _die_now() -> None:
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_killed_stage_is_one_clear_error_not_a_broken_pool() -> None:
+    from ftrl_gym.agents.training.pipeline import StageProcessError, in_fresh_process
+
+    with pytest.raises(StageProcessError, match=r"the process running _die_now ended without a result: "
+                       r"it was killed \(out of memory\?.*the same command resumes it"):
+        in_fresh_process(_die_now)
