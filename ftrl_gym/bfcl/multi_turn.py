@@ -90,7 +90,8 @@ def multi_turn_records(category: str) -> list[dict[str, Any]]:
     that adds tools, empty in BFCL's data, says what BFCL's inference says then); ``tools`` are all the
     task's function docs as BFCL sends them, those of ``missed_function`` held back by ``tools_added``
     until their turn (not offered, but run when called, as BFCL's executor runs any method of the
-    classes: ``multi_turn_miss_func_49``'s gold calls ``tail`` two turns before it is offered); the code lives in the ``bfcl_multi_turn`` scorer's toolset, not in the record;
+    classes: ``multi_turn_miss_func_49``'s gold calls ``tail`` two turns before it is offered); the
+    code lives in the ``bfcl_multi_turn`` scorer's toolset, not in the record;
     ``solution`` is each user turn's gold calls in one assistant turn, then a text turn ending it.
 
     Args:
