@@ -297,9 +297,23 @@ def test_externally_killed_episode_process_is_replaced(sandbox: Sandbox) -> None
         pid = session.pid
         assert pid is not None and pid in sandbox.episode_pids
         os.kill(pid, signal.SIGKILL)
-        time.sleep(0.05)
+        _wait_until_dead(pid)  # a fixed 50 ms sleep lost the race on a loaded machine
         assert call(session, "ok").text == "ok"
         assert session.pid not in (None, pid)
+
+
+def _wait_until_dead(pid: int, timeout_s: float = 10.0) -> None:
+    """Return once ``pid`` has exited (a zombie or gone); fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} was still running {timeout_s} s after SIGKILL")
 
 
 def test_closed_session_returns_errors(sandbox: Sandbox) -> None:
