@@ -26,7 +26,10 @@ class AgentSettings:
         kv_cache_gib: The vLLM engine's KV-cache size.
         base_url: The OpenAI-compatible endpoint.
         api_key: Its key.
-        agent_kwargs: Keyword arguments of a ``module:Class`` agent.
+        agent_kwargs: Keyword arguments of a ``module:Class`` agent; for ``hf``, ``vllm`` and
+            ``openai`` they are added to (and override) the ones these settings give, e.g.
+            ``{"max_model_len": 8192}`` for vLLM; ``oracle`` and ``random`` take none (one
+            ``ftrl-gym eval`` may run them beside a model agent).
     """
 
     model: str | None = None
@@ -64,27 +67,39 @@ def make_agent(spec: str, settings: AgentSettings | None = None) -> Any:
         from ftrl_gym.agents.hf_agent import HFAgent
 
         device = {"device": s.device} if s.device is not None else {}
-        return HFAgent(
-            **local, **device, max_new_tokens=s.max_tokens, temperature=s.temperature,
-            batch_size=max(s.concurrency, 1), seed=s.seed,
+        return _built_in(
+            spec, HFAgent, s.agent_kwargs, **local, **device, max_new_tokens=s.max_tokens,
+            temperature=s.temperature, batch_size=max(s.concurrency, 1), seed=s.seed,
         )
     if spec == "vllm":
         from ftrl_gym.agents.vllm_agent import VLLMAgent
 
-        return VLLMAgent(
-            **local, max_tokens=s.max_tokens, temperature=s.temperature, seed=s.seed,
-            max_model_len=s.max_model_len, kv_cache_gib=s.kv_cache_gib,
+        return _built_in(
+            spec, VLLMAgent, s.agent_kwargs, **local, max_tokens=s.max_tokens,
+            temperature=s.temperature, seed=s.seed, max_model_len=s.max_model_len,
+            kv_cache_gib=s.kv_cache_gib,
         )
     if spec == "openai":
         from ftrl_gym.agents.openai_agent import OpenAIAgent
 
-        return OpenAIAgent(
-            model=s.model, base_url=s.base_url, api_key=s.api_key, max_tokens=s.max_tokens,
-            temperature=s.temperature, max_concurrency=max(s.concurrency, 1),
+        return _built_in(
+            spec, OpenAIAgent, s.agent_kwargs, model=s.model, base_url=s.base_url,
+            api_key=s.api_key, max_tokens=s.max_tokens, temperature=s.temperature,
+            max_concurrency=max(s.concurrency, 1),
         )
     if ":" in spec:
         return _user_agent(spec, s.agent_kwargs)
     raise ValueError(f"unknown agent {spec!r}: use one of {', '.join(BUILTIN_AGENTS)} or module:Class")
+
+
+def _built_in(spec: str, cls: Any, extra: dict[str, Any], **settings: Any) -> Any:
+    """``cls(**settings)`` with ``extra`` added on top; a keyword it does not take is a ValueError."""
+    try:
+        return cls(**{**settings, **extra})
+    except TypeError as exc:
+        if extra and "keyword argument" in str(exc):
+            raise ValueError(f"--agent {spec}: --agent-kwargs {extra} rejected ({exc})") from exc
+        raise
 
 
 def _user_agent(spec: str, kwargs: dict[str, Any]) -> Any:

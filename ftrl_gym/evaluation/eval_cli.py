@@ -58,7 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", help="openai: key [default: $OPENAI_API_KEY]")
     parser.add_argument("--max-tokens", type=int, help="tokens per turn for model agents [256]")
     parser.add_argument("--temperature", type=float, default=0.0, help="sampling temperature [0: greedy]")
-    parser.add_argument("--agent-kwargs", default="{}", help="JSON keyword arguments for module:Class")
+    parser.add_argument(
+        "--agent-kwargs", default="{}",
+        help="JSON keyword arguments: a module:Class agent's, or added to hf, vllm and openai's "
+        "(e.g. '{\"max_model_len\": 8192}')",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

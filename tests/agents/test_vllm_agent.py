@@ -48,10 +48,12 @@ def test_vllm_agent_runs_real_episodes(tmp_path: Path) -> None:
 
 def test_a_prompt_that_does_not_fit_the_context_is_not_sent_and_says_so() -> None:
     require("torch", "transformers", "vllm")
-    from ftrl_gym.agents.vllm_agent import VLLMAgent
+    from ftrl_gym.agents.factory import AgentSettings, make_agent
 
-    agent = VLLMAgent(max_tokens=8, max_model_len=256)
+    # the context comes from --agent-kwargs (``ftrl-gym eval``'s way), over the 4096 default
+    agent = make_agent("vllm", AgentSettings(max_tokens=8, agent_kwargs={"max_model_len": 256}))
     try:
+        assert agent.max_model_len == 256
         short = ([{"role": "user", "content": "Name a colour."}], [])
         long = ([{"role": "user", "content": "word " * 400}], [])
         fits, too_long, fits_again = agent.generate([short, long, short])
