@@ -84,9 +84,11 @@ class VLLMAgent(BaseAgent):
         other requests are generated as usual (vLLM would refuse the whole batch).
         """
         prompts = [render_prompt(self.tokenizer, messages, tools) for messages, tools in requests]
-        lengths = [len(self.tokenizer.encode(prompt)) for prompt in prompts]
+        token_ids = [self.tokenizer.encode(prompt) for prompt in prompts]
+        lengths = [len(ids) for ids in token_ids]
         fits = [length < self.max_model_len for length in lengths]
-        sent = [prompt for prompt, ok in zip(prompts, fits) if ok]
+        # vLLM gets the ids it was measured by (a ``TokensPrompt``), so it does not tokenize again
+        sent = [{"prompt_token_ids": ids} for ids, ok in zip(token_ids, fits) if ok]
         results = iter(self.llm.generate(sent, self.sampling, use_tqdm=False) if sent else [])
         outputs = []
         for ok, length in zip(fits, lengths):
