@@ -231,8 +231,8 @@ class TrainConfig:
     1/N of the weights, gradients, AdamW state and frozen reference; with ``dtype=bfloat16`` the
     gathered weights compute in bf16 and gradients reduce in float32). Ray learners only."""
     activation_checkpointing: bool = False
-    """Recompute each decoder layer's MLP in the backward pass instead of storing its activations
-    (less activation memory for about one more MLP forward per layer; attention is kept, see
+    """Recompute each decoder layer in the backward pass instead of storing its activations (each
+    layer keeps only its input, for about one more forward pass;
     ``Policy.checkpoint_activations``)."""
     vllm_tensor_parallel_size: int = 1
     """Tensor-parallel degree of each rollout worker's vLLM engine."""
@@ -514,7 +514,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 """Named starting points: ``paper`` is SPEC 7; ``cpu`` a small run on transformers generation; ``cpu_long``
 the README's result (about 80 min on 2 cores); ``demo`` the README's main command, ``cpu_long`` cut to
 2 GRPO steps of 8 prefixes and 4 test tasks per scenario, with no KL term (so no frozen reference
-model) and a 1 GiB vLLM KV cache, to stay within 6 GB of RSS (minutes)."""
+model), a 1 GiB vLLM KV cache and whole decoder layers recomputed in the backward pass, to bound the
+memory (minutes)."""
 PRESETS["demo"] = {
     **PRESETS["cpu_long"],
     "prompts_per_step": 8,
@@ -523,6 +524,7 @@ PRESETS["demo"] = {
     "rl_algorithms": ["grpo"],
     "kl_coef": 0.0,
     "vllm_kv_cache_gib": 1.0,
+    "activation_checkpointing": True,
 }
 
 PRESETS["cpu_seeds"] = {

@@ -15,7 +15,6 @@ from ftrl_gym.agents.training.config import TrainConfig
 from ftrl_gym.agents.training.distributed.sharding import (
     GatheredWeights,
     full_model_state,
-    hold_gathered,
     full_optimizer_state,
     load_full_state,
     shard_policy,
@@ -33,7 +32,6 @@ from ftrl_gym.agents.training.update import (
     micro_batch_loss,
     recompute_old_logprobs,
     restore_learner,
-    shared_prompt_length,
 )
 
 
@@ -182,14 +180,11 @@ class Learner:
         flags = iter(ghosts or [False] * len(micro))
 
         def loss(batch: list[Sample]) -> dict[str, Any]:
-            if self.sharded:
-                hold_gathered(self.policy, shared_prompt_length(batch) > 0)
             terms = self._loss(batch)
             return {k: v * 0 for k, v in terms.items()} if next(flags) else terms
 
         stats = accumulate_gradients(loss, micro, total_tokens)
         if self.sharded:
-            hold_gathered(self.policy, False)
             undo_average(self.policy, self.world_size)
         if self.world_size > 1:
             stats = self._all_reduce(stats)

@@ -8,6 +8,10 @@ from pathlib import Path
 
 from ftrl_gym.agents.training.config import TrainConfig
 
+LOGIT_CHUNK = 256
+"""Rows of logits the learner computes at once when scoring tokens (``policy.ScoringModule``): 50 MB
+of float32 logits for SmolLM2's 49,152-token vocabulary."""
+
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 """Bytes per element of each compute dtype."""
 GIB = 2**30
@@ -122,24 +126,22 @@ def activation_bytes_per_token(
     """Bytes one token's forward pass keeps for the backward pass, all layers.
 
     Without checkpointing every layer keeps ``layer_activation_bytes``. With activation
-    checkpointing (``Policy.checkpoint_activations``, which recomputes each layer's MLP) a layer
-    drops the MLP's gate, up, activation and product outputs (``4i`` in the compute dtype) and
-    keeps the rest; the backward recomputes one MLP at a time, which then holds those ``4i``:
-    ``layers x (layer_activation_bytes - 4i) + 4i``.
+    checkpointing (``Policy.checkpoint_activations``, which recomputes whole decoder layers) a
+    layer keeps only its float32 input, the residual stream (``4h``), and the backward recomputes
+    one layer at a time, which then holds a layer's activations:
+    ``layers x 4h + layer_activation_bytes``.
     """
     per_layer = layer_activation_bytes(shape, dtype_bytes)
     if checkpointing:
-        mlp = dtype_bytes * 4 * shape.intermediate
-        return shape.layers * (per_layer - mlp) + mlp
+        return shape.layers * 4 * shape.hidden + per_layer
     return shape.layers * per_layer
 
 
 def gathered_bytes(config: TrainConfig, shape: ModelShape, shards: int) -> int:
     """Bytes a sharded (FSDP2) rank holds beyond its shards while a micro-batch runs; 0 unsharded.
 
-    The policy's parameters gathered in the compute dtype: every layer's for a shared-prompt
-    micro-batch (scheme ``turn``: ``sharding.hold_gathered`` keeps them to the end of the
-    backward), else the root's and two layers' (the running one and the next, prefetched). The
+    The policy's parameters gathered in the compute dtype: the root's and two layers' (the running
+    one and the next, prefetched; a shared-prompt micro-batch is one packed forward pass too). The
     reference's root and two layers (when ``kl_coef > 0``; its forward frees each layer after
     it). The float32 unsharded gradients of the root and of one layer before their
     reduce-scatter.
@@ -148,8 +150,7 @@ def gathered_bytes(config: TrainConfig, shape: ModelShape, shards: int) -> int:
         return 0
     dtype_bytes = DTYPE_BYTES[config.dtype]
     root, layer = shape.root_parameters(), shape.layer_parameters()
-    policy_layers = shape.layers if config.scheme == "turn" else 2
-    gathered = dtype_bytes * (root + policy_layers * layer)
+    gathered = dtype_bytes * (root + 2 * layer)
     if config.kl_coef > 0:
         gathered += dtype_bytes * (root + 2 * layer)
     return gathered + 4 * (root + layer)
@@ -169,7 +170,8 @@ class MemoryPlan:
     """The frozen KL reference in the compute dtype (0 when ``kl_coef`` is 0)."""
     activations: int
     """One micro-batch's saved activations (fewer with ``activation_checkpointing``) plus its
-    float32 logits, log-softmax and their gradient at generated positions."""
+    float32 logits, log-softmax and their gradient at ``LOGIT_CHUNK`` generated positions at
+    most."""
     gathered: int
     """FSDP2: the full parameters and gradients a rank gathers while a micro-batch runs
     (``gathered_bytes``); 0 unsharded."""
@@ -218,7 +220,8 @@ def memory_plan(config: TrainConfig, shape: ModelShape, shards: int = 1) -> Memo
     n = shape.parameters()
     dtype_bytes = DTYPE_BYTES[config.dtype]
     tokens, generated = micro_batch_positions(config)
-    logits = 3 * generated * shape.vocab * 4  # float32 logits, log-softmax and their gradient
+    # float32 logits, log-softmax and their gradient, one chunk of scored rows at a time
+    logits = 3 * min(generated, LOGIT_CHUNK) * shape.vocab * 4
     if config.backend == "vllm":
         generator = n * dtype_bytes + int(config.vllm_kv_cache_gib * GIB)
     else:

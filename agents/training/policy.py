@@ -14,7 +14,7 @@ import torch
 from ftrl_gym.agents.atomic import write_folder_atomically
 from ftrl_gym.agents.models import resolve_model
 from ftrl_gym.agents.training.config import DTYPES
-from ftrl_gym.agents.training.losses import entropy_from_logits
+from ftrl_gym.agents.training.memory_plan import LOGIT_CHUNK
 
 
 @dataclass
@@ -73,50 +73,117 @@ def compute_autocast(
 
 
 class ScoringModule(torch.nn.Module):
-    """A causal LM's decoder and output head as one ``forward``: the root module FSDP2 shards.
+    """A causal LM's decoder and output head as one ``forward`` that scores tokens (FSDP2's root).
 
-    The policy never runs the LM's own ``forward`` (it projects to the vocabulary only at the
-    positions it scores), so the decoder and head calls go through this module, whose forward
-    hooks are where FSDP2 gathers the root's parameters (embeddings, final norm, head).
+    The policy never runs the LM's own ``forward``: it projects to the vocabulary only at the
+    positions it scores, ``LOGIT_CHUNK`` rows at a time, each chunk under activation checkpointing.
+    The ``(N, V)`` logits are a small model's largest activation (49,152 columns for SmolLM2: 200 MB
+    per copy at N = 1,024, and the softmax, its log and the entropy keep several copies for the
+    backward pass); chunked, only a chunk's hidden rows are kept and its logits are recomputed in
+    the backward pass, so at most one chunk's logits live at a time, with the same values and
+    gradients. Going through this module's forward is what lets FSDP2 gather the root's parameters
+    (embeddings, final norm, head) in its hooks.
 
     Args:
         model: The causal LM (shared, not copied).
+        temperature: Logprobs and entropies are those of ``softmax(logits / temperature)``.
     """
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, temperature: float = 1.0) -> None:
         super().__init__()
         self.model = model
+        self.temperature = temperature
 
     def forward(
         self,
         input_ids: torch.Tensor,
+        positions: tuple[torch.Tensor, torch.Tensor],
+        targets: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        past_key_values: Any = None,
-        positions: tuple[torch.Tensor, torch.Tensor] | None = None,
-        use_cache: bool = False,
-    ) -> tuple[torch.Tensor | None, Any]:
-        """Run the decoder; project its hidden states at ``positions`` to the vocabulary.
+        position_ids: torch.Tensor | None = None,
+        with_entropy: bool = False,
+    ) -> torch.Tensor:
+        """Run the decoder; score ``targets`` from its hidden states at ``positions``.
 
         Args:
             input_ids: ``(B, L)`` token ids.
-            attention_mask: ``(B, L)`` 1 on real tokens, or None.
-            past_key_values: A KV cache to extend, or None.
-            positions: ``(rows, cols)`` of the hidden states to project, or None (no projection).
-            use_cache: Return the KV cache.
+            positions: ``(rows, cols)`` of the ``N`` hidden states that predict ``targets``.
+            targets: ``(N,)`` the tokens they predict.
+            attention_mask: ``(B, L)`` 1 on real tokens, a ``(B, 1, L, L)`` boolean mask (True:
+                attend), or None (causal).
+            position_ids: ``(B, L)`` rotary positions, or None (``0 .. L - 1``).
+            with_entropy: Also compute the entropy at each position.
 
         Returns:
-            ``(N, V)`` logits at ``positions`` (None without positions) and the KV cache.
+            ``(1, N)`` float32 logprobs, or ``(2, N)`` with the entropies as the second row.
         """
-        out = self.model.get_decoder()(
+        hidden = self.model.get_decoder()(
             input_ids=input_ids,
             attention_mask=attention_mask,
-            past_key_values=past_key_values,
-            use_cache=use_cache,
-        )
-        if positions is None:
-            return None, out.past_key_values
-        hidden = out.last_hidden_state  # (B, L, H)
-        return self.model.get_output_embeddings()(hidden[positions]), out.past_key_values
+            position_ids=position_ids,
+            use_cache=False,
+        ).last_hidden_state[positions]  # (N, H)
+        from torch.utils.checkpoint import checkpoint
+
+        chunks = []
+        for start in range(0, hidden.shape[0], LOGIT_CHUNK):
+            rows = hidden[start : start + LOGIT_CHUNK]
+            chunk_targets = targets[start : start + LOGIT_CHUNK]
+            if torch.is_grad_enabled() and rows.requires_grad:
+                chunks.append(checkpoint(
+                    self._chunk_scores, rows, chunk_targets, with_entropy, use_reentrant=False
+                ))
+            else:
+                chunks.append(self._chunk_scores(rows, chunk_targets, with_entropy))
+        if not chunks:
+            return hidden.new_zeros((2 if with_entropy else 1, 0), dtype=torch.float32)
+        return torch.cat(chunks, dim=1)
+
+    def _chunk_scores(
+        self, hidden: torch.Tensor, targets: torch.Tensor, with_entropy: bool
+    ) -> torch.Tensor:
+        """``(1, n)`` logprobs of ``targets``, or ``(2, n)`` with the entropies as a second row."""
+        projected = self.model.get_output_embeddings()(hidden)  # (n, V)
+        logprobs = torch.log_softmax(projected.float() / self.temperature, dim=-1)
+        chosen = logprobs.gather(-1, targets[:, None])[:, 0]
+        if not with_entropy:
+            return chosen[None]
+        return torch.stack([chosen, -(logprobs.exp() * logprobs).sum(dim=-1)])
+
+
+def pack_responses(
+    prompt: Sequence[int], responses: Sequence[Sequence[int]]
+) -> tuple[list[int], list[int], torch.Tensor, list[int]]:
+    """One sequence holding a prompt once and ``n`` responses, with the mask that keeps them apart.
+
+    The sequence is ``prompt[:-1]`` followed, for each response, by
+    ``[prompt[-1]] + response[:-1]``; each response's tokens sit at rotary positions ``len(prompt) - 1 + j`` and attend to the prompt
+    and to their own response's earlier tokens only, so position ``j`` of a response predicts
+    ``response[j]`` exactly as in its own full sequence.
+
+    Args:
+        prompt: The shared context ids (at least 2).
+        responses: The generated ids of each response (each non-empty).
+
+    Returns:
+        The ids, their rotary positions, the ``(L, L)`` boolean attention mask (True: attend) and
+        the targets in packed order (the responses' tokens, concatenated).
+    """
+    shared = len(prompt) - 1
+    total = shared + sum(len(r) for r in responses)
+    ids, position_ids, targets = list(prompt[:-1]), list(range(shared)), []
+    allowed = torch.zeros((total, total), dtype=torch.bool)
+    allowed[:shared, :shared] = torch.ones((shared, shared), dtype=torch.bool).tril()
+    start = shared
+    for response in responses:
+        n = len(response)
+        ids += [int(prompt[-1]), *response[:-1]]
+        position_ids += range(shared, shared + n)
+        targets += response
+        allowed[start : start + n, :shared] = True
+        allowed[start : start + n, start : start + n] = torch.ones((n, n), dtype=torch.bool).tril()
+        start += n
+    return ids, position_ids, allowed, targets
 
 
 class Policy:
@@ -161,16 +228,26 @@ class Policy:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
         self.compute_dtype: torch.dtype = getattr(torch, dtype)
         self.model = model.to(device=device, dtype=torch.float32)
-        self.scorer = ScoringModule(self.model)
+        self.scorer = ScoringModule(self.model, float(temperature))
         self.sharded = False
         """Whether FSDP2 shards the model (``distributed.sharding.shard_policy``): the compute
         precision then comes from its ``MixedPrecisionPolicy`` instead of autocast."""
         self.tokenizer = tokenizer
         self.device = torch.device(device)
-        self.temperature = float(temperature)
         self.pad_id = int(
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         )
+
+    @property
+    def temperature(self) -> float:
+        """The sampling temperature the logprobs and entropies refer to (the scorer's)."""
+        return self.scorer.temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        if value <= 0:
+            raise ValueError(f"temperature must be > 0; got {value}")
+        self.scorer.temperature = float(value)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """The context the forward passes run in (``compute_autocast`` at this policy's dtype;
@@ -203,22 +280,17 @@ class Policy:
         mask = batch.loss_mask.to(self.device)
         rows, cols = mask.nonzero(as_tuple=True)  # column t of the mask predicts token t + 1
         with self.autocast():
-            head, _ = self.scorer(
+            scores = self.scorer(
                 input_ids=batch.input_ids.to(self.device),
                 attention_mask=batch.attention_mask.to(self.device),
                 positions=(rows, cols),
-            )  # (N, V)
-        logits = head.float() / self.temperature
-        logprobs = torch.log_softmax(logits, dim=-1)
-        targets = batch.targets.to(self.device)[rows, cols]
-        chosen = torch.zeros(mask.shape, device=self.device).index_put(
-            (rows, cols), logprobs.gather(-1, targets[:, None])[:, 0]
-        )
+                targets=batch.targets.to(self.device)[rows, cols],
+                with_entropy=with_entropy,
+            )  # (1 or 2, N)
+        chosen = torch.zeros(mask.shape, device=self.device).index_put((rows, cols), scores[0])
         if not with_entropy:
             return chosen, None
-        entropy = torch.zeros(mask.shape, device=self.device).index_put(
-            (rows, cols), entropy_from_logits(logits)
-        )
+        entropy = torch.zeros(mask.shape, device=self.device).index_put((rows, cols), scores[1])
         return chosen, entropy
 
     def forward_shared_prompt(
@@ -226,11 +298,14 @@ class Policy:
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Logprobs of ``n`` responses to one prompt, running the prompt once (exact gradients).
 
-        The prompt less its last token runs once with a KV cache (gradients kept); the cache is
-        repeated ``n`` times and ``[last prompt token] + response[:-1]`` runs on it, so position ``j``
-        predicts ``response[j]``. The backward pass sums the ``n`` responses' gradients into the one
-        prompt pass, which gives the same gradient as ``n`` full sequences at a fraction of the cost
-        when prompts are long (turn prefixes hold the tool schemas and the whole conversation).
+        One forward pass over ``pack_responses``: the prompt (less its last token) once, then each
+        response behind ``[last prompt token]``, kept apart by the attention mask and placed at its
+        own positions, so position ``j`` of a response predicts ``response[j]`` as in its full
+        sequence. The backward pass sums the ``n`` responses' gradients into the one prompt pass,
+        which gives the same gradient as ``n`` full sequences at a fraction of the cost when prompts
+        are long (turn prefixes hold the tool schemas and the whole conversation). No KV cache is
+        built, so nothing is repeated per response and whole layers can be recomputed in the
+        backward pass (``checkpoint_activations``).
 
         Args:
             prompt: The shared context ids (at least 2).
@@ -240,37 +315,28 @@ class Policy:
         Returns:
             ``(n, R)`` logprobs, ``(n, R)`` entropies or None, and the ``(n, R)`` mask of real tokens.
         """
+        ids, position_ids, allowed, targets = pack_responses(prompt, responses)
+        lengths = torch.tensor([len(r) for r in responses])
+        rows = torch.repeat_interleave(torch.arange(len(responses)), lengths)
+        cols = torch.cat([torch.arange(int(n)) for n in lengths])
+        packed = torch.arange(len(prompt) - 1, len(ids), device=self.device)
         with self.autocast():
-            _, cache = self.scorer(
-                input_ids=torch.tensor([list(prompt[:-1])], device=self.device), use_cache=True
-            )
-        cache.batch_repeat_interleave(len(responses))
-        width = max(len(r) for r in responses)
-        inputs = torch.full((len(responses), width), int(prompt[-1]), dtype=torch.long)
-        targets = torch.zeros((len(responses), width), dtype=torch.long)
-        mask = torch.zeros((len(responses), width), dtype=torch.float32)
-        for row, response in enumerate(responses):
-            inputs[row, 1 : len(response)] = torch.tensor(list(response[:-1]), dtype=torch.long)
-            targets[row, : len(response)] = torch.tensor(list(response), dtype=torch.long)
-            mask[row, : len(response)] = 1.0
-        # Right padding after each response: causal attention keeps real positions from seeing it.
-        rows, cols = mask.nonzero(as_tuple=True)
-        with self.autocast():
-            projected, _ = self.scorer(
-                input_ids=inputs.to(self.device),
-                past_key_values=cache,
-                positions=(rows.to(self.device), cols.to(self.device)),
-            )  # (N, V) from the (n, R, H) hidden states
-        logits = projected.float() / self.temperature
-        logprobs = torch.log_softmax(logits, dim=-1)
-        chosen = logprobs.gather(-1, targets[rows, cols].to(self.device)[:, None])[:, 0]
-        out = torch.zeros(mask.shape, device=self.device).index_put((rows, cols), chosen)
+            scores = self.scorer(
+                input_ids=torch.tensor([ids], device=self.device),
+                attention_mask=allowed[None, None].to(self.device),
+                position_ids=torch.tensor([position_ids], device=self.device),
+                positions=(torch.zeros_like(packed), packed),
+                targets=torch.tensor(targets, device=self.device),
+                with_entropy=with_entropy,
+            )  # (1 or 2, N) in packed order: response by response
+        shape = (len(responses), int(lengths.max()))
+        where = (rows.to(self.device), cols.to(self.device))
+        out = torch.zeros(shape, device=self.device).index_put(where, scores[0])
+        mask = torch.zeros(shape, device=self.device).index_put(where, torch.ones_like(scores[0]))
         entropy = None
         if with_entropy:
-            entropy = torch.zeros(mask.shape, device=self.device).index_put(
-                (rows, cols), entropy_from_logits(logits)
-            )
-        return out, entropy, mask.to(self.device)
+            entropy = torch.zeros(shape, device=self.device).index_put(where, scores[1])
+        return out, entropy, mask.detach()
 
     def add_lora(self, rank: int, alpha: float, targets: str = "all-linear") -> None:
         """Train low-rank adapters instead of every weight (LoRA through PEFT).
@@ -299,24 +365,22 @@ class Policy:
             task_type="CAUSAL_LM",
         )
         self.model = get_peft_model(self.model, config)
-        self.scorer = ScoringModule(self.model)
+        self.scorer = ScoringModule(self.model, self.temperature)
 
     def checkpoint_activations(self) -> None:
-        """Recompute each decoder layer's MLP in the backward pass instead of keeping its activations.
+        """Recompute each decoder layer in the backward pass instead of keeping its activations.
 
-        The MLP's gate, up, activation and product outputs (``4 x intermediate`` values per token
-        and layer, the largest share of a layer's saved activations) are dropped after the forward
-        pass and recomputed from the layer's MLP input during backward
-        (``torch.distributed._composable.checkpoint``: hooks, no wrapper module, so parameter names
-        and state dicts are unchanged, and it composes with FSDP2's ``fully_shard``). Attention is
-        not recomputed: the shared-prompt pass (``forward_shared_prompt``) builds a KV cache in the
-        forward pass, and recomputing an attention layer would append its keys and values to that
-        cache a second time.
+        A layer then keeps only its input (the residual stream) from the forward pass and runs
+        again, one layer at a time, when the gradient reaches it
+        (``torch.distributed._composable.checkpoint``: hooks, no wrapper module, so parameter
+        names and state dicts are unchanged, and it composes with FSDP2's ``fully_shard``). The
+        scoring passes build no KV cache (``forward_shared_prompt`` packs its responses), so
+        running a layer twice changes nothing but time: about one more forward pass.
         """
         from torch.distributed._composable import checkpoint
 
         for layer in self.model.get_decoder().layers:
-            checkpoint(layer.mlp)
+            checkpoint(layer)
 
     @property
     def has_lora(self) -> bool:

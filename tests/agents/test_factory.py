@@ -17,8 +17,11 @@ def test_agent_kwargs_are_added_to_a_built_in_agent_and_override_its_settings() 
 
 
 def test_an_agent_kwarg_the_agent_does_not_take_is_a_clear_error() -> None:
-    settings = AgentSettings(model="m", base_url="http://127.0.0.1:9/v1", agent_kwargs={"max_model_len": 8})
-    with pytest.raises(ValueError, match=r"--agent openai: --agent-kwargs \{'max_model_len': 8\} rejected"):
+    settings = AgentSettings(
+        model="m", base_url="http://127.0.0.1:9/v1", agent_kwargs={"max_model_len": 8}
+    )
+    expected = r"--agent openai: --agent-kwargs \{'max_model_len': 8\} rejected"
+    with pytest.raises(ValueError, match=expected):
         make_agent("openai", settings)
 
 

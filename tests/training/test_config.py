@@ -44,6 +44,7 @@ def test_every_preset_builds_and_demo_is_cpu_long_cut_short() -> None:
         "rl_algorithms": (["grpo", "reinforce_pp"], ["grpo"]),
         "kl_coef": (0.001, 0.0),
         "vllm_kv_cache_gib": (2.0, 1.0),
+        "activation_checkpointing": (False, True),
     }
 
 

@@ -12,6 +12,7 @@ from ftrl_gym.agents.training.memory_plan import (
     KNOWN_SHAPES,
     ModelShape,
     activation_bytes_per_token,
+    layer_activation_bytes,
     load_shape,
     memory_plan,
 )
@@ -54,12 +55,24 @@ def test_memory_plan_of_a_toy_config() -> None:
     assert planned.generator == 2 * 348 + 2**30  # bf16 weights + vllm_kv_cache_gib = 1
 
 
-def test_activation_checkpointing_drops_each_layers_mlp_outputs_but_one() -> None:
+def test_activation_checkpointing_keeps_each_layers_input_and_one_layer() -> None:
     config = build_config(overrides={**SMALL, "activation_checkpointing": True})
-    # per token: each of 2 layers keeps 144 (test above) less its MLP's gate, up, activation and
-    # product, 2 B x 4 x 8 = 64; one MLP recomputed in the backward holds 64 again:
-    # 2 x (144 - 64) + 64 = 224 over 32 positions, logits as before
-    assert memory_plan(config, TOY).activations == 32 * (2 * 80 + 64) + 3 * 8 * 10 * 4 == 8128
+    # per token: each of 2 layers keeps its float32 input, 4 B x hidden 4 = 16; the backward
+    # recomputes one layer at a time, which holds 144 (test above): 2 x 16 + 144 = 176 over 32
+    # positions, logits as before
+    assert memory_plan(config, TOY).activations == 32 * (2 * 16 + 144) + 3 * 8 * 10 * 4 == 6592
+
+
+def test_logits_are_planned_one_chunk_of_rows_at_a_time() -> None:
+    from ftrl_gym.agents.training.memory_plan import LOGIT_CHUNK
+
+    wide = ModelShape(
+        layers=2, hidden=4, intermediate=8, heads=2, kv_heads=1, head_dim=2, vocab=49152, tied=True
+    )
+    config = build_config(overrides={**SMALL, "micro_batch_size": 100})
+    # 100 x 16 positions, 100 x 4 = 400 of them generated: logits for 256 rows at a time
+    assert LOGIT_CHUNK == 256
+    assert memory_plan(config, wide).activations == 1600 * 2 * 144 + 3 * 256 * 49152 * 4
 
 
 def test_sharded_ranks_count_the_weights_and_gradients_they_gather() -> None:
@@ -68,10 +81,10 @@ def test_sharded_ranks_count_the_weights_and_gradients_they_gather() -> None:
     )
     assert (four.root_parameters(), four.layer_parameters()) == (44, 152)  # 10*4 + 4; as TOY's
     turn = build_config(overrides={**SMALL, "scheme": "turn", "kl_coef": 0.01})
-    # scheme turn holds every policy layer gathered: bf16 (44 + 4 x 152) = 1304; the reference
-    # gathers its root and two layers: 2 (44 + 2 x 152) = 696; float32 gradients of the root and
-    # one layer before their reduce-scatter: 4 (44 + 152) = 784
-    assert memory_plan(turn, four, shards=2).gathered == 1304 + 696 + 784 == 2784
+    # the policy gathers its root and two layers (running, prefetched), a shared-prompt
+    # micro-batch too (one packed pass): bf16 (44 + 2 x 152) = 696; so does the reference: 696;
+    # float32 gradients of the root and one layer before their reduce-scatter: 4 (44 + 152) = 784
+    assert memory_plan(turn, four, shards=2).gathered == 696 + 696 + 784 == 2176
     episode = build_config(overrides={**SMALL, "scheme": "episode", "kl_coef": 0.0})
     # full sequences: the root and two layers (running, prefetched); no reference
     assert memory_plan(episode, four, shards=2).gathered == 696 + 784 == 1480
@@ -143,12 +156,12 @@ def _saved_activation_bytes(tokenizer, checkpointing: bool, tokens: int) -> int:
     return sum(saved.values())
 
 
-def test_checkpointing_drops_what_the_plan_says_from_a_real_forward_pass(tokenizer) -> None:
-    # the plan's difference per token: 3 layers x 4 x 160 float32 MLP outputs, less the one
-    # recomputed MLP (a transient of the backward, not saved by the forward pass)
-    tokens = 40
-    dropped = _saved_activation_bytes(tokenizer, False, tokens)
-    dropped -= _saved_activation_bytes(tokenizer, True, tokens)
-    shape = ModelShape(3, 64, 160, 4, 2, 16, 50, tied=True)
-    planned = activation_bytes_per_token(shape, 4) - activation_bytes_per_token(shape, 4, True)
-    assert dropped == tokens * (planned + 4 * 4 * 160) == tokens * 3 * 4 * 4 * 160
+def test_checkpointing_keeps_what_the_plan_says_from_a_real_forward_pass(tokenizer) -> None:
+    # checkpointed, the forward pass keeps each of the 3 layers' float32 input (4 x 64 per token)
+    # and what lies outside the layers: the final norm's input and output (2 x 4 x 64), its
+    # reciprocal root (4) and the int64 ids (8); the layers' insides are recomputed
+    tokens, shape = 40, ModelShape(3, 64, 160, 4, 2, 16, 50, tied=True)
+    kept = _saved_activation_bytes(tokenizer, True, tokens)
+    outside = tokens * (2 * 4 * 64 + 4 + 8)
+    planned = activation_bytes_per_token(shape, 4, True) - layer_activation_bytes(shape, 4)
+    assert kept - outside == tokens * planned == tokens * 3 * 4 * 64

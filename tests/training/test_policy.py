@@ -14,8 +14,17 @@ def _gradients(policy: Policy) -> torch.Tensor:
     return torch.cat(grads)
 
 
-def test_shared_prompt_forward_matches_full_sequences(tokenizer) -> None:
+@pytest.mark.parametrize(("checkpointing", "chunk"), [(False, 256), (True, 256), (True, 2)])
+def test_shared_prompt_forward_matches_full_sequences(
+    tokenizer, monkeypatch: pytest.MonkeyPatch, checkpointing: bool, chunk: int
+) -> None:
+    """Also with whole layers recomputed in the backward pass and logits scored 2 rows at a time."""
+    from ftrl_gym.agents.training import policy as policy_module
+
+    monkeypatch.setattr(policy_module, "LOGIT_CHUNK", chunk)
     policy = Policy(tiny_model(tokenizer), tokenizer)
+    if checkpointing:
+        policy.checkpoint_activations()
     prompt = [11, 12, 13, 14, 15, 16]
     responses = [[21, 22, 23], [31], [41, 42]]
     weights = torch.tensor([[1.0, -2.0, 0.5], [3.0, 0.0, 0.0], [-1.0, 1.0, 0.0]])
@@ -36,6 +45,22 @@ def test_shared_prompt_forward_matches_full_sequences(tokenizer) -> None:
     assert torch.allclose(shared, plain * mask, atol=1e-5)
     assert torch.allclose(entropy, full_entropy[:, start : start + 3] * mask, atol=1e-4)
     assert torch.allclose(_gradients(policy), plain_grad, atol=1e-5)
+
+
+def test_packed_responses_see_the_prompt_and_their_own_past_only() -> None:
+    from ftrl_gym.agents.training.policy import pack_responses
+
+    ids, positions, allowed, targets = pack_responses([5, 6, 7], [[8, 9], [10]])
+    assert ids == [5, 6, 7, 8, 7]  # prompt[:-1], then [7] + [8] and [7] + []
+    assert positions == [0, 1, 2, 3, 2]
+    assert targets == [8, 9, 10]
+    assert allowed.int().tolist() == [
+        [1, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0],
+        [1, 1, 1, 0, 0],  # response 1 predicts 8 from the prompt
+        [1, 1, 1, 1, 0],  # and 9 from the prompt and 8
+        [1, 1, 0, 0, 1],  # response 2 never sees response 1
+    ]
 
 
 def test_only_responses_to_one_prompt_share_it() -> None:

@@ -15,11 +15,10 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 from torch.distributed.device_mesh import DeviceMesh
-from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
 from ftrl_gym.agents.training.policy import Policy
 from ftrl_gym.agents.training.samples import Sample
-from ftrl_gym.agents.training.update import shared_prompt_length
 
 GATHERED = StateDictOptions(full_state_dict=True, cpu_offload=True)
 """Full (unsharded) tensors on the CPU of rank 0; the other ranks get empty dicts."""
@@ -69,31 +68,6 @@ def undo_average(policy: Policy, ranks: int) -> None:
     for parameter in policy.model.parameters():
         if parameter.grad is not None:
             parameter.grad.mul_(ranks)
-
-
-def hold_gathered(policy: Policy, hold: bool) -> None:
-    """Keep the layers' gathered parameters from this forward pass to the end of its backward.
-
-    FSDP2 frees a layer's gathered parameters after its forward and gathers them again when the
-    gradient reaches the layer's *output*. The shared-prompt pass (``forward_shared_prompt``)
-    sends gradients into the prompt's layers by a second road, the keys and values in its KV
-    cache, which reach ``k_proj`` and ``v_proj`` without passing a layer output: a freed parameter
-    there fails the backward. So for a shared-prompt micro-batch the layers hold their gathered
-    parameters (and their gradients are reduced) until the backward ends; full-sequence
-    micro-batches free each layer after its forward as usual. Any gathered parameters are freed
-    first, so a changed setting starts from the shards (and after an optimiser step no stale
-    gathered copy survives).
-
-    Args:
-        policy: A sharded policy.
-        hold: True for a shared-prompt micro-batch.
-    """
-    for module in policy.scorer.modules():
-        if isinstance(module, FSDPModule):
-            module.reshard()
-            if module is not policy.scorer:
-                module.set_reshard_after_forward(not hold, recurse=False)
-                module.set_reshard_after_backward(not hold, recurse=False)
 
 
 def local_bytes(tensors: Sequence[torch.Tensor | None]) -> int:
@@ -195,11 +169,11 @@ def deal_in_lockstep(
     """Deal micro-batches to sharded ranks so every rank runs the same sequence of passes.
 
     FSDP2 gathers each layer's parameters in every forward and reduces its gradients in every
-    backward, as collectives all ranks must join in the same order. A shared-prompt micro-batch
-    runs two forward passes (prompt, then responses), a full-sequence one runs one, so the
-    micro-batches are dealt in rounds of one kind: round ``k`` gives rank ``r`` the ``r``-th
-    micro-batch of that round; a rank left without one in a round's last deal repeats the round's
-    first micro-batch as a *ghost* (flag True), whose loss is multiplied by 0. Every real
+    backward, as collectives all ranks must join in the same order. Every micro-batch is one
+    forward and one backward pass through the scorer (a shared-prompt one packs its responses
+    into one sequence), so the ranks need only run the same number: round ``k`` gives rank ``r``
+    the ``r``-th micro-batch of that round; a rank left without one in the last deal repeats the
+    round's first micro-batch as a *ghost* (flag True), whose loss is multiplied by 0. Every real
     micro-batch is dealt exactly once, so the gradient sum is the single process's.
 
     Args:
@@ -209,13 +183,9 @@ def deal_in_lockstep(
     Returns:
         For each rank, its ``(micro-batch, is_ghost)`` pairs in order.
     """
-    kinds: dict[bool, list[list[Sample]]] = {}
-    for batch in micro:
-        kinds.setdefault(shared_prompt_length(batch) > 0, []).append(batch)
     dealt: list[list[tuple[list[Sample], bool]]] = [[] for _ in range(ranks)]
-    for batches in kinds.values():
-        for start in range(0, len(batches), ranks):
-            deal = batches[start : start + ranks]
-            for rank in range(ranks):
-                dealt[rank].append((deal[rank], False) if rank < len(deal) else (deal[0], True))
+    for start in range(0, len(micro), ranks):
+        deal = micro[start : start + ranks]
+        for rank in range(ranks):
+            dealt[rank].append((deal[rank], False) if rank < len(deal) else (deal[0], True))
     return dealt
