@@ -553,7 +553,8 @@ more than SPEC 3's 0: charging it too taught seed 0 to stop calling, +1.5 [-2.2,
 by greedy validation on 100 held-out train tasks (steps 0, 4 and 8), scored on 200 test tasks. Seed 0:
 SFT 17.3, GRPO 24.6, **+7.3 [+2.8, +11.7]**, validation 15.5 / 22.1 / 26.4 at steps 0 / 4 / 8; about
 100 min per seed on the 2-core machine, peak 18.4 GB (the GRPO stage). Seed 1: SFT 18.2, GRPO
-24.4, **+6.1 [+1.5, +10.7]**. Reinforce++ beside it: the same
+24.4, **+6.1 [+1.5, +10.7]**. Seed 2: SFT 17.6, GRPO 26.8, **+9.2 [+5.0, +13.4]** (mean of the
+three +7.5). Reinforce++ beside it: the same
 command again with ``--set rl_algorithms=[grpo,reinforce_pp]`` (finished stages are kept); on seed 0
 it gains +7.9 [+2.9, +12.8], about 63 min more."""
 
