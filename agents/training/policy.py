@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.checkpoint import checkpoint as recompute_in_backward
 
 from ftrl_gym.agents.atomic import write_folder_atomically
 from ftrl_gym.agents.models import resolve_model
@@ -123,14 +124,12 @@ class ScoringModule(torch.nn.Module):
             position_ids=position_ids,
             use_cache=False,
         ).last_hidden_state[positions]  # (N, H)
-        from torch.utils.checkpoint import checkpoint
-
         chunks = []
         for start in range(0, hidden.shape[0], LOGIT_CHUNK):
             rows = hidden[start : start + LOGIT_CHUNK]
             chunk_targets = targets[start : start + LOGIT_CHUNK]
             if torch.is_grad_enabled() and rows.requires_grad:
-                chunks.append(checkpoint(
+                chunks.append(recompute_in_backward(
                     self._chunk_scores, rows, chunk_targets, with_entropy, use_reentrant=False
                 ))
             else:
