@@ -162,6 +162,10 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B, T)`` entropies in nats.
     """
-    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    return entropy_from_logprobs(torch.log_softmax(logits.float(), dim=-1))
+
+
+def entropy_from_logprobs(log_probs: torch.Tensor) -> torch.Tensor:
+    """Entropy at each position from normalised log-probabilities over the last dimension."""
     return -(log_probs.exp() * log_probs).sum(dim=-1)
 

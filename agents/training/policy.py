@@ -15,6 +15,7 @@ from torch.utils.checkpoint import checkpoint as recompute_in_backward
 from ftrl_gym.agents.atomic import write_folder_atomically
 from ftrl_gym.agents.models import resolve_model
 from ftrl_gym.agents.training.config import DTYPES
+from ftrl_gym.agents.training.losses import entropy_from_logprobs
 from ftrl_gym.agents.training.memory_plan import LOGIT_CHUNK
 
 
@@ -147,7 +148,7 @@ class ScoringModule(torch.nn.Module):
         chosen = logprobs.gather(-1, targets[:, None])[:, 0]
         if not with_entropy:
             return chosen[None]
-        return torch.stack([chosen, -(logprobs.exp() * logprobs).sum(dim=-1)])
+        return torch.stack([chosen, entropy_from_logprobs(logprobs)])
 
 
 def pack_responses(
@@ -156,9 +157,10 @@ def pack_responses(
     """One sequence holding a prompt once and ``n`` responses, with the mask that keeps them apart.
 
     The sequence is ``prompt[:-1]`` followed, for each response, by
-    ``[prompt[-1]] + response[:-1]``; each response's tokens sit at rotary positions ``len(prompt) - 1 + j`` and attend to the prompt
-    and to their own response's earlier tokens only, so position ``j`` of a response predicts
-    ``response[j]`` exactly as in its own full sequence.
+    ``[prompt[-1]] + response[:-1]``; each response's tokens sit at rotary positions
+    ``len(prompt) - 1 + j`` and attend to the prompt and to their own response's earlier tokens
+    only, so position ``j`` of a response predicts ``response[j]`` exactly as in its own full
+    sequence.
 
     Args:
         prompt: The shared context ids (at least 2).
@@ -331,11 +333,12 @@ class Policy:
         shape = (len(responses), int(lengths.max()))
         where = (rows.to(self.device), cols.to(self.device))
         out = torch.zeros(shape, device=self.device).index_put(where, scores[0])
-        mask = torch.zeros(shape, device=self.device).index_put(where, torch.ones_like(scores[0]))
+        mask = torch.zeros(shape, device=self.device)
+        mask[where] = 1.0
         entropy = None
         if with_entropy:
             entropy = torch.zeros(shape, device=self.device).index_put(where, scores[1])
-        return out, entropy, mask.detach()
+        return out, entropy, mask
 
     def add_lora(self, rank: int, alpha: float, targets: str = "all-linear") -> None:
         """Train low-rank adapters instead of every weight (LoRA through PEFT).
