@@ -16,6 +16,7 @@ from ftrl_gym.agents.training.metrics import MetricsLog
 from ftrl_gym.agents.training.reporting import open_reporters
 from ftrl_gym.agents.training.policy import Policy, make_batch
 from ftrl_gym.agents.training.rollout import Episode, TokenRenderer, take_turn, train_env_pool
+from ftrl_gym.agents.training.update import adamw
 
 
 def oracle_episode(env: object, task_index: int, renderer: TokenRenderer, seed: int = 0) -> Episode:
@@ -93,9 +94,7 @@ def run_sft(
     torch.manual_seed(config.seed)
     policy = policy or Policy(config.model, dtype=config.dtype, device=config.device)
     episodes = collect_oracle_episodes(config, TokenRenderer(policy.tokenizer))
-    optimizer = torch.optim.AdamW(
-        policy.model.parameters(), lr=config.sft_lr, weight_decay=config.weight_decay
-    )
+    optimizer = adamw(policy.model.parameters(), config.sft_lr, config.weight_decay)
     reporters = open_reporters(config.report_to, out_dir, config.to_dict())
     log = MetricsLog(out_dir / "metrics.jsonl", reporters, "sft")
     rng = random.Random(config.seed)
