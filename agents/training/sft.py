@@ -72,6 +72,16 @@ def collect_oracle_episodes(config: TrainConfig, renderer: TokenRenderer) -> lis
         pool.close()
 
 
+def sft_policy(config: TrainConfig) -> Policy:
+    """The learner SFT trains: ``config.model`` in ``config.dtype`` on ``config.device``, its
+    decoder layers recomputed in the backward pass when ``activation_checkpointing`` is set (an
+    oracle trajectory runs to 2,000 tokens, and its activations are most of SFT's memory)."""
+    policy = Policy(config.model, dtype=config.dtype, device=config.device)
+    if config.activation_checkpointing:
+        policy.checkpoint_activations()
+    return policy
+
+
 def run_sft(
     config: TrainConfig, out_dir: str | Path, policy: Policy | None = None, progress: bool = True
 ) -> Path:
@@ -80,7 +90,7 @@ def run_sft(
     Args:
         config: ``sft_*`` settings, ``model``, ``env_ids``, ``seed``.
         out_dir: Run folder (``metrics.jsonl``, ``curves.png``, ``model/``).
-        policy: A ready learner (tests); built from ``config.model`` otherwise.
+        policy: A ready learner (tests), used as it is; ``sft_policy(config)`` otherwise.
         progress: Show a tqdm bar.
 
     Returns:
@@ -92,7 +102,7 @@ def run_sft(
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
-    policy = policy or Policy(config.model, dtype=config.dtype, device=config.device)
+    policy = policy or sft_policy(config)
     episodes = collect_oracle_episodes(config, TokenRenderer(policy.tokenizer))
     optimizer = adamw(policy.model.parameters(), config.sft_lr, config.weight_decay)
     reporters = open_reporters(config.report_to, out_dir, config.to_dict())

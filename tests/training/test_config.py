@@ -38,13 +38,14 @@ def test_every_preset_builds_and_demo_is_cpu_long_cut_short() -> None:
     long, demo = configs["cpu_long"].to_dict(), configs["demo"].to_dict()
     differ = {k: (long[k], demo[k]) for k in long if long[k] != demo[k]}
     assert differ == {
-        "prompts_per_step": (16, 8),
+        "prompts_per_step": (16, 4),
         "max_steps": (6, 2),
         "eval_episodes": (15, 4),
         "rl_algorithms": (["grpo", "reinforce_pp"], ["grpo"]),
         "kl_coef": (0.001, 0.0),
-        "vllm_kv_cache_gib": (2.0, 1.0),
+        "vllm_kv_cache_gib": (2.0, 0.5),
         "activation_checkpointing": (False, True),
+        "dtype": ("float32", "bfloat16"),
     }
 
 

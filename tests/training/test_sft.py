@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import torch
 from training_helpers import tiny_model
@@ -12,7 +13,7 @@ from ftrl_gym.agents.baselines import format_tool_calls
 from ftrl_gym.agents.training.config import build_config
 from ftrl_gym.agents.training.policy import Policy
 from ftrl_gym.agents.training.rollout import EnvPool, TokenRenderer
-from ftrl_gym.agents.training.sft import nll_loss, oracle_episode, run_sft
+from ftrl_gym.agents.training.sft import nll_loss, oracle_episode, run_sft, sft_policy
 
 WEATHER_TASKS = Path(__file__).parents[1] / "data" / "tasks.jsonl"
 
@@ -37,7 +38,7 @@ def test_oracle_episode_trains_on_the_oracle_turns_only(tokenizer) -> None:
     assert episode.metrics["solve_f1"] == 1.0
 
 
-def _sft_config(**overrides: int):
+def _sft_config(**overrides: Any):
     """SFT on the three weather tasks, all in one batch of 3, at a learning rate a tiny model feels."""
     settings = {
         "env_ids": ["FTRL-Custom-v0"],
@@ -51,15 +52,35 @@ def _sft_config(**overrides: int):
     return build_config(overrides=settings)
 
 
-def test_sft_lowers_the_nll_of_oracle_turns(tokenizer, tmp_path: Path) -> None:
-    config = _sft_config(sft_epochs=4, sft_micro_batch_size=3)
-    policy = Policy(tiny_model(tokenizer), tokenizer)
+def _oracle_episodes(tokenizer) -> list:
     renderer = TokenRenderer(tokenizer)
     pool = EnvPool(max_turns=5, reward="solve_f1", tasks=str(WEATHER_TASKS))
     try:
-        episodes = [oracle_episode(pool.get("FTRL-Custom-v0", 1)[0], i, renderer) for i in range(3)]
+        return [oracle_episode(pool.get("FTRL-Custom-v0", 1)[0], i, renderer) for i in range(3)]
     finally:
         pool.close()
+
+
+def _saved_activation_bytes(policy: Policy, episodes: list) -> int:
+    """Bytes of the distinct non-weight tensors SFT's loss keeps for its backward pass."""
+    weights = {p.untyped_storage().data_ptr() for p in policy.model.parameters()}
+    saved: dict[int, int] = {}
+
+    def keep(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in weights:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        nll_loss(policy, episodes)
+    return sum(saved.values())
+
+
+def test_sft_lowers_the_nll_of_oracle_turns(tokenizer, tmp_path: Path) -> None:
+    config = _sft_config(sft_epochs=4, sft_micro_batch_size=3)
+    policy = Policy(tiny_model(tokenizer), tokenizer)
+    episodes = _oracle_episodes(tokenizer)
     with torch.no_grad():
         before = float(nll_loss(policy, episodes))
     saved = run_sft(config, tmp_path, policy=policy, progress=False)
@@ -87,3 +108,27 @@ def test_sft_micro_batches_change_memory_not_the_update(tokenizer, tmp_path: Pat
     # allow 1e-4 (lr / 30) where the weights moved by about lr = 3e-3.
     for name, tensor in weights[1].items():
         torch.testing.assert_close(tensor, weights[3][name], atol=1e-4, rtol=0.0)
+
+
+def test_sft_recomputes_layers_when_asked_with_the_same_update(tokenizer, tmp_path: Path) -> None:
+    folder = tmp_path / "start"
+    base = tiny_model(tokenizer)
+    base.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    episodes = _oracle_episodes(tokenizer)
+    saved, weights = {}, {}
+    for checkpointing in (False, True):
+        config = _sft_config(
+            sft_epochs=1, model=str(folder), activation_checkpointing=checkpointing
+        )
+        policy = sft_policy(config)
+        saved[checkpointing] = _saved_activation_bytes(policy, episodes)
+        run_sft(config, tmp_path / str(checkpointing), policy=policy, progress=False)
+        weights[checkpointing] = policy.model.state_dict()
+    # the 2 layers keep only their inputs: a fraction of what the full forward pass keeps
+    assert saved[True] < saved[False] / 3
+    start = base.state_dict()
+    moved = max(float((weights[False][k] - start[k]).abs().max()) for k in start)
+    assert moved > 1e-3
+    for name, tensor in weights[False].items():
+        torch.testing.assert_close(weights[True][name], tensor, atol=1e-5, rtol=0.0)
