@@ -514,13 +514,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "vllm_kv_cache_gib": 2.0,
     },
 }
-"""Named starting points: ``paper`` is SPEC 7; ``cpu`` a small run on transformers generation; ``cpu_long``
-the README's result (about 80 min on 2 cores); ``demo`` the README's main command, ``cpu_long`` cut to
-2 GRPO steps of 4 prefixes x 8 responses and 4 test tasks per scenario, in
-bfloat16 mixed precision (vLLM and the learner's forward passes; weights, gradients and AdamW state
-float32), with no KL term (so no frozen reference model), a 0.5 GiB vLLM KV cache and whole decoder
-layers recomputed in SFT's and the learner's backward passes, to stay within 10 min and 6 GB on the
-2-core machine."""
+"""Named starting points: ``paper`` is SPEC 7; ``cpu`` a small run on transformers generation;
+``cpu_long`` the earlier result (about 80 min on 2 cores); ``cpu_seeds`` (below) the README's;
+``demo`` the README's main command, ``cpu_long`` cut to 2 GRPO steps of 4 prefixes x 8 responses and
+4 test tasks per scenario, in bfloat16 mixed precision (vLLM and the learner's forward passes;
+weights, gradients and AdamW state float32), with no KL term (so no frozen reference model), a
+0.5 GiB vLLM KV cache and whole decoder layers recomputed in SFT's and the learner's backward
+passes, to stay within 10 min and 6 GB on the 2-core machine (491 s, 5.75 GB)."""
 PRESETS["demo"] = {
     **PRESETS["cpu_long"],
     "prompts_per_step": 4,
