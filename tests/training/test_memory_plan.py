@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
+from training_helpers import saved_activation_bytes
 
 from ftrl_gym.agents.training.cli import add_arguments, run
 from ftrl_gym.agents.training.config import build_config
@@ -141,19 +142,8 @@ def _saved_activation_bytes(tokenizer, checkpointing: bool, tokens: int) -> int:
     policy = Policy(LlamaForCausalLM(config), tokenizer)
     if checkpointing:
         policy.checkpoint_activations()
-    weights = {p.untyped_storage().data_ptr() for p in policy.model.parameters()}
-    saved: dict[int, int] = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in weights:
-            saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
     ids = torch.randint(0, 50, (1, tokens))
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        policy.model.model(input_ids=ids)
-    return sum(saved.values())
+    return saved_activation_bytes(policy.model, lambda: policy.model.model(input_ids=ids))
 
 
 def test_checkpointing_keeps_what_the_plan_says_from_a_real_forward_pass(tokenizer) -> None:

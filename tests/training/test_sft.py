@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any
 
 import torch
-from training_helpers import tiny_model
+from training_helpers import saved_activation_bytes, tiny_model
 
 from ftrl_gym.agents.baselines import format_tool_calls
 from ftrl_gym.agents.training.config import build_config
@@ -61,22 +62,6 @@ def _oracle_episodes(tokenizer) -> list:
         pool.close()
 
 
-def _saved_activation_bytes(policy: Policy, episodes: list) -> int:
-    """Bytes of the distinct non-weight tensors SFT's loss keeps for its backward pass."""
-    weights = {p.untyped_storage().data_ptr() for p in policy.model.parameters()}
-    saved: dict[int, int] = {}
-
-    def keep(tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in weights:
-            saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
-        nll_loss(policy, episodes)
-    return sum(saved.values())
-
-
 def test_sft_lowers_the_nll_of_oracle_turns(tokenizer, tmp_path: Path) -> None:
     config = _sft_config(sft_epochs=4, sft_micro_batch_size=3)
     policy = Policy(tiny_model(tokenizer), tokenizer)
@@ -122,7 +107,9 @@ def test_sft_recomputes_layers_when_asked_with_the_same_update(tokenizer, tmp_pa
             sft_epochs=1, model=str(folder), activation_checkpointing=checkpointing
         )
         policy = sft_policy(config)
-        saved[checkpointing] = _saved_activation_bytes(policy, episodes)
+        saved[checkpointing] = saved_activation_bytes(
+            policy.model, functools.partial(nll_loss, policy, episodes)
+        )
         run_sft(config, tmp_path / str(checkpointing), policy=policy, progress=False)
         weights[checkpointing] = policy.model.state_dict()
     # the 2 layers keep only their inputs: a fraction of what the full forward pass keeps

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 EASY_ANSWER = "w"
 """The easy task's answer: a reply containing the letter ``w`` scores 1 / (1 + 1) = 0.5 (SPEC 3.4)."""
@@ -129,3 +131,22 @@ class ScriptedGenerator:
 
     def close(self) -> None:
         """Nothing to close."""
+
+
+def saved_activation_bytes(model: Any, forward: Callable[[], object]) -> int:
+    """Bytes of the distinct tensors ``forward()`` keeps for its backward pass, ``model``'s weights
+    excluded (a saved-tensors hook records each storage once)."""
+    import torch
+
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def keep(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in weights:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        forward()
+    return sum(saved.values())
