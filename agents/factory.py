@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,13 +94,17 @@ def make_agent(spec: str, settings: AgentSettings | None = None) -> Any:
 
 
 def _built_in(spec: str, cls: Any, extra: dict[str, Any], **settings: Any) -> Any:
-    """``cls(**settings)`` with ``extra`` added on top; a keyword it does not take is a ValueError."""
-    try:
-        return cls(**{**settings, **extra})
-    except TypeError as exc:
-        if extra and "keyword argument" in str(exc):
-            raise ValueError(f"--agent {spec}: --agent-kwargs {extra} rejected ({exc})") from exc
-        raise
+    """``cls(**settings)`` with ``extra`` added on top; a keyword ``cls`` does not take is a ValueError."""
+    parameters = inspect.signature(cls).parameters.values()
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        names = {p.name for p in parameters}
+        unknown = sorted(key for key in extra if key not in names)
+        if unknown:
+            raise ValueError(
+                f"--agent {spec}: --agent-kwargs {extra} rejected ({cls.__name__} takes no "
+                f"{', '.join(unknown)})"
+            )
+    return cls(**{**settings, **extra})
 
 
 def _user_agent(spec: str, kwargs: dict[str, Any]) -> Any:

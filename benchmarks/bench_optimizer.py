@@ -21,15 +21,17 @@ import time
 VARIANTS = {
     "foreach": {"foreach": True},
     "for-loop": {"foreach": False},
-    "fused": {"fused": True},
+    "fused": None,
 }
-"""torch's default multi-tensor step, its single-tensor loop, and the fused kernel."""
+"""torch's default multi-tensor step, its single-tensor loop, and the trainer's optimizer
+(``update.adamw``, the fused kernel for these CPU float parameters)."""
 
 
 def one_run(variant: str, steps: int, threads: int) -> dict[str, float]:
     """In this process: ``steps`` AdamW steps of ``variant``; peak growth (GB) and median seconds."""
     import torch
     from ftrl_gym.agents.models import resolve_model
+    from ftrl_gym.agents.training.update import adamw
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(threads)
@@ -37,7 +39,11 @@ def one_run(variant: str, steps: int, threads: int) -> dict[str, float]:
     params = list(model.parameters())
     for param in params:
         param.grad = torch.randn_like(param)
-    optimizer = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0, **VARIANTS[variant])
+    options = VARIANTS[variant]
+    if options is None:
+        optimizer = adamw(params, lr=1e-5, weight_decay=0.0)
+    else:
+        optimizer = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0, **options)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     seconds = []
     for _ in range(steps):

@@ -20,7 +20,10 @@ def test_an_agent_kwarg_the_agent_does_not_take_is_a_clear_error() -> None:
     settings = AgentSettings(
         model="m", base_url="http://127.0.0.1:9/v1", agent_kwargs={"max_model_len": 8}
     )
-    expected = r"--agent openai: --agent-kwargs \{'max_model_len': 8\} rejected"
+    expected = (
+        r"--agent openai: --agent-kwargs \{'max_model_len': 8\} rejected "
+        r"\(OpenAIAgent takes no max_model_len\)"
+    )
     with pytest.raises(ValueError, match=expected):
         make_agent("openai", settings)
 
