@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import json
 import logging
 import os
 import shutil
-import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,11 +16,10 @@ from ftrl_gym.agents.training.config import SCENARIO_ENV_IDS, TrainConfig
 from ftrl_gym.agents.training.memory_watch import PeakMemory
 
 from ftrl_gym.errors import FTRLError
+from ftrl_gym.sandbox import limits
 
 logger = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1
-"""``prctl`` option: the signal this process gets when its parent dies."""
 EVAL_VLLM_CONCURRENCY = 64
 """Episodes evaluated at once on the vLLM back end (one engine call per round of pending turns)."""
 
@@ -333,12 +329,9 @@ def in_fresh_process(function: Callable[..., Any], *args: Any) -> Any:
 
 
 def die_with_parent(parent: int) -> None:
-    """In a stage process: have the kernel send SIGKILL when ``parent`` dies (Linux's
-    ``PR_SET_PDEATHSIG``); exit at once if it is already gone. Elsewhere, do nothing."""
-    if not sys.platform.startswith("linux"):
-        return
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the prctl
+    """In a stage process: have the kernel send SIGKILL when ``parent`` dies (on Linux); exit at
+    once if it is already gone."""
+    if not limits.die_with_parent(parent):
         os._exit(1)
 
 

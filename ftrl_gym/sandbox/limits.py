@@ -8,12 +8,15 @@ import math
 import os
 import resource
 import signal
+import sys
 import tempfile
 import time
 
+PR_SET_PDEATHSIG = 1
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
 _CPU_HARD = resource.getrlimit(resource.RLIMIT_CPU)[1]
+_libc = ctypes.CDLL(None, use_errno=True)
 MAX_OPEN_FILES = 16
 """``RLIMIT_NOFILE`` of an episode process: its socket and the standard streams, nothing to spare."""
 
@@ -22,10 +25,26 @@ def unshare_network() -> bool:
     """Move into an empty network namespace if the OS lets this process do it; report success (used only
     where bubblewrap is unavailable)."""
     try:
-        unshare = ctypes.CDLL(None, use_errno=True).unshare
-    except (OSError, AttributeError):  # no libc handle, or not Linux
+        unshare = _libc.unshare
+    except AttributeError:  # not Linux
         return False
     return any(unshare(flags) == 0 for flags in (CLONE_NEWNET, CLONE_NEWUSER | CLONE_NEWNET))
+
+
+def die_with_parent(parent: int) -> bool:
+    """Have the kernel send this process SIGKILL when its parent dies (Linux's ``PR_SET_PDEATHSIG``;
+    elsewhere nothing is set).
+
+    Args:
+        parent: The parent's pid, read before this call, so a parent that died in between is seen.
+
+    Returns:
+        False when the parent is already gone (the caller should exit), else True.
+    """
+    if not sys.platform.startswith("linux"):
+        return True
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    return os.getppid() == parent
 
 
 def enter_empty_directory() -> None:

@@ -40,7 +40,6 @@ from ftrl_gym.sandbox.protocol import HEADER, FrameReader, loads_exact, write_fr
 from ftrl_gym.sandbox.runtime import ToolSession
 from ftrl_gym.sandbox.worker import serve_compiler, serve_episode
 
-PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 EPISODE_FD = 3
 """The descriptor of an episode process's socket to the host (0-2 are ``/dev/null``; nothing else is open)."""
@@ -158,9 +157,7 @@ class Zygote:
         """In the forked child: shed the zygote's descriptors, set limits and the episode filter, serve."""
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        parent = os.getppid()
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the zygote died between fork and prctl
+        if not limits.die_with_parent(os.getppid()):  # the zygote died since the fork
             return
         os.dup2(channel.detach(), EPISODE_FD)
         null = os.open(os.devnull, os.O_RDWR)

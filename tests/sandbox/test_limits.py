@@ -1,0 +1,38 @@
+"""``limits.die_with_parent``: a process set up by it never outlives its parent (an episode process
+its zygote, a training stage its pipeline)."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+CHILD = (
+    "import os, time\n"
+    "from ftrl_gym.sandbox import limits\n"
+    "parent = os.getppid()\n"
+    "print(limits.die_with_parent(parent + 1), limits.die_with_parent(parent), flush=True)\n"
+    "time.sleep(120)\n"
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_process_sees_a_gone_parent_and_is_killed_with_its_parent() -> None:
+    middle = subprocess.Popen(
+        ["sh", "-c", f"{shlex.quote(sys.executable)} -c {shlex.quote(CHILD)} & wait"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert middle.stdout is not None
+        assert middle.stdout.readline().split() == ["False", "True"]
+        [child] = psutil.Process(middle.pid).children()
+        middle.send_signal(signal.SIGKILL)
+        middle.wait()
+        child.wait(timeout=30)  # psutil.TimeoutExpired if it sleeps on
+        assert not child.is_running()
+    finally:
+        middle.kill()
