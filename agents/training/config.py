@@ -562,7 +562,8 @@ SFT 17.3, GRPO 24.6, **+7.3 [+2.8, +11.7]**, validation 15.5 / 22.1 / 26.4 at st
 24.4, **+6.1 [+1.5, +10.7]**. Seed 2: SFT 17.6, GRPO 26.8, **+9.2 [+5.0, +13.4]** (mean of the
 three +7.5). Reinforce++ beside it: the same
 command again with ``--set rl_algorithms=[grpo,reinforce_pp]`` (finished stages are kept): +7.9
-[+2.9, +12.8] on seed 0 and +7.1 [+3.0, +11.2] on seed 1, about 60 to 75 min more."""
+[+2.9, +12.8], +7.1 [+3.0, +11.2] and +7.8 [+3.9, +11.6] on seeds 0, 1 and 2 (mean +7.6), about
+60 to 100 min more."""
 
 
 def parse_value(text: str) -> Any:
