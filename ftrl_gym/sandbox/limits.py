@@ -13,6 +13,7 @@ import tempfile
 import time
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
 _CPU_HARD = resource.getrlimit(resource.RLIMIT_CPU)[1]
@@ -47,6 +48,13 @@ def die_with_parent(parent: int) -> bool:
     return os.getppid() == parent
 
 
+def make_undumpable() -> None:
+    """Clear this process's dumpable flag (Linux's ``PR_SET_DUMPABLE``; elsewhere nothing is set): no
+    core dumps, and processes of the same uid can neither ptrace it nor read its ``/proc/<pid>/mem``."""
+    if sys.platform.startswith("linux"):
+        _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
 def enter_empty_directory() -> None:
     """Make the working directory an empty directory that no longer exists (used only where bubblewrap
     is unavailable; inside the boundary the working directory is the empty ``/tmp``)."""
@@ -65,7 +73,7 @@ def _set_limit(kind: int, soft: int, hard: int | None = None) -> None:
     try:
         resource.setrlimit(kind, (soft, hard))
     except (ValueError, OSError):
-        pass
+        _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
 def harden(memory_mb: int) -> None:

@@ -22,7 +22,6 @@ Its first frame is ``["ready", layers]``, sent with ``SCM_CREDENTIALS`` so that 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import json
 import os
@@ -40,18 +39,12 @@ from ftrl_gym.sandbox.protocol import HEADER, FrameReader, loads_exact, write_fr
 from ftrl_gym.sandbox.runtime import ToolSession
 from ftrl_gym.sandbox.worker import serve_compiler, serve_episode
 
-PR_SET_DUMPABLE = 4
 EPISODE_FD = 3
 """The descriptor of an episode process's socket to the host (0-2 are ``/dev/null``; nothing else is open)."""
 REAP_INTERVAL_S = 0.5
 """How often an idle zygote reaps episode processes that ended on their own."""
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _prctl(option: int, value: int) -> None:
-    _libc.prctl(option, value, 0, 0, 0)
 
 
 def send_with_credentials(sock: socket.socket, payload: bytes) -> None:
@@ -164,7 +157,7 @@ class Zygote:
         for std in (0, 1, 2):
             os.dup2(null, std)
         os.closerange(EPISODE_FD + 1, 1 << 16)  # the zygote's socket, pipes and this copy of the channel
-        _prctl(PR_SET_DUMPABLE, 0)
+        limits.make_undumpable()
         limits.harden(int(self.settings["memory_mb"]))
         if self.episode_filter is not None:
             self.episode_filter.load()
@@ -332,7 +325,7 @@ def main(control_fd: int, settings: dict[str, Any]) -> None:
                               "network namespace": in_boundary or limits.unshare_network(),
                               "read-only file system": in_boundary, "unprivileged uid": _drop_privileges(),
                               "process per episode": True, "rlimits": True}
-    _prctl(PR_SET_DUMPABLE, 0)
+    limits.make_undumpable()
     try:
         seccomp.load_filter(seccomp.ZYGOTE_DENIED, deny_namespace_clones=True)
         zygote.episode_filter = seccomp.CompiledFilter(seccomp.EPISODE_DENIED)

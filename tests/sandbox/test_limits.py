@@ -1,5 +1,6 @@
 """``limits.die_with_parent``: a process set up by it never outlives its parent (an episode process
-its zygote, a training stage its pipeline)."""
+its zygote, a training stage its pipeline); ``limits.make_undumpable``: the zygote and its episode
+processes clear their dumpable flag."""
 
 from __future__ import annotations
 
@@ -36,3 +37,19 @@ def test_a_process_sees_a_gone_parent_and_is_killed_with_its_parent() -> None:
         assert not child.is_running()
     finally:
         middle.kill()
+
+
+UNDUMPABLE = (
+    "import ctypes\n"
+    "from ftrl_gym.sandbox import limits\n"
+    "libc = ctypes.CDLL(None)\n"
+    "before = libc.prctl(3, 0, 0, 0, 0)\n"  # PR_GET_DUMPABLE
+    "limits.make_undumpable()\n"
+    "print(before, libc.prctl(3, 0, 0, 0, 0))\n"
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_DUMPABLE is Linux's")
+def test_make_undumpable_clears_the_dumpable_flag() -> None:
+    done = subprocess.run([sys.executable, "-c", UNDUMPABLE], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["1", "0"]
