@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
-import subprocess
 import sys
 import time
+
+from benchmarks.fresh_process import grown_gb, max_rss_kb, run_fresh
 
 
 def one_run(args: argparse.Namespace) -> dict[str, float]:
@@ -40,13 +40,12 @@ def one_run(args: argparse.Namespace) -> dict[str, float]:
         torch.randint(100, 40000, (args.response_tokens,), generator=generator).tolist()
         for _ in range(args.responses)
     ]
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = max_rss_kb()
     started = time.perf_counter()
     logprobs, _, mask = policy.forward_shared_prompt(prompt, responses, with_entropy=True)
     (logprobs * mask).sum().backward()
     seconds = time.perf_counter() - started
-    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    return {"gb": grown * 1024 / 1e9, "seconds": seconds}
+    return {"gb": grown_gb(before), "seconds": seconds}
 
 
 def main() -> None:
@@ -68,11 +67,7 @@ def main() -> None:
     for _ in range(args.repeats):
         for checkpointing in (0, 1):
             argv = [*sys.argv[1:], "--checkpointing", str(checkpointing)]
-            out = subprocess.run(
-                [sys.executable, "-m", "benchmarks.bench_learner_memory", *argv],
-                check=True, capture_output=True, text=True,
-            ).stdout
-            results[checkpointing].append(json.loads(out.strip().splitlines()[-1]))
+            results[checkpointing].append(run_fresh("benchmarks.bench_learner_memory", argv))
     layers = args.layers or "all"
     print(
         f"one micro-batch: {args.prompt_tokens}-token prompt, {args.responses} x "

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
-import subprocess
 import sys
 import time
+
+from benchmarks.fresh_process import grown_gb, max_rss_kb, run_fresh
 
 VARIANTS = {
     "foreach": {"foreach": True},
@@ -44,14 +44,13 @@ def one_run(variant: str, steps: int, threads: int) -> dict[str, float]:
         optimizer = adamw(params, lr=1e-5, weight_decay=0.0)
     else:
         optimizer = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0, **options)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = max_rss_kb()
     seconds = []
     for _ in range(steps):
         started = time.perf_counter()
         optimizer.step()
         seconds.append(time.perf_counter() - started)
-    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    return {"gb": grown * 1024 / 1e9, "seconds": statistics.median(seconds[1:] or seconds)}
+    return {"gb": grown_gb(before), "seconds": statistics.median(seconds[1:] or seconds)}
 
 
 def main() -> None:
@@ -66,11 +65,7 @@ def main() -> None:
         return
     print(f"AdamW on SmolLM2-135M, {args.steps} steps, {args.threads} thread(s), fresh process each:")
     for variant in VARIANTS:
-        out = subprocess.run(
-            [sys.executable, "-m", "benchmarks.bench_optimizer", *sys.argv[1:], "--variant", variant],
-            check=True, capture_output=True, text=True,
-        ).stdout
-        result = json.loads(out.strip().splitlines()[-1])
+        result = run_fresh("benchmarks.bench_optimizer", [*sys.argv[1:], "--variant", variant])
         print(f"  {variant:8s} +{result['gb']:.2f} GB peak, {result['seconds']:.2f} s per step (median)")
 
 
