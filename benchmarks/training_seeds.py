@@ -10,19 +10,34 @@ grow faster than answers (S). For RL stages trained with ``val_every``, the gree
 and the step the test row scored.
 
     python -m benchmarks.training_seeds runs/seed0 runs/seed1 runs/seed2 --target 10
+
+A run folder holds about 1 GB of model weights per stage; ``--archive DEST`` copies what these tables
+read (settings, rows, per-episode records gzipped, validation and metrics logs: tens of KB) into
+``DEST/<run>``, a folder this script reads like the run itself, so a result can be kept in the
+repository and combined with seeds run later.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ftrl_gym.agents.training.pipeline import paired_gain, task_key
 from ftrl_gym.evaluation.stats import mean_ci
+
+
+EPISODES = "results.jsonl"
+"""A stage evaluation's per-episode records, under ``eval/<stage>/``."""
+ARCHIVED_FILES = (
+    "config.json", "results.json", "results.md", "*/validation.jsonl", "*/metrics.jsonl", "*/best.json",
+)
+"""What ``--archive`` copies as it is (globs under the run folder), beside the gzipped episode stores."""
 
 
 @dataclass(frozen=True)
@@ -139,15 +154,15 @@ def across_text(summary: dict[str, dict[str, Any]], target: float) -> str:
 def stage_behaviour(run: Run, stage: str) -> dict[str, int] | None:
     """Answers obtained, answers to obtain and tool calls, summed over the episodes of ``stage``'s row.
 
-    Reads ``eval/<stage>/results.jsonl`` and keeps the episodes the row scored (its ``per_task`` keys,
+    Reads ``eval/<stage>/results.jsonl`` (or its ``--archive`` copy, ``results.jsonl.gz``) and keeps the episodes the row scored (its ``per_task`` keys,
     ``env/task_index/repeat``). None when the stage or its episodes are missing.
     """
-    episodes = run.folder / "eval" / stage / "results.jsonl"
-    if stage not in run.rows or not episodes.is_file():
+    lines = _episode_lines(run.folder / "eval" / stage)
+    if stage not in run.rows or lines is None:
         return None
     keys = set(run.rows[stage].get("per_task", {}))
     totals = {"solved": 0, "total_answers": 0, "tool_calls": 0, "episodes": 0}
-    for line in episodes.read_text().splitlines():
+    for line in lines:
         record = json.loads(line)
         if task_key(record) not in keys:
             continue
@@ -155,6 +170,39 @@ def stage_behaviour(run: Run, stage: str) -> dict[str, int] | None:
         for name in ("solved", "total_answers", "tool_calls"):
             totals[name] += int(record[name])
     return totals if totals["episodes"] else None
+
+
+def _episode_lines(folder: Path) -> list[str] | None:
+    """The lines of ``folder``'s episode store, plain or gzipped; None when it has neither."""
+    plain, packed = folder / EPISODES, folder / f"{EPISODES}.gz"
+    if plain.is_file():
+        return plain.read_text().splitlines()
+    if packed.is_file():
+        return gzip.decompress(packed.read_bytes()).decode().splitlines()
+    return None
+
+
+def archive_run(run: Run, dest: str | Path) -> Path:
+    """Copy what this script reads of ``run`` into ``dest/<run.label>``, episode stores gzipped.
+
+    Kept: ``config.json``, ``results.json``, ``results.md``, each stage folder's ``validation.jsonl``,
+    ``metrics.jsonl`` and ``best.json``, and ``eval/<stage>/results.jsonl`` as ``results.jsonl.gz``;
+    model weights and checkpoints are left behind.
+
+    Returns:
+        The archive folder, which :func:`load_run` reads like the run folder.
+    """
+    target = Path(dest) / run.label
+    for name in ARCHIVED_FILES:
+        for source in sorted(run.folder.glob(name)):
+            copy = target / source.relative_to(run.folder)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, copy)
+    for source in sorted(run.folder.glob(f"eval/*/{EPISODES}")):
+        copy = target / source.relative_to(run.folder).with_name(f"{EPISODES}.gz")
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(gzip.compress(source.read_bytes(), mtime=0))
+    return target
 
 
 def behaviour_table(runs: list[Run], base: str = "sft") -> str:
@@ -210,8 +258,13 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", help="pipeline run folders (one per seed)")
     parser.add_argument("--target", type=float, default=10.0, help="gain to count, in points")
     parser.add_argument("--base", default="sft", help="the stage gains are measured from")
+    parser.add_argument(
+        "--archive", metavar="DEST", help="also copy each run's numbers (no weights) into DEST/<run>"
+    )
     args = parser.parse_args()
     runs = [load_run(folder) for folder in args.runs]
+    for run in runs if args.archive else []:
+        print(f"archived {run.folder} -> {archive_run(run, args.archive)}")
     print(seeds_table(runs, args.base))
     print()
     print(across_text(across_runs(runs, args.target, args.base), args.target))

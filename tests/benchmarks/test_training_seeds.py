@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks.training_seeds import (
     across_runs,
+    archive_run,
     behaviour_table,
     load_run,
     run_cost,
@@ -129,3 +130,27 @@ def test_validation_table_shows_the_curve_and_the_step_the_test_row_scored(tmp_p
     table = validation_table([load_run(picked), load_run(plain)])
     assert "| picked | grpo | 0: 12.5, 2: 25.0, 4: 20.0 | step 2 |" in table
     assert "plain" not in table  # trained without val_every: no curve
+
+
+def test_an_archive_keeps_the_numbers_without_the_weights_and_reads_like_the_run(tmp_path: Path) -> None:
+    folder = _write_run(tmp_path / "runs" / "seed3", 3, [0.0, 0.5], [0.4, 0.5])
+    _write_episodes(folder, "sft", [(0, 0, 1, 2), (1, 1, 2, 3)])
+    _write_episodes(folder, "grpo", [(0, 1, 1, 4), (1, 1, 2, 6)])
+    (folder / "grpo" / "best").mkdir(parents=True)
+    (folder / "grpo" / "best" / "model.safetensors").write_bytes(b"weights")
+    (folder / "grpo" / "validation.jsonl").write_text(json.dumps({"step": 0, "solve_f1": 0.25}) + "\n")
+    run = load_run(folder)
+    kept = archive_run(run, tmp_path / "kept")
+    assert kept == tmp_path / "kept" / "seed3"
+    assert sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file()) == [
+        "config.json",
+        "eval/grpo/results.jsonl.gz",
+        "eval/sft/results.jsonl.gz",
+        "grpo/validation.jsonl",
+        "results.json",
+    ]
+    copy = load_run(kept)
+    assert (copy.label, copy.seed, copy.rows) == (run.label, run.seed, run.rows)
+    for table in (seeds_table, behaviour_table, validation_table):
+        assert table([copy]) == table([run])
+    assert "| seed3 | grpo | 2 of 3 | 10 | 0.20 |" in behaviour_table([copy])
