@@ -566,6 +566,16 @@ command again with ``--set rl_algorithms=[grpo,reinforce_pp]`` (finished stages 
 60 to 100 min more."""
 
 
+PRESETS["cpu_seeds12"] = {**PRESETS["cpu_seeds"], "max_steps": 12}
+"""``cpu_seeds`` with 12 GRPO steps (the cosine schedule spans 12; validations at steps 0, 4, 8 and
+12), the candidate for issue 25's +8 mean, because validation was still rising at step 8 on two of the
+three seeds. Seed 0 (2026-12-07, from the same SFT model as ``cpu_seeds``, whose SFT stage is
+deterministic): validation 15.5 / 21.6 / 26.4 / 26.0, step 8 scored, **+8.2 [+3.2, +13.3]** over SFT
+on 200 test tasks (``cpu_seeds``: +7.3); 80 min on the quiet 2-core machine, peak 17.1 GB. Its
+numbers are kept in ``docs/results/cpu_seeds12/seed0`` (``benchmarks.training_seeds --archive``);
+seeds 1 and 2 are not run yet."""
+
+
 def parse_value(text: str) -> Any:
     """Read one ``--set`` value: JSON when it parses (numbers, booleans, lists), else the raw string."""
     try:

@@ -61,6 +61,11 @@ def test_cpu_seeds_is_a_steadier_longer_cpu_long() -> None:
     assert 4 * seeds.eval_episodes == 200
 
 
+def test_cpu_seeds12_is_cpu_seeds_with_twelve_steps() -> None:
+    seeds, twelve = build_config("cpu_seeds").to_dict(), build_config("cpu_seeds12").to_dict()
+    assert {k: (seeds[k], twelve[k]) for k in seeds if seeds[k] != twelve[k]} == {"max_steps": (8, 12)}
+
+
 def test_file_then_overrides_win_over_the_preset(tmp_path: Path) -> None:
     path = tmp_path / "train.yaml"
     path.write_text("lr: 3.0e-6\nrollouts_per_prompt: 8\n")
