@@ -17,7 +17,8 @@ def max_rss_kb() -> int:
 
 
 def grown_gb(before_kb: int) -> float:
-    """How far this process's peak resident set has grown past ``before_kb`` (from :func:`max_rss_kb`), in GB."""
+    """How far this process's peak resident set has grown past ``before_kb`` (a :func:`max_rss_kb`
+    reading), in GB."""
     return (max_rss_kb() - before_kb) * 1024 / 1e9
 
 

@@ -154,8 +154,9 @@ def across_text(summary: dict[str, dict[str, Any]], target: float) -> str:
 def stage_behaviour(run: Run, stage: str) -> dict[str, int] | None:
     """Answers obtained, answers to obtain and tool calls, summed over the episodes of ``stage``'s row.
 
-    Reads ``eval/<stage>/results.jsonl`` (or its ``--archive`` copy, ``results.jsonl.gz``) and keeps the episodes the row scored (its ``per_task`` keys,
-    ``env/task_index/repeat``). None when the stage or its episodes are missing.
+    Reads ``eval/<stage>/results.jsonl`` (or its ``--archive`` copy, ``results.jsonl.gz``) and keeps
+    the episodes the row scored (its ``per_task`` keys, ``env/task_index/repeat``). None when the
+    stage or its episodes are missing.
     """
     lines = _episode_lines(run.folder / "eval" / stage)
     if stage not in run.rows or lines is None:
@@ -190,9 +191,12 @@ def archive_run(run: Run, dest: str | Path) -> Path:
     model weights and checkpoints are left behind.
 
     Returns:
-        The archive folder, which :func:`load_run` reads like the run folder.
+        The archive folder, which :func:`load_run` reads like the run folder; ``run`` itself, left as
+        it is, when it already is that folder (an archived seed listed beside new ones).
     """
     target = Path(dest) / run.label
+    if target.resolve() == run.folder.resolve():
+        return target
     for name in ARCHIVED_FILES:
         for source in sorted(run.folder.glob(name)):
             copy = target / source.relative_to(run.folder)

@@ -154,3 +154,5 @@ def test_an_archive_keeps_the_numbers_without_the_weights_and_reads_like_the_run
     for table in (seeds_table, behaviour_table, validation_table):
         assert table([copy]) == table([run])
     assert "| seed3 | grpo | 2 of 3 | 10 | 0.20 |" in behaviour_table([copy])
+    assert archive_run(copy, tmp_path / "kept") == kept  # an archived seed listed again stays as it is
+    assert load_run(kept).rows == run.rows and stage_behaviour(load_run(kept), "grpo") is not None
