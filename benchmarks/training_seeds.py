@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from ftrl_gym.agents.training.pipeline import paired_gain, task_key
+from ftrl_gym.evaluation.results import STORE_NAME
 from ftrl_gym.evaluation.stats import mean_ci
 
 
-EPISODES = "results.jsonl"
-"""A stage evaluation's per-episode records, under ``eval/<stage>/``."""
 ARCHIVED_FILES = (
     "config.json", "results.json", "results.md", "*/validation.jsonl", "*/metrics.jsonl", "*/best.json",
 )
@@ -175,7 +174,7 @@ def stage_behaviour(run: Run, stage: str) -> dict[str, int] | None:
 
 def _episode_lines(folder: Path) -> list[str] | None:
     """The lines of ``folder``'s episode store, plain or gzipped; None when it has neither."""
-    plain, packed = folder / EPISODES, folder / f"{EPISODES}.gz"
+    plain, packed = folder / STORE_NAME, folder / f"{STORE_NAME}.gz"
     if plain.is_file():
         return plain.read_text().splitlines()
     if packed.is_file():
@@ -202,8 +201,8 @@ def archive_run(run: Run, dest: str | Path) -> Path:
             copy = target / source.relative_to(run.folder)
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, copy)
-    for source in sorted(run.folder.glob(f"eval/*/{EPISODES}")):
-        copy = target / source.relative_to(run.folder).with_name(f"{EPISODES}.gz")
+    for source in sorted(run.folder.glob(f"eval/*/{STORE_NAME}")):
+        copy = target / source.relative_to(run.folder).with_name(f"{STORE_NAME}.gz")
         copy.parent.mkdir(parents=True, exist_ok=True)
         copy.write_bytes(gzip.compress(source.read_bytes(), mtime=0))
     return target

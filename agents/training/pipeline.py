@@ -49,9 +49,9 @@ def evaluate_model(
     from tqdm import tqdm
 
     from ftrl_gym.evaluation.harness import EvalConfig, run_evaluation
-    from ftrl_gym.evaluation.results import ResultStore
+    from ftrl_gym.evaluation.results import STORE_NAME, ResultStore
 
-    store = ResultStore(out_dir / "results.jsonl")
+    store = ResultStore(out_dir / STORE_NAME)
     stored_before = len(store)
     agent = make_eval_agent(model, config)
     eval_config = EvalConfig(

@@ -12,6 +12,7 @@ from ftrl_gym.agents.factory import AgentSettings, make_agent
 from ftrl_gym.cli import missing_extra_message, user_error
 from ftrl_gym.envs.registration import SCENARIO_IDS
 from ftrl_gym.errors import FTRLError
+from ftrl_gym.evaluation.results import STORE_NAME
 from ftrl_gym.run_settings import claim_run_folder
 
 SCENARIO_ENV_IDS = list(SCENARIO_IDS)
@@ -83,7 +84,7 @@ OUTCOME_SETTINGS = ("seed", "max_turns", "model", "max_tokens", "temperature", "
 """Options that change an episode's outcome but not its key in ``results.jsonl``: a rerun into the
 same ``--out`` must keep them (``--agent``, ``--env``, ``--episodes``, ``--repeats`` only pick episodes)."""
 
-RESULT_FILES = ("results.jsonl", "report.md", "report.json", "solve_f1.png")
+RESULT_FILES = (STORE_NAME, "report.md", "report.json", "solve_f1.png")
 """What ``--overwrite`` deletes from an ``--out`` made with other settings."""
 
 
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         claim_run_folder(args.out, outcome_settings(args), overwrite=args.overwrite, clear=RESULT_FILES)
-        store = ResultStore(Path(args.out) / "results.jsonl")
+        store = ResultStore(Path(args.out) / STORE_NAME)
         records = []
         for spec in args.agent:
             records.extend(_evaluate(spec, args, config, store))

@@ -9,6 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+STORE_NAME = "results.jsonl"
+"""The store's file name in an evaluation's folder (``ftrl-gym eval --out``, a pipeline stage's
+``eval/<stage>``)."""
 KEY_FIELDS = ("agent", "env", "split", "tasks", "task_index", "repeat")
 """The fields that identify an episode: a rerun skips every key already in the file."""
 
