@@ -1,9 +1,11 @@
 """``limits.die_with_parent``: a process set up by it never outlives its parent (an episode process
 its zygote, a training stage its pipeline); ``limits.make_undumpable``: the zygote and its episode
-processes clear their dumpable flag."""
+processes clear their dumpable flag; ``limits._set_limit``: a limit the OS refuses to set is left as
+it was, with nothing else changed."""
 
 from __future__ import annotations
 
+import resource
 import shlex
 import signal
 import subprocess
@@ -53,3 +55,23 @@ UNDUMPABLE = (
 def test_make_undumpable_clears_the_dumpable_flag() -> None:
     done = subprocess.run([sys.executable, "-c", UNDUMPABLE], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["1", "0"]
+
+
+REFUSED = (
+    "import ctypes, resource\n"
+    "from ftrl_gym.sandbox import limits\n"
+    "libc = ctypes.CDLL(None)\n"
+    "before = resource.getrlimit(resource.RLIMIT_AS)\n"
+    "assert before[1] == resource.RLIM_INFINITY, before\n"
+    # A soft limit above the hard one: setrlimit raises ValueError, which _set_limit swallows.
+    "limits._set_limit(resource.RLIMIT_AS, 2 ** 40, 2 ** 30)\n"
+    "print(resource.getrlimit(resource.RLIMIT_AS) == before, libc.prctl(3, 0, 0, 0, 0))\n"
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_GET_DUMPABLE is Linux's")
+def test_a_refused_limit_is_left_as_it_was_and_nothing_else_changes() -> None:
+    if resource.getrlimit(resource.RLIMIT_AS)[1] != resource.RLIM_INFINITY:
+        pytest.skip("RLIMIT_AS has a finite hard limit here, so _set_limit clamps instead of failing")
+    done = subprocess.run([sys.executable, "-c", REFUSED], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "1"]
