@@ -187,7 +187,9 @@ def archive_run(run: Run, dest: str | Path) -> Path:
 
     Kept: ``config.json``, ``results.json``, ``results.md``, each stage folder's ``validation.jsonl``,
     ``metrics.jsonl`` and ``best.json``, and ``eval/<stage>/results.jsonl`` as ``results.jsonl.gz``;
-    model weights and checkpoints are left behind.
+    model weights and checkpoints are left behind, and so is every file of a stage that has no row
+    in ``results.json`` yet (one still training or evaluating: its curve and episodes are partial).
+    Archiving the run again once that stage has finished adds it.
 
     Returns:
         The archive folder, which :func:`load_run` reads like the run folder; ``run`` itself, left as
@@ -198,14 +200,26 @@ def archive_run(run: Run, dest: str | Path) -> Path:
         return target
     for name in ARCHIVED_FILES:
         for source in sorted(run.folder.glob(name)):
+            if not _finished(run, source):
+                continue
             copy = target / source.relative_to(run.folder)
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, copy)
     for source in sorted(run.folder.glob(f"eval/*/{STORE_NAME}")):
+        if not _finished(run, source):
+            continue
         copy = target / source.relative_to(run.folder).with_name(f"{STORE_NAME}.gz")
         copy.parent.mkdir(parents=True, exist_ok=True)
         copy.write_bytes(gzip.compress(source.read_bytes(), mtime=0))
     return target
+
+
+def _finished(run: Run, source: Path) -> bool:
+    """Whether ``source`` is a top-level file of ``run`` or belongs to a stage with a results row."""
+    parts = source.relative_to(run.folder).parts
+    if len(parts) == 1:
+        return True
+    return (parts[1] if parts[0] == "eval" else parts[0]) in run.rows
 
 
 def behaviour_table(runs: list[Run], base: str = "sft") -> str:

@@ -139,6 +139,10 @@ def test_an_archive_keeps_the_numbers_without_the_weights_and_reads_like_the_run
     (folder / "grpo" / "best").mkdir(parents=True)
     (folder / "grpo" / "best" / "model.safetensors").write_bytes(b"weights")
     (folder / "grpo" / "validation.jsonl").write_text(json.dumps({"step": 0, "solve_f1": 0.25}) + "\n")
+    # a stage still training: no results row, a partial curve and episodes, left out of the archive
+    _write_episodes(folder, "reinforce_pp", [(0, 1, 1, 4)])
+    (folder / "reinforce_pp" / "validation.jsonl").parent.mkdir()
+    (folder / "reinforce_pp" / "validation.jsonl").write_text(json.dumps({"step": 0, "solve_f1": 0.2}) + "\n")
     run = load_run(folder)
     kept = archive_run(run, tmp_path / "kept")
     assert kept == tmp_path / "kept" / "seed3"
@@ -156,3 +160,12 @@ def test_an_archive_keeps_the_numbers_without_the_weights_and_reads_like_the_run
     assert "| seed3 | grpo | 2 of 3 | 10 | 0.20 |" in behaviour_table([copy])
     assert archive_run(copy, tmp_path / "kept") == kept  # an archived seed listed again stays as it is
     assert load_run(kept).rows == run.rows and stage_behaviour(load_run(kept), "grpo") is not None
+    # the stage finishes: archiving the run again adds its files
+    results = json.loads((folder / "results.json").read_text())
+    results["reinforce_pp"] = results["grpo"]
+    (folder / "results.json").write_text(json.dumps(results))
+    archive_run(load_run(folder), tmp_path / "kept")
+    assert {"eval/reinforce_pp/results.jsonl.gz", "reinforce_pp/validation.jsonl"} <= {
+        str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file()
+    }
+    assert "| seed3 | reinforce_pp | 1 of 1 | 4 | 0.25 |" in behaviour_table([load_run(kept)])
