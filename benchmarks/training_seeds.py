@@ -199,27 +199,26 @@ def archive_run(run: Run, dest: str | Path) -> Path:
     if target.resolve() == run.folder.resolve():
         return target
     for name in ARCHIVED_FILES:
-        for source in sorted(run.folder.glob(name)):
-            if not _finished(run, source):
-                continue
+        for source in _finished_files(run, name):
             copy = target / source.relative_to(run.folder)
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, copy)
-    for source in sorted(run.folder.glob(f"eval/*/{STORE_NAME}")):
-        if not _finished(run, source):
-            continue
+    for source in _finished_files(run, f"eval/*/{STORE_NAME}"):
         copy = target / source.relative_to(run.folder).with_name(f"{STORE_NAME}.gz")
         copy.parent.mkdir(parents=True, exist_ok=True)
         copy.write_bytes(gzip.compress(source.read_bytes(), mtime=0))
     return target
 
 
-def _finished(run: Run, source: Path) -> bool:
-    """Whether ``source`` is a top-level file of ``run`` or belongs to a stage with a results row."""
-    parts = source.relative_to(run.folder).parts
-    if len(parts) == 1:
-        return True
-    return (parts[1] if parts[0] == "eval" else parts[0]) in run.rows
+def _finished_files(run: Run, pattern: str) -> list[Path]:
+    """The files of ``run`` matching ``pattern``, sorted: top-level ones, and those of a stage
+    (``<stage>/...`` or ``eval/<stage>/...``) that has a results row."""
+
+    def finished(source: Path) -> bool:
+        parts = source.relative_to(run.folder).parts
+        return len(parts) == 1 or (parts[1] if parts[0] == "eval" else parts[0]) in run.rows
+
+    return [source for source in sorted(run.folder.glob(pattern)) if finished(source)]
 
 
 def behaviour_table(runs: list[Run], base: str = "sft") -> str:

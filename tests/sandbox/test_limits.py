@@ -53,8 +53,7 @@ UNDUMPABLE = (
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_DUMPABLE is Linux's")
 def test_make_undumpable_clears_the_dumpable_flag() -> None:
-    done = subprocess.run([sys.executable, "-c", UNDUMPABLE], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["1", "0"]
+    assert _printed_by(UNDUMPABLE) == ["1", "0"]
 
 
 REFUSED = (
@@ -73,5 +72,10 @@ REFUSED = (
 def test_a_refused_limit_is_left_as_it_was_and_nothing_else_changes() -> None:
     if resource.getrlimit(resource.RLIMIT_AS)[1] != resource.RLIM_INFINITY:
         pytest.skip("RLIMIT_AS has a finite hard limit here, so _set_limit clamps instead of failing")
-    done = subprocess.run([sys.executable, "-c", REFUSED], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["True", "1"]
+    assert _printed_by(REFUSED) == ["True", "1"]
+
+
+def _printed_by(script: str) -> list[str]:
+    """The words ``script`` prints, run in a fresh interpreter (its limits and flags stay its own)."""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return done.stdout.split()
