@@ -7,13 +7,12 @@ import json
 import logging
 import os
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ftrl_gym.agents.training.config import SCENARIO_ENV_IDS, TrainConfig
-from ftrl_gym.agents.training.memory_watch import PeakMemory
+from ftrl_gym.agents.training.stage_cost import CostLedger, StageMeter
 
 from ftrl_gym.errors import FTRLError
 from ftrl_gym.sandbox import limits
@@ -208,7 +207,9 @@ def run_pipeline(
         progress: Show progress bars.
 
     Returns:
-        Stage name → evaluation summary (with ``wall_s``: the stage's training plus evaluation time).
+        Stage name → evaluation summary, with ``wall_s`` (the stage's training plus evaluation time)
+        and ``peak_memory_gb``, summed and maxed over every invocation that worked on the stage
+        (killed ones included: ``stage_cost.StageMeter``).
     """
     import torch
     from ftrl_gym.agents.training.sft import run_sft
@@ -218,49 +219,49 @@ def run_pipeline(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    earlier = _read_results(out)
+    ledger = CostLedger(out, _read_results(out))
     rows: dict[str, dict[str, Any]] = {}
 
     def record(
         stage: str,
         model: str,
-        started: float,
         trained: bool,
-        watch: PeakMemory,
+        meter: StageMeter,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        with watch:
+        with meter.watch:
             row = in_fresh_process(evaluate_model, model, config, out / "eval" / stage, progress)
-        worked = row.pop("new_episodes") > 0 or trained
-        wall = stage_wall_s(earlier.get(stage), started, worked)
-        peak = stage_peak_gb(earlier.get(stage), watch.peak_gb, worked)
-        rows[stage] = {**row, **(extra or {}), "wall_s": wall, "peak_memory_gb": peak}
+        cost = meter.finish(worked=row.pop("new_episodes") > 0 or trained)
+        rows[stage] = {
+            **row, **(extra or {}), "wall_s": cost.wall_s, "peak_memory_gb": cost.peak_memory_gb
+        }
         _write_results(out, rows)
         logger.info(
             "stage %s: Solve-F1 %.3f over %d test episodes (%s)", stage, row["solve_f1"],
             row["episodes"], model,
         )
 
-    record("start", config.model, time.perf_counter(), False, PeakMemory())
-    started, watch = time.perf_counter(), PeakMemory()
+    with StageMeter(ledger, "start") as meter:
+        record("start", config.model, False, meter)
     sft_model = out / "sft" / "model"
-    trained = not (sft_model / "config.json").is_file()
-    if trained:
-        with watch:
-            in_fresh_process(run_sft, config, out / "sft", None, progress)
-    record("sft", str(sft_model), started, trained, watch)
-    for algorithm in config.rl_algorithms:
-        started, watch = time.perf_counter(), PeakMemory()
-        rl_config = dataclasses.replace(config, algorithm=algorithm, model=str(sft_model))
-        trained = not (out / algorithm / "final" / "config.json").is_file()
+    with StageMeter(ledger, "sft") as meter:
+        trained = not (sft_model / "config.json").is_file()
         if trained:
-            with watch:
-                in_fresh_process(_train_rl, rl_config, out / algorithm, progress)
-        # A finished stage is never reopened: its resumable checkpoints (weights plus optimiser
-        # state, 1.6 GB each for SmolLM2-135M) go, and final/ stays.
-        shutil.rmtree(out / algorithm / "checkpoints", ignore_errors=True)
-        model, notes = rl_model(out / algorithm, config.rl_eval_model)
-        record(algorithm, model, started, trained, watch, notes)
+            with meter.watch:
+                in_fresh_process(run_sft, config, out / "sft", None, progress)
+        record("sft", str(sft_model), trained, meter)
+    for algorithm in config.rl_algorithms:
+        rl_config = dataclasses.replace(config, algorithm=algorithm, model=str(sft_model))
+        with StageMeter(ledger, algorithm) as meter:
+            trained = not (out / algorithm / "final" / "config.json").is_file()
+            if trained:
+                with meter.watch:
+                    in_fresh_process(_train_rl, rl_config, out / algorithm, progress)
+            # A finished stage is never reopened: its resumable checkpoints (weights plus optimiser
+            # state, 1.6 GB each for SmolLM2-135M) go, and final/ stays.
+            shutil.rmtree(out / algorithm / "checkpoints", ignore_errors=True)
+            model, notes = rl_model(out / algorithm, config.rl_eval_model)
+            record(algorithm, model, trained, meter, notes)
     return rows
 
 
@@ -344,49 +345,6 @@ def _train_rl(config: TrainConfig, out_dir: Path, progress: bool) -> None:
         trainer.train()
     finally:
         trainer.close()
-
-
-def stage_wall_s(earlier: dict[str, Any] | None, started: float, worked: bool) -> float:
-    """A stage's wall time across invocations of the pipeline.
-
-    A rerun that finds a stage finished (no training, no new evaluation episode) keeps the stored
-    time; one that did work adds its time to it. A stage killed before its row was written counts
-    only the invocation that finished it.
-
-    Args:
-        earlier: The stage's row in the previous ``results.json``, or None.
-        started: ``time.perf_counter()`` when this invocation began the stage.
-        worked: Whether this invocation trained or evaluated anything for the stage.
-
-    Returns:
-        Seconds.
-    """
-    spent = time.perf_counter() - started
-    if earlier is None or "wall_s" not in earlier:
-        return spent
-    return float(earlier["wall_s"]) + (spent if worked else 0.0)
-
-
-def stage_peak_gb(
-    earlier: dict[str, Any] | None, measured: float | None, worked: bool
-) -> float | None:
-    """A stage's peak memory across invocations of the pipeline (like ``stage_wall_s``).
-
-    Args:
-        earlier: The stage's row in the previous ``results.json``, or None.
-        measured: This invocation's peak (``PeakMemory.peak_gb``) over the stage's processes.
-        worked: Whether this invocation trained or evaluated anything for the stage.
-
-    Returns:
-        The larger of the stored and the measured peak when this invocation worked, else the
-        stored one (the measured one when none is stored); None when neither is known.
-    """
-    before = earlier.get("peak_memory_gb") if earlier else None
-    if before is None:
-        return measured
-    if not worked or measured is None:
-        return float(before)
-    return max(float(before), measured)
 
 
 def _read_results(out: Path) -> dict[str, dict[str, Any]]:

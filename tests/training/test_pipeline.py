@@ -17,8 +17,6 @@ from ftrl_gym.agents.training.pipeline import (
     paired_gain,
     results_table,
     run_pipeline,
-    stage_peak_gb,
-    stage_wall_s,
     summarize,
 )
 from ftrl_gym.agents.training.policy import Policy
@@ -62,6 +60,10 @@ def test_pipeline_writes_a_row_per_stage(tokenizer, tmp_path: Path) -> None:
     assert saved["grpo"]["solve_f1"] == rows["grpo"]["solve_f1"]
     # each stage's process tree loaded torch and a model: hundreds of MB at least, under 24 GB
     assert all(0.1 < row["peak_memory_gb"] < 24 for row in rows.values())
+    costs = json.loads((tmp_path / "run" / "stage_costs.json").read_text())
+    assert {stage: cost["wall_s"] for stage, cost in costs.items()} == {
+        stage: row["wall_s"] for stage, row in rows.items()
+    }
     table = (tmp_path / "run" / "results.md").read_text().splitlines()
     assert table[0].startswith("| stage | SingleHop |") and table[5] == ""
     assert table[6].startswith("- sft - start: ") and table[7].startswith("- grpo - sft: ")
@@ -182,22 +184,6 @@ def test_summary_and_table_show_how_the_agent_behaved() -> None:
     )
     assert table[2].endswith("| 50.0 | 3.0 | 3.7 | 3 | 3 | 61 | 5.41 |")
     assert table[3].endswith("| 3 | 3 | 1 | - |")  # a row from before peaks were recorded
-
-
-def test_a_rerun_keeps_a_finished_stage_peak_and_raises_it_with_new_work() -> None:
-    assert stage_peak_gb({"peak_memory_gb": 5.8}, 0.4, worked=False) == 5.8
-    assert stage_peak_gb({"peak_memory_gb": 5.8}, 6.1, worked=True) == 6.1
-    assert stage_peak_gb({"peak_memory_gb": 5.8}, 2.0, worked=True) == 5.8
-    assert stage_peak_gb({"solve_f1": 0.1}, 2.0, worked=False) == 2.0
-    assert stage_peak_gb(None, None, worked=True) is None
-
-
-def test_a_rerun_keeps_a_finished_stage_wall_time_and_adds_new_work() -> None:
-    started = time.perf_counter() - 5.0  # this invocation has spent about 5 s on the stage
-    assert stage_wall_s({"wall_s": 1630.0}, started, worked=False) == 1630.0
-    assert stage_wall_s({"wall_s": 1630.0}, started, worked=True) == pytest.approx(1635.0, abs=1.0)
-    assert stage_wall_s(None, started, worked=False) == pytest.approx(5.0, abs=1.0)
-    assert stage_wall_s({"solve_f1": 0.1}, started, worked=True) == pytest.approx(5.0, abs=1.0)
 
 
 def test_a_stage_process_dies_with_a_killed_pipeline() -> None:
