@@ -571,9 +571,11 @@ PRESETS["cpu_seeds12"] = {**PRESETS["cpu_seeds"], "max_steps": 12}
 12), the candidate for issue 25's +8 mean, because validation was still rising at step 8 on two of the
 three seeds. Seed 0 (2026-12-07, from the same SFT model as ``cpu_seeds``, whose SFT stage is
 deterministic): validation 15.5 / 21.6 / 26.4 / 26.0, step 8 scored, **+8.2 [+3.2, +13.3]** over SFT
-on 200 test tasks (``cpu_seeds``: +7.3); 80 min on the quiet 2-core machine, peak 17.1 GB. Its
-numbers are kept in ``docs/results/cpu_seeds12/seed0`` (``benchmarks.training_seeds --archive``);
-seeds 1 and 2 are not run yet."""
+on 200 test tasks (``cpu_seeds``: +7.3); 80 min on the quiet 2-core machine, peak 17.1 GB. Seed 1
+(2026-12-07/08, stopped at step 8 and resumed): validation 29.1 / 29.6 / 28.9 / 28.9, step 4 scored,
+**+7.0 [+2.7, +11.3]** (``cpu_seeds``: +6.1). Their numbers are kept in
+``docs/results/cpu_seeds12/seed0`` and ``seed1`` (``benchmarks.training_seeds --archive``); seed 2
+is not finished yet."""
 
 
 def parse_value(text: str) -> Any:
