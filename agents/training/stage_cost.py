@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import threading
 import time
 from pathlib import Path
 from typing import Any, Self
 
 from ftrl_gym.agents.training.memory_watch import PeakMemory
+
+from ftrl_gym.atomic import write_text_atomically
 
 COSTS_NAME = "stage_costs.json"
 """The ledger's file name in a run folder."""
@@ -94,9 +95,7 @@ class CostLedger:
         with self._lock:
             costs = self._read()
             costs[stage] = dataclasses.asdict(cost)
-            partial = self.path.with_name(self.path.name + ".partial")
-            partial.write_text(json.dumps(costs, indent=2))
-            os.replace(partial, self.path)
+            write_text_atomically(self.path, json.dumps(costs, indent=2))
 
 
 class StageMeter:
