@@ -54,9 +54,14 @@ def pss_bytes(pid: int) -> int:
     return 0
 
 
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
+    return [pid, *descendants(pid)]
+
+
 def tree_pss_bytes(pid: int) -> int:
     """The summed PSS of ``pid`` and all its descendants."""
-    return sum(pss_bytes(p) for p in [pid, *descendants(pid)])
+    return sum(pss_bytes(p) for p in tree_pids(pid))
 
 
 def rss_bytes(pid: int) -> int:
@@ -69,7 +74,7 @@ def rss_bytes(pid: int) -> int:
 
 def tree_rss_bytes(pid: int) -> int:
     """The summed RSS of ``pid`` and all its descendants (shared pages counted once per sharer)."""
-    return sum(rss_bytes(p) for p in [pid, *descendants(pid)])
+    return sum(rss_bytes(p) for p in tree_pids(pid))
 
 
 def pss_read_gap_s(read_s: float, max_overhead: float) -> float:
@@ -126,9 +131,15 @@ class PeakMemory:
 
     def sample(self) -> int:
         """Read the tree's PSS now; returns it (and keeps the peak)."""
+        pids = tree_pids(self.pid)
+        return self._read_pss(pids, sum(rss_bytes(p) for p in pids))
+
+    def _read_pss(self, pids: list[int], rss: int) -> int:
+        """Read the PSS of ``pids`` (the tree, whose summed RSS is ``rss``); keep the peak, restart
+        the RSS low mark there and set the next read's earliest time."""
         started = time.perf_counter()
-        self._rss_low = tree_rss_bytes(self.pid)
-        now = tree_pss_bytes(self.pid)
+        self._rss_low = rss
+        now = sum(pss_bytes(p) for p in pids)
         self.pss_reads += 1
         self.peak_bytes = max(self.peak_bytes, now)
         took = time.perf_counter() - started
@@ -139,12 +150,13 @@ class PeakMemory:
         """One tick: read the tree's RSS; read PSS when it has risen by ``rss_margin`` from its low
         since the last PSS read and the read gap has passed (a rise seen during the gap waits for
         it). Returns whether PSS was read."""
-        rss = tree_rss_bytes(self.pid)
+        pids = tree_pids(self.pid)
+        rss = sum(rss_bytes(p) for p in pids)
         self.rss_checks += 1
         self._rss_low = min(self._rss_low, rss)
         if rss <= self._rss_low + self.rss_margin or time.perf_counter() < self._next_read:
             return False
-        self.sample()
+        self._read_pss(pids, rss)
         return True
 
     def _run(self) -> None:

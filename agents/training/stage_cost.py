@@ -77,7 +77,6 @@ class CostLedger:
     def __init__(self, run_dir: Path, results: dict[str, dict[str, Any]]) -> None:
         self.path = Path(run_dir) / COSTS_NAME
         self.results = results
-        self._lock = threading.Lock()
 
     def _read(self) -> dict[str, dict[str, Any]]:
         return json.loads(self.path.read_text()) if self.path.is_file() else {}
@@ -91,11 +90,11 @@ class CostLedger:
         return StageCost(float(entry["wall_s"]), float(peak) if peak is not None else None)
 
     def save(self, stage: str, cost: StageCost) -> None:
-        """Record the stage's cost; the file is replaced whole, so a kill leaves no half of it."""
-        with self._lock:
-            costs = self._read()
-            costs[stage] = dataclasses.asdict(cost)
-            write_text_atomically(self.path, json.dumps(costs, indent=2))
+        """Record the stage's cost; the file is replaced whole, so a kill leaves no half of it.
+        One writer at a time: a ``StageMeter`` joins its saving thread before its final save."""
+        costs = self._read()
+        costs[stage] = dataclasses.asdict(cost)
+        write_text_atomically(self.path, json.dumps(costs, indent=2))
 
 
 class StageMeter:
