@@ -14,6 +14,7 @@ from typing import Any
 from ftrl_gym.agents.training.config import SCENARIO_ENV_IDS, TrainConfig
 from ftrl_gym.agents.training.stage_cost import CostLedger, StageMeter
 
+from ftrl_gym.atomic import write_text_atomically
 from ftrl_gym.errors import FTRLError
 from ftrl_gym.sandbox import limits
 
@@ -353,6 +354,7 @@ def _read_results(out: Path) -> dict[str, dict[str, Any]]:
 
 
 def _write_results(out: Path, rows: dict[str, dict[str, Any]]) -> None:
-    (out / "results.json").write_text(json.dumps(rows, indent=2))
+    write_text_atomically(out / "results.json", json.dumps(rows, indent=2))
     gains = gains_text(rows)
-    (out / "results.md").write_text(results_table(rows) + "\n" + (f"\n{gains}\n" if gains else ""))
+    table = results_table(rows) + "\n" + (f"\n{gains}\n" if gains else "")
+    write_text_atomically(out / "results.md", table)
